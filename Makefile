@@ -1,0 +1,39 @@
+# The README's commands. `make run` runs the example pipeline, `make test` the test suite; both first
+# install what they need: Pipenv (into .tools/ when it is not on PATH), then the locked environment.
+SHELL := /bin/bash
+PYTHON ?= python3
+PIPENV_VERSION := 2026.10.3
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+export PIPENV_VERBOSITY := -1
+export PIPENV_NOSPIN := 1
+
+SYSTEM_PIPENV := $(shell command -v pipenv 2>/dev/null)
+PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
+# Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
+IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
+
+.PHONY: setup run test
+.DEFAULT_GOAL := run
+
+setup: .venv/.synced
+
+.tools/bin/pipenv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet pipenv==$(PIPENV_VERSION)
+
+.venv/.synced: Pipfile.lock | $(PIPENV)
+	$(PIPENV) sync --dev
+	touch $@
+
+run: setup  ## the example pipeline, end to end (only what changed)
+	$(IN_ENV) dvc repro
+	@echo
+	$(IN_ENV) dvc metrics show
+	@echo
+	@echo "Results: metrics/*.json (dvc metrics show), plots: dvc plots show (opens dvc_plots/index.html),"
+	@echo "runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)"
+
+test: setup  ## the whole test suite
+	$(IN_ENV) python -m pytest

@@ -1,0 +1,148 @@
+"""Load, validate, split and scale the example data (or a user's own table).
+
+The default source is the Breast Cancer Wisconsin data set shipped with scikit-learn (569 rows,
+30 features, binary), so the pipeline runs offline. `source` may instead name a CSV or Parquet file
+with numeric feature columns and a binary `target` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, model_validator
+
+from lib.datasets import SPLITS, TARGET, DataError
+from lib.params import Section
+
+BUILTIN_SOURCE = "sklearn:breast_cancer"
+MIN_ROWS_PER_CLASS = 10
+
+
+class PrepareParams(Section):
+    """The `prepare_data` section of params.yaml."""
+
+    source: str = Field(default=BUILTIN_SOURCE, min_length=1)
+    target: str = Field(default=TARGET, min_length=1)
+    val_size: float = Field(default=0.2, gt=0, lt=1)
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    scale: bool = True
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> Self:
+        if self.val_size + self.test_size > 0.8:
+            raise ValueError("val_size + test_size must leave at least 20% for training")
+        return self
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the stage produces: the splits, the preprocessing to replay at serving time, a report."""
+
+    splits: dict[str, pd.DataFrame]
+    preprocessing: dict[str, object]
+    report: dict[str, float]
+
+
+def load_raw(source: str, target: str) -> pd.DataFrame:
+    """Read the raw table: the built-in data set, or a CSV/Parquet file at `source`."""
+    if source == BUILTIN_SOURCE:
+        from sklearn.datasets import load_breast_cancer
+
+        bunch = load_breast_cancer(as_frame=True)
+        return bunch.frame.rename(columns={"target": target})
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"prepare_data.source: file '{source}' not found")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except Exception as exc:  # pandas and pyarrow raise many types for a damaged file
+        raise DataError(f"{source}: cannot be read ({type(exc).__name__})") from None
+    raise DataError(f"prepare_data.source: '{source}' is neither '{BUILTIN_SOURCE}' nor a .csv/.parquet file")
+
+
+def validate_raw(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Check the schema, missing values and class balance; return (features, 0/1 labels, class names)."""
+    if target not in frame.columns:
+        raise DataError(f"{source}: no target column '{target}'")
+    features = frame.drop(columns=[target])
+    if TARGET in features.columns:
+        raise DataError(f"{source}: a feature column is named '{TARGET}'; rename it or use it as the target")
+    if features.shape[1] == 0:
+        raise DataError(f"{source}: no feature columns beside '{target}'")
+    for column in features.columns:
+        if not pd.api.types.is_numeric_dtype(features[column]) or pd.api.types.is_bool_dtype(features[column]):
+            raise DataError(f"{source}: feature column '{column}' is not numeric")
+    missing = features.columns[features.isna().any()].tolist()
+    if missing or frame[target].isna().any():
+        raise DataError(f"{source}: column '{(missing or [target])[0]}' holds missing values")
+    classes = sorted(frame[target].unique().tolist(), key=str)
+    if len(classes) != 2:
+        raise DataError(f"{source}: target '{target}' must have exactly 2 classes, found {len(classes)}")
+    counts = frame[target].value_counts()
+    if counts.min() < MIN_ROWS_PER_CLASS:
+        raise DataError(
+            f"{source}: class {counts.idxmin()!r} has {counts.min()} rows, "
+            f"at least {MIN_ROWS_PER_CLASS} are needed to split"
+        )
+    labels = (frame[target] == classes[1]).to_numpy(dtype=np.int64)
+    return features.astype("float64"), labels, [str(c) for c in classes]
+
+
+def split_dataset(
+    features: pd.DataFrame, labels: np.ndarray, val_size: float, test_size: float, seed: int
+) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Stratified train/val/test split; `val_size` and `test_size` are fractions of all rows."""
+    from sklearn.model_selection import train_test_split
+
+    rest_x, test_x, rest_y, test_y = train_test_split(
+        features, labels, test_size=test_size, stratify=labels, random_state=seed
+    )
+    train_x, val_x, train_y, val_y = train_test_split(
+        rest_x, rest_y, test_size=val_size / (1 - test_size), stratify=rest_y, random_state=seed
+    )
+    return {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}
+
+
+def fit_scaling(train: pd.DataFrame, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, scale) fitted on the train split only; identity when `scale` is off."""
+    if not scale:
+        return np.zeros(train.shape[1]), np.ones(train.shape[1])
+    mean = train.mean().to_numpy()
+    std = train.std(ddof=0).to_numpy()
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def data_report(splits: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str, float]:
+    """Row counts and positive-class fraction per split, and the feature count."""
+    report: dict[str, float] = {"features": int(splits["train"][0].shape[1])}
+    for name, (_, labels) in splits.items():
+        report[f"{name}/rows"] = int(len(labels))
+        report[f"{name}/positive_fraction"] = round(float(labels.mean()), 6)
+    return report
+
+
+def prepare(raw: pd.DataFrame, params: PrepareParams, seed: int) -> Prepared:
+    """Validate `raw`, split it, scale it with train statistics, and report on it."""
+    features, labels, classes = validate_raw(raw, params.target, params.source)
+    splits = split_dataset(features, labels, params.val_size, params.test_size, seed)
+    mean, scale = fit_scaling(splits["train"][0], params.scale)
+    frames = {}
+    for name in SPLITS:
+        split_x, split_y = splits[name]
+        scaled = ((split_x - mean) / scale).astype("float64").reset_index(drop=True)
+        frames[name] = scaled.assign(**{TARGET: split_y})
+    preprocessing = {
+        "features": list(features.columns),
+        "mean": [float(v) for v in mean],
+        "scale": [float(v) for v in scale],
+        "classes": classes,
+        "target": params.target,
+    }
+    return Prepared(frames, preprocessing, data_report(splits))

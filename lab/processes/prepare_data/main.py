@@ -1,0 +1,52 @@
+"""Stage `prepare_data`: raw table -> validated, split, scaled Parquet files and a data report."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lib import cli
+
+STAGE = "prepare_data"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments and params, prepare the data, write the outputs, log the run to MLflow."""
+    parser = cli.parser(__doc__)
+    parser.add_argument("--out-dir", type=Path, default=Path("data/processed"), help="train/val/test Parquet files")
+    parser.add_argument(
+        "--preprocessing", type=Path, default=Path("models/preprocessing.json"), help="scaling to replay at serving"
+    )
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/data.json"), help="data report")
+    args = parser.parse_args(argv)
+
+    from lab.processes.prepare_data import cancer_data
+    from lib import tracking
+    from lib.datasets import split_path
+    from lib.outputs import commit_outputs
+    from lib.params import ParamsFile
+
+    params = ParamsFile.read(args.params)
+    seed = params.seed()
+    config = params.section(STAGE, cancer_data.PrepareParams)
+    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    raw = cancer_data.load_raw(config.source, config.target)
+    tracking.prepare(experiment)
+
+    prepared = cancer_data.prepare(raw, config, seed)
+
+    with commit_outputs() as outputs:
+        for name, frame in prepared.splits.items():
+            final = split_path(args.out_dir, name)
+            frame.to_parquet(outputs.path(final), index=False)
+        outputs.write_json(args.preprocessing, prepared.preprocessing)
+        outputs.write_json(args.metrics, prepared.report)
+
+    import mlflow
+
+    with tracking.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
+        mlflow.log_metrics(prepared.report)
+        mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
+    print(f"{STAGE}: " + ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

@@ -1,0 +1,180 @@
+"""Standard scikit-learn classifiers: cross-validate each on train, score on val, keep the best.
+
+The best classifier is chosen by its validation score on `selection_metric` (ties go to the higher
+cross-validation mean, then to the earlier name in params) and is evaluated once on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from sklearn.base import ClassifierMixin, clone
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+from lib.errors import ReprolabError
+from lib.evaluation import binary_metrics
+from lib.params import Section
+
+ClassifierName = Literal[
+    "logistic_regression", "naive_bayes", "knn", "random_forest", "linear_svm", "gradient_boosting"
+]
+SelectionMetric = Literal["accuracy", "balanced_accuracy", "f1", "roc_auc"]
+HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+
+class ClassifiersParams(Section):
+    """The `train_standard_classifiers` section of params.yaml."""
+
+    models: list[ClassifierName] = Field(min_length=1)
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    selection_metric: SelectionMetric = "roc_auc"
+    hyperparams: dict[ClassifierName, dict[str, HyperValue]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _models_unique(self) -> Self:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("models: each classifier may be listed once")
+        return self
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One classifier's scores: cross-validation on train and the refit model on val."""
+
+    name: str
+    model: ClassifierMixin
+    cv_mean: float
+    cv_std: float
+    val_metrics: dict[str, float]
+    val_probability: np.ndarray
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Every candidate, the chosen one, and its single evaluation on test."""
+
+    candidates: list[Candidate]
+    best: Candidate
+    test_metrics: dict[str, float]
+    test_probability: np.ndarray
+
+
+def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any]) -> ClassifierMixin:
+    """A fresh, seeded estimator for `name` with params overrides applied."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import LinearSVC
+
+    defaults: dict[str, ClassifierMixin] = {
+        "logistic_regression": LogisticRegression(max_iter=1000, random_state=seed),
+        "naive_bayes": GaussianNB(),
+        "knn": KNeighborsClassifier(),
+        "random_forest": RandomForestClassifier(n_estimators=100, random_state=seed),
+        "linear_svm": LinearSVC(random_state=seed),
+        "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
+    }
+    model = defaults[name]
+    unknown = sorted(set(overrides) - set(model.get_params()))
+    if unknown:
+        raise ReprolabError(
+            f"train_standard_classifiers.hyperparams.{name}.{unknown[0]}: "
+            f"not a parameter of {type(model).__name__}"
+        )
+    model.set_params(**overrides)
+    if name == "linear_svm":  # an SVM gives margins; calibration turns them into probabilities
+        return CalibratedClassifierCV(model, ensemble=False)
+    return model
+
+
+def score_candidate(
+    name: ClassifierName,
+    model: ClassifierMixin,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    folds: int,
+    metric: SelectionMetric,
+    seed: int,
+) -> Candidate:
+    """Cross-validate `model` on train, refit it on all of train, and score it on val."""
+    train_x, train_y = train
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        cv_scores = cross_val_score(clone(model), train_x, train_y, cv=splitter, scoring=metric, error_score="raise")
+        fitted = clone(model).fit(train_x, train_y)
+    except ValueError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ReprolabError(f"train_standard_classifiers.hyperparams.{name}: {first_line}") from None
+    probability = fitted.predict_proba(val[0])[:, 1]
+    return Candidate(
+        name=name,
+        model=fitted,
+        cv_mean=round(float(cv_scores.mean()), 6),
+        cv_std=round(float(cv_scores.std()), 6),
+        val_metrics=binary_metrics(val[1], probability, "val"),
+        val_probability=probability,
+    )
+
+
+def select_best(candidates: list[Candidate], metric: SelectionMetric) -> Candidate:
+    """The candidate with the highest `val/<metric>`; ties go to the higher CV mean, then list order."""
+    order = {candidate.name: index for index, candidate in enumerate(candidates)}
+    return max(
+        candidates,
+        key=lambda c: (c.val_metrics[f"val/{metric}"], c.cv_mean, -order[c.name]),
+    )
+
+
+def train_and_select(
+    params: ClassifiersParams, splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int
+) -> Selection:
+    """Score every classifier in params, pick the best on val, and evaluate it once on test."""
+    candidates = [
+        score_candidate(
+            name,
+            build_classifier(name, seed, params.hyperparams.get(name, {})),
+            splits["train"],
+            splits["val"],
+            params.cv_folds,
+            params.selection_metric,
+            seed,
+        )
+        for name in params.models
+    ]
+    best = select_best(candidates, params.selection_metric)
+    test_x, test_y = splits["test"]
+    test_probability = best.model.predict_proba(test_x)[:, 1]
+    return Selection(candidates, best, binary_metrics(test_y, test_probability, "test"), test_probability)
+
+
+def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFrame:
+    """One row per classifier: CV and val scores, and whether it was selected."""
+    rows = [
+        {
+            "classifier": c.name,
+            f"cv/{metric}_mean": c.cv_mean,
+            f"cv/{metric}_std": c.cv_std,
+            **c.val_metrics,
+            "selected": int(c is selection.best),
+        }
+        for c in selection.candidates
+    ]
+    return pd.DataFrame(rows)
+
+
+def stage_metrics(selection: Selection, metric: SelectionMetric) -> dict[str, Any]:
+    """The metrics file: the selected classifier, its CV, val and test scores."""
+    best = selection.best
+    return {
+        "selected": best.name,
+        f"cv/{metric}_mean": best.cv_mean,
+        f"cv/{metric}_std": best.cv_std,
+        **best.val_metrics,
+        **selection.test_metrics,
+    }

@@ -1,0 +1,90 @@
+"""Stage `train_standard_classifiers`: cross-validate standard classifiers, keep the best, test it."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lib import cli
+
+STAGE = "train_standard_classifiers"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments and params, train and select, write outputs, log parent and nested runs."""
+    parser = cli.parser(__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path("data/processed"), help="train/val/test Parquet files")
+    parser.add_argument("--model", type=Path, default=Path("models/classifier.pkl"), help="selected model (pickle)")
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/classifiers.json"))
+    parser.add_argument("--plots-dir", type=Path, default=Path("plots/classifiers"))
+    args = parser.parse_args(argv)
+
+    import pickle
+
+    from lab.processes.train_standard_classifiers import classifiers
+    from lib import plots, tracking
+    from lib.datasets import read_splits
+    from lib.outputs import commit_outputs
+    from lib.params import ParamsFile
+
+    params = ParamsFile.read(args.params)
+    seed = params.seed()
+    config = params.section(STAGE, classifiers.ClassifiersParams)
+    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    splits = read_splits(args.data_dir)
+    tracking.prepare(experiment)
+
+    selection = classifiers.train_and_select(config, splits, seed)
+
+    metric = config.selection_metric
+    best = selection.best
+    test_y = splits["test"][1]
+    test_pred = (selection.test_probability >= 0.5).astype("int64")
+    val_curves = {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates}
+    figures = {
+        "confusion_matrix": plots.confusion_figure(test_y, test_pred, f"{best.name} on test"),
+        "roc": plots.roc_figure(
+            {best.name: plots.roc_points(test_y, selection.test_probability)},
+            {best.name: selection.test_metrics["test/roc_auc"]},
+            f"{best.name} on test",
+        ),
+        "roc_val_all": plots.roc_figure(
+            val_curves, {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates}, "all classifiers on val"
+        ),
+    }
+    stage_metrics = classifiers.stage_metrics(selection, metric)
+
+    with commit_outputs() as outputs:
+        with outputs.path(args.model).open("wb") as file:
+            pickle.dump(best.model, file, protocol=5)
+        outputs.write_json(args.metrics, stage_metrics)
+        classifiers.comparison_table(selection, metric).to_csv(
+            outputs.path(args.plots_dir / "comparison.csv"), index=False
+        )
+        plots.confusion_rows(test_y, test_pred).to_csv(outputs.path(args.plots_dir / "confusion.csv"), index=False)
+        plots.roc_points(test_y, selection.test_probability).to_csv(
+            outputs.path(args.plots_dir / "roc.csv"), index=False
+        )
+        for name, figure in figures.items():
+            plots.save_png(figure, outputs.path(args.plots_dir / f"{name}.png"))
+    pngs = [args.plots_dir / f"{name}.png" for name in figures]
+
+    import mlflow
+
+    logged = {"seed": seed, STAGE: config.model_dump()}
+    with tracking.stage_run(STAGE, logged):
+        for candidate in selection.candidates:
+            child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
+            with tracking.stage_run(STAGE, child_params, nested_name=candidate.name):
+                mlflow.log_metrics(
+                    {f"cv/{metric}_mean": candidate.cv_mean, f"cv/{metric}_std": candidate.cv_std}
+                    | candidate.val_metrics
+                )
+        mlflow.set_tag("selected", best.name)
+        mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
+        tracking.log_pngs(pngs)
+        tracking.log_sklearn_model(best.model, splits["test"][0].head(5))
+    print(f"{STAGE}: selected {best.name}, val/{metric} {best.val_metrics[f'val/{metric}']:.4f}, "
+          f"test/{metric} {selection.test_metrics[f'test/{metric}']:.4f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

@@ -1,0 +1,90 @@
+"""Plots a person looks at: data for `dvc plots` and matching PNG figures for MLflow and DVC.
+
+Figures are drawn with matplotlib's Agg backend and saved without a timestamp or version stamp, so the
+same data gives the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+CLASS_NAMES = ("0", "1")
+
+
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    """One row per sample (`actual`, `predicted`): the input of DVC's confusion template."""
+    import pandas as pd
+
+    return pd.DataFrame({"actual": y_true.astype("int64"), "predicted": y_pred.astype("int64")})
+
+
+def roc_points(y_true: np.ndarray, probability: np.ndarray) -> pd.DataFrame:
+    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows, rounded for stable files."""
+    import pandas as pd
+
+    from lib.evaluation import roc_curve
+
+    fpr, tpr, threshold = roc_curve(y_true, probability)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": threshold}).round(6)
+
+
+def _figure(width: float = 4.8, height: float = 4.0) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figure:
+    """A 2x2 confusion matrix with counts in the cells."""
+    import numpy as np
+
+    from lib.evaluation import confusion_counts
+
+    counts = confusion_counts(y_true, y_pred)
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if count > counts.max() / 2 else "black"
+        axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=14)
+    axes.set(
+        xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES,
+        xlabel="predicted", ylabel="actual", title=title,
+    )
+    return figure
+
+
+def roc_figure(curves: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], title: str) -> Figure:
+    """ROC curves of several models on one set of axes, with their AUC in the legend."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    for name, points in curves.items():
+        axes.plot(points["fpr"], points["tpr"], label=f"{name} (AUC {aucs[name]:.3f})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    axes.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
+    """Loss and accuracy per epoch for train and val, the kept epoch marked."""
+    figure = _figure(9.0, 3.6)
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
+        for split in ("train", "val"):
+            axes.plot(history["epoch"], history[f"{split}/{metric}"], label=split)
+        axes.axvline(best_epoch, color="grey", linestyle=":", label=f"kept (epoch {best_epoch})")
+        axes.set(xlabel="epoch", ylabel=metric, title=metric)
+        axes.legend(fontsize=8)
+    return figure
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """Save `figure` as a PNG with no metadata that changes between runs."""
+    figure.savefig(path, format="png", metadata={"Software": None})

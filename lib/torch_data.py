@@ -1,0 +1,70 @@
+"""Torch helpers for small tabular data: device choice, seeding, tensors kept on the device."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from lib.errors import ReprolabError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+def resolve_device(name: DeviceName) -> torch.device:
+    """`auto` is CUDA when available, else CPU; asking for `cuda` without one is an error."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ReprolabError("device: 'cuda' requested but CUDA is not available (use 'auto' or 'cpu')")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all CUDA devices included)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def frame_to_tensors(
+    features: pd.DataFrame, labels: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features as float32 and labels as float32 column, both moved to `device` once."""
+    import torch
+
+    x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
+    y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
+    return x, y
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches sliced on the device; shuffled with `generator` when one is given.
+
+    Indexing whole tensors avoids a DataLoader's per-sample Python work, which dominates for small rows.
+    """
+    import torch
+
+    n = x.shape[0]
+    if generator is None:
+        order = None
+    else:
+        order = torch.randperm(n, generator=generator).to(x.device)
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield x[start : start + batch_size], y[start : start + batch_size]
+        else:
+            index = order[start : start + batch_size]
+            yield x[index], y[index]

@@ -1,0 +1,250 @@
+"""MLflow, wrapped: where runs go, how every run is tagged, and fast model logging.
+
+With `MLFLOW_TRACKING_URI` unset, MLflow's own default local store is used (a SQLite file in the
+working directory, git-ignored). When the URI names a server, it must answer before any compute
+starts: MLflow's own retries would otherwise spend minutes against a closed port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from lib.errors import ReprolabError
+from lib.params import Section
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_PIPELINE_RUN_ID = "REPROLAB_PIPELINE_RUN_ID"
+ENV_BRANCH = "REPROLAB_GIT_BRANCH"
+SERVER_CHECK_TIMEOUT_S = 5.0
+_PIPELINE_NAMESPACE = uuid.UUID("6f1d2b8e-5c0a-4b7e-9a51-3f0c2d9e7a10")
+# Fail in seconds, not minutes, if a server that answered the health check goes away mid-run.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class TrackingParams(Section):
+    """The `tracking` section of params.yaml."""
+
+    experiment: str = Field(default="reprolab-example", min_length=1)
+
+
+class TrackingUnavailable(ReprolabError):
+    """The configured MLflow tracking server does not answer."""
+
+
+def tracking_uri() -> str | None:
+    """The tracking URI from the environment, or None for MLflow's default local store."""
+    return os.environ.get(ENV_URI) or None
+
+
+def check_tracking_server(uri: str | None, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
+    """Raise TrackingUnavailable unless `uri` is local or its server answers within `timeout` s."""
+    if uri is None or not uri.startswith(("http://", "https://")):
+        return
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            response.read(64)
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:  # it answered; authentication is MLflow's business
+            return
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
+    else:
+        return
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} does not answer ({reason}); "
+        f"start it, or unset {ENV_URI} to log to the local store"
+    )
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _dvc_ancestor() -> tuple[int, float] | None:
+    """(pid, start time) of the `dvc repro` / `dvc exp run` process running this stage, if any."""
+    import psutil
+
+    try:
+        for process in psutil.Process().parents():
+            command = process.cmdline()
+            names = [os.path.basename(part) for part in command[:3]]
+            if "dvc" in names and ({"repro", "exp"} & set(command)):
+                return process.pid, process.create_time()
+    except psutil.Error:
+        return None
+    return None
+
+
+@cache
+def pipeline_run_id() -> str:
+    """One id shared by every stage of the same pipeline run.
+
+    Taken from `REPROLAB_PIPELINE_RUN_ID` when set (make run and CI set it); otherwise derived from
+    the `dvc repro` process that runs the stages; a stage run by hand gets an id of its own.
+    """
+    if os.environ.get(ENV_PIPELINE_RUN_ID):
+        return os.environ[ENV_PIPELINE_RUN_ID]
+    ancestor = _dvc_ancestor()
+    if ancestor is None:
+        return uuid.uuid4().hex
+    pid, started = ancestor
+    return uuid.uuid5(_PIPELINE_NAMESPACE, f"{socket.gethostname()}:{pid}:{started}").hex
+
+
+def run_tags(stage: str, device: str | None = None) -> dict[str, str]:
+    """Tags tying a run to its code, launch and pipeline run."""
+    commit = os.environ.get("GITHUB_SHA") or _git("rev-parse", "HEAD") or "unknown"
+    branch = (
+        os.environ.get(ENV_BRANCH)
+        or os.environ.get("GITHUB_HEAD_REF")
+        or (os.environ.get("GITHUB_REF_NAME") if os.environ.get("GITHUB_REF_TYPE") == "branch" else None)
+        or _git("rev-parse", "--abbrev-ref", "HEAD")
+        or "unknown"
+    )
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    tags = {
+        "mlflow.source.git.commit": commit,
+        "git.commit": commit,
+        "git.branch": branch,
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "dvc.stage": stage,
+        "pipeline_run_id": pipeline_run_id(),
+        "runner": os.environ.get("RUNNER_NAME") or socket.gethostname(),
+    }
+    if os.environ.get("GITHUB_REF_TYPE") == "tag" and os.environ.get("GITHUB_REF_NAME"):
+        tags["git.tag"] = os.environ["GITHUB_REF_NAME"]
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if device is not None:
+        tags["device"] = device
+    return tags
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"a": {"b": 1}}` -> `{"a.b": "1"}`: nested params as MLflow param names and values."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def prepare(experiment: str) -> None:
+    """Check the server (if any) answers, then select `experiment`. Call before any compute."""
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    uri = tracking_uri()
+    check_tracking_server(uri)
+    import mlflow
+
+    try:
+        mlflow.set_experiment(experiment)
+    except Exception as exc:  # MLflow raises its own and requests' errors here
+        where = uri or "the local store"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingUnavailable(f"MLflow at {where}: cannot use experiment '{experiment}': {first_line}") from None
+
+
+@contextmanager
+def stage_run(
+    stage: str, params: Mapping[str, Any], device: str | None = None, nested_name: str | None = None
+) -> Iterator[str]:
+    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id."""
+    import mlflow
+
+    run_name = nested_name or stage
+    with mlflow.start_run(
+        run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)
+    ) as run:
+        mlflow.log_params(flatten(params))
+        yield run.info.run_id
+    mlflow.flush_async_logging()
+
+
+def log_pngs(paths: Sequence[Path]) -> None:
+    """Log PNG files the stage already wrote as artifacts under `plots/` (no second rendering)."""
+    import mlflow
+
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def pip_requirements(packages: Sequence[str]) -> list[str]:
+    """Exact `name==version` pins of installed packages, local build labels (`+cpu`) dropped."""
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
+
+
+def log_sklearn_model(model: Any, example: pd.DataFrame, name: str = "model") -> str:
+    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(example, model.predict(example))
+    # Pickle, not MLflow's default skops: importing skops walks all of scikit-learn (5 s a run here),
+    # and the model is our own. MLflow warns about pickle on every save; the choice is recorded in
+    # lab/docs/decisions, so the warning is silenced for this call only.
+    logger = logging.getLogger("mlflow.sklearn")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=signature,
+            input_example=example,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+            pip_requirements=pip_requirements(["scikit-learn", "numpy", "pandas", "scipy"]),
+        )
+    finally:
+        logger.setLevel(level)
+    return info.model_uri
+
+
+def log_torch_model(network: Any, example: pd.DataFrame, name: str = "model") -> str:
+    """Log a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.models import infer_signature
+
+    with torch.no_grad():
+        output = network(torch.tensor(example.to_numpy(dtype=np.float32))).numpy()
+    info = mlflow.pytorch.log_model(
+        network,
+        name=name,
+        signature=infer_signature(example.astype("float32"), output),
+        input_example=example.astype("float32"),
+        serialization_format="pickle",
+        pip_requirements=pip_requirements(["torch", "numpy", "pandas"]),
+    )
+    return info.model_uri
