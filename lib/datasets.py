@@ -43,9 +43,11 @@ def read_split(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     non_numeric = [c for c in features.columns if not pd.api.types.is_float_dtype(features[c])]
     if non_numeric:
         raise DataError(f"{path}: column '{non_numeric[0]}' is not a float column")
-    if features.isna().any().any():
-        column = features.columns[features.isna().any()][0]
+    if frame.isna().any().any():
+        column = frame.columns[frame.isna().any()][0]
         raise DataError(f"{path}: column '{column}' holds missing values")
+    if not frame[TARGET].isin([0, 1]).all():
+        raise DataError(f"{path}: column '{TARGET}' must hold only 0/1 labels")
     return features, frame[TARGET].to_numpy(dtype="int64")
 
 

@@ -55,6 +55,8 @@ class ParamsFile:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ParamsError(f"{path}: params file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ParamsError(f"{path}: params file not readable ({type(exc).__name__})") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -7,6 +7,7 @@ starts: MLflow's own retries would otherwise spend minutes against a closed port
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import socket
@@ -69,8 +70,9 @@ def check_tracking_server(uri: str | None, timeout: float = SERVER_CHECK_TIMEOUT
         if exc.code < 500:  # it answered; authentication is MLflow's business
             return
         reason = f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        reason = str(getattr(exc, "reason", exc)) or type(exc).__name__
+    # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
     else:
         return
     raise TrackingUnavailable(

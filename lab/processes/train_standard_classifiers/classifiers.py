@@ -135,6 +135,8 @@ def train_and_select(
     params: ClassifiersParams, splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int
 ) -> Selection:
     """Score every classifier in params, pick the best on val, and evaluate it once on test."""
+    for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
+        build_classifier(name, seed, overrides)
     candidates = [
         score_candidate(
             name,

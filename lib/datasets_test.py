@@ -1,0 +1,159 @@
+"""datasets.py: reading the processed splits, with errors that name the bad file."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.datasets import SPLITS, DataError, read_split, read_splits, split_path
+from lib.errors import ReprolabError
+
+pytestmark = pytest.mark.unittest
+
+
+def _frame(rows: int = 4, columns: tuple[str, ...] = ("mean radius", "mean texture")) -> pd.DataFrame:
+    data = {name: np.arange(rows, dtype=np.float64) + index for index, name in enumerate(columns)}
+    return pd.DataFrame({**data, "target": np.arange(rows) % 2})
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(DataError) as caught:
+        read_split(path)
+    return str(caught.value)
+
+
+def test_split_path_is_the_split_name_as_parquet(tmp_path: Path) -> None:
+    assert split_path(tmp_path, "val") == tmp_path / "val.parquet"
+
+
+def test_read_split_returns_features_and_int_labels(tmp_path: Path) -> None:
+    path = _write(tmp_path / "train.parquet", _frame(rows=4))
+
+    features, labels = read_split(path)
+
+    assert list(features.columns) == ["mean radius", "mean texture"]
+    assert features["mean texture"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [0, 1, 0, 1]
+
+
+def test_data_error_is_a_reprolab_error() -> None:
+    assert issubclass(DataError, ReprolabError)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.parquet"
+
+    assert _error(path) == f"{path}: data file not found (run the prepare_data stage first)"
+
+
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    path = tmp_path / "train.parquet"
+    path.mkdir()
+
+    assert _error(path) == f"{path}: data file not found (run the prepare_data stage first)"
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.parquet"
+    path.write_text("mean radius,target\n1.0,0\n", encoding="utf-8")
+
+    message = _error(path)
+
+    assert message.startswith(f"{path}: not a readable Parquet file (")
+    assert "\n" not in message
+
+
+def test_a_file_without_the_target_column_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "val.parquet", _frame().drop(columns=["target"]))
+
+    assert _error(path) == f"{path}: no 'target' column"
+
+
+def test_a_file_with_only_the_target_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "val.parquet", _frame(columns=()))
+
+    assert _error(path) == f"{path}: no feature columns or no rows"
+
+
+def test_a_file_with_no_rows_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "val.parquet", _frame(rows=0))
+
+    assert _error(path) == f"{path}: no feature columns or no rows"
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3, 4], ["a", "b", "c", "d"], [True, False, True, False]])
+def test_a_column_that_is_not_float_is_named(tmp_path: Path, values: list[object]) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(bad=values))
+
+    assert _error(path) == f"{path}: column 'bad' is not a float column"
+
+
+def test_a_column_with_missing_values_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(holes=[1.0, np.nan, 3.0, 4.0]))
+
+    assert _error(path) == f"{path}: column 'holes' holds missing values"
+
+
+def test_a_target_with_missing_values_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(target=[0.0, np.nan, 1.0, 0.0]))
+
+    assert _error(path) == f"{path}: column 'target' holds missing values"
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 1], [0.0, 0.5, 1.0, 1.0], [-1, 1, 1, -1]])
+def test_a_target_that_is_not_0_or_1_is_named(tmp_path: Path, labels: list[float]) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(target=labels))
+
+    assert _error(path) == f"{path}: column 'target' must hold only 0/1 labels"
+
+
+def test_float_0_1_labels_are_read_as_ints(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(target=[1.0, 0.0, 1.0, 1.0]))
+
+    _, labels = read_split(path)
+
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [1, 0, 1, 1]
+
+
+def _write_splits(data_dir: Path, columns: dict[str, tuple[str, ...]]) -> None:
+    for split in SPLITS:
+        _write(split_path(data_dir, split), _frame(columns=columns.get(split, ("x1", "x2"))))
+
+
+def test_read_splits_reads_all_three(tmp_path: Path) -> None:
+    _write_splits(tmp_path, {})
+
+    splits = read_splits(tmp_path)
+
+    assert list(splits) == ["train", "val", "test"]
+    for features, labels in splits.values():
+        assert list(features.columns) == ["x1", "x2"]
+        assert labels.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("columns", [("x1", "x3"), ("x2", "x1"), ("x1",), ("x1", "x2", "x3")])
+def test_read_splits_names_a_split_whose_columns_differ(tmp_path: Path, columns: tuple[str, ...]) -> None:
+    _write_splits(tmp_path, {"test": columns})
+
+    with pytest.raises(DataError) as caught:
+        read_splits(tmp_path)
+
+    assert str(caught.value) == f"{tmp_path / 'test.parquet'}: columns differ from the train split"
+
+
+def test_read_splits_names_a_missing_split(tmp_path: Path) -> None:
+    _write_splits(tmp_path, {})
+    (tmp_path / "val.parquet").unlink()
+
+    with pytest.raises(DataError) as caught:
+        read_splits(tmp_path)
+
+    assert str(caught.value) == f"{tmp_path / 'val.parquet'}: data file not found (run the prepare_data stage first)"

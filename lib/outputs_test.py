@@ -1,0 +1,84 @@
+"""outputs.py: a stage's outputs are written all together or not at all."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lib.outputs import commit_outputs, json_text
+
+pytestmark = pytest.mark.unittest
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones included) with its text, keyed by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in root.rglob("*") if p.is_file()}
+
+
+def test_commit_writes_every_file_and_creates_parents(tmp_path: Path) -> None:
+    with commit_outputs() as outputs:
+        outputs.write_text(tmp_path / "a" / "b" / "model.txt", "weights\n")
+        outputs.write_json(tmp_path / "metrics" / "scores.json", {"val/f1": 0.5})
+        with outputs.path(tmp_path / "plots" / "raw.bin").open("w", encoding="utf-8") as handle:
+            handle.write("raw")
+
+    assert _files(tmp_path) == {
+        "a/b/model.txt": "weights\n",
+        "metrics/scores.json": '{\n  "val/f1": 0.5\n}\n',
+        "plots/raw.bin": "raw",
+    }
+
+
+def test_nothing_is_final_until_the_block_ends(tmp_path: Path) -> None:
+    final = tmp_path / "out.txt"
+
+    with commit_outputs() as outputs:
+        outputs.write_text(final, "new")
+        assert not final.exists()
+
+    assert final.read_text(encoding="utf-8") == "new"
+
+
+def test_an_error_writes_nothing_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with commit_outputs() as outputs:
+            outputs.write_text(tmp_path / "first.txt", "1")
+            outputs.write_json(tmp_path / "sub" / "second.json", [2])
+            outputs.path(tmp_path / "never_written.txt")
+            raise RuntimeError("boom")
+
+    assert _files(tmp_path) == {}
+
+
+def test_an_error_keeps_the_previous_version(tmp_path: Path) -> None:
+    kept = tmp_path / "metrics.json"
+    kept.write_text("old\n", encoding="utf-8")
+
+    with pytest.raises(KeyboardInterrupt):
+        with commit_outputs() as outputs:
+            outputs.write_text(kept, "new\n")
+            outputs.write_text(tmp_path / "other.txt", "new\n")
+            raise KeyboardInterrupt
+
+    assert _files(tmp_path) == {"metrics.json": "old\n"}
+
+
+def test_success_replaces_the_previous_version(tmp_path: Path) -> None:
+    final = tmp_path / "metrics.json"
+    final.write_text("old\n", encoding="utf-8")
+
+    with commit_outputs() as outputs:
+        outputs.write_json(final, {"a": 1})
+
+    assert _files(tmp_path) == {"metrics.json": '{\n  "a": 1\n}\n'}
+
+
+def test_json_text_is_sorted_indented_and_ends_with_a_newline() -> None:
+    text = json_text({"b": 1, "a": {"d": [1, 2], "c": None}})
+
+    assert text == '{\n  "a": {\n    "c": null,\n    "d": [\n      1,\n      2\n    ]\n  },\n  "b": 1\n}\n'
+    assert json.loads(text) == {"a": {"c": None, "d": [1, 2]}, "b": 1}
+
+
+def test_json_text_does_not_depend_on_insertion_order() -> None:
+    assert json_text({"x": 1, "y": {"p": 2, "q": 3}}) == json_text({"y": {"q": 3, "p": 2}, "x": 1})

@@ -1,0 +1,162 @@
+"""plots.py: plot data for DVC and PNG figures that are byte-identical for the same data."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from lib.plots import (
+    confusion_figure,
+    confusion_rows,
+    roc_figure,
+    roc_points,
+    save_png,
+    training_curves_figure,
+)
+
+pytestmark = pytest.mark.unittest
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _labels_and_scores(seed: int = 0, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 2, size=n)
+    y_true[:2] = (0, 1)
+    return y_true, np.round(np.clip(0.3 * y_true + rng.uniform(0, 0.7, size=n), 0, 1), 2)
+
+
+def _history() -> pd.DataFrame:
+    epochs = np.arange(1, 6)
+    return pd.DataFrame(
+        {
+            "epoch": epochs,
+            "train/loss": 1 / epochs,
+            "val/loss": 1.2 / epochs,
+            "train/accuracy": 1 - 0.5 / epochs,
+            "val/accuracy": 1 - 0.6 / epochs,
+        }
+    )
+
+
+def test_confusion_rows_has_one_int_row_per_sample() -> None:
+    rows = confusion_rows(np.array([0, 1, 1], dtype=np.int32), np.array([1.0, 1.0, 0.0]))
+
+    assert list(rows.columns) == ["actual", "predicted"]
+    assert list(rows.dtypes) == [np.dtype("int64"), np.dtype("int64")]
+    assert rows.to_dict("list") == {"actual": [0, 1, 1], "predicted": [1, 1, 0]}
+
+
+def test_roc_points_run_from_origin_to_one_one_monotonically() -> None:
+    y_true, score = _labels_and_scores()
+
+    points = roc_points(y_true, score)
+
+    assert list(points.columns) == ["fpr", "tpr", "threshold"]
+    assert (points.loc[0, "fpr"], points.loc[0, "tpr"]) == (0.0, 0.0)
+    assert (points.iloc[-1]["fpr"], points.iloc[-1]["tpr"]) == (1.0, 1.0)
+    assert points["fpr"].is_monotonic_increasing
+    assert points["tpr"].is_monotonic_increasing
+    assert points["threshold"].is_monotonic_decreasing
+    assert len(points) == len(np.unique(score)) + 1
+
+
+def test_roc_points_are_rounded_to_six_decimals() -> None:
+    y_true = np.array([0, 1, 0, 1, 0, 1])
+    score = np.array([0.1, 0.9, 0.3, 0.4, 0.8, 0.7])
+
+    points = roc_points(y_true, score)
+
+    assert points["fpr"].tolist() == [0.0, 0.0, 0.333333, 0.333333, 0.333333, 0.666667, 1.0]
+    assert points["tpr"].tolist() == [0.0, 0.333333, 0.333333, 0.666667, 1.0, 1.0, 1.0]
+
+
+def test_confusion_figure_shows_the_counts_and_labels() -> None:
+    y_true = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    y_pred = np.array([0, 0, 1, 1, 1, 1, 1, 1, 0, 0])
+
+    figure = confusion_figure(y_true, y_pred, title="val confusion")
+
+    (axes,) = figure.axes
+    assert [text.get_text() for text in axes.texts] == ["2", "1", "2", "5"]
+    assert [text.get_position() for text in axes.texts] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert axes.get_title() == "val confusion"
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted", "actual")
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["0", "1"]
+
+
+def _png_bytes(tmp_path: Path, name: str, draw: Callable[[], Figure]) -> bytes:
+    path = tmp_path / name
+    save_png(draw(), path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["confusion", "roc", "training"])
+def test_figures_save_as_identical_pngs(tmp_path: Path, kind: str) -> None:
+    y_true, score = _labels_and_scores()
+    draw = {
+        "confusion": lambda: confusion_figure(y_true, (score >= 0.5).astype(int), title="confusion"),
+        "roc": lambda: roc_figure(
+            {"a": roc_points(y_true, score), "b": roc_points(y_true, 1 - score)},
+            {"a": 0.8, "b": 0.2},
+            title="roc",
+        ),
+        "training": lambda: training_curves_figure(_history(), best_epoch=3),
+    }[kind]
+
+    first = _png_bytes(tmp_path, "first.png", draw)
+    second = _png_bytes(tmp_path, "second.png", draw)
+
+    assert first.startswith(PNG_SIGNATURE)
+    assert len(first) > 1000
+    assert first == second
+
+
+def test_different_data_gives_a_different_png(tmp_path: Path) -> None:
+    y_true = np.array([0, 1, 1, 0])
+
+    first = _png_bytes(tmp_path, "a.png", lambda: confusion_figure(y_true, np.array([0, 1, 1, 0]), title="t"))
+    second = _png_bytes(tmp_path, "b.png", lambda: confusion_figure(y_true, np.array([1, 1, 1, 0]), title="t"))
+
+    assert first != second
+
+
+def _png_chunk_types(data: bytes) -> list[bytes]:
+    types, offset = [], len(PNG_SIGNATURE)
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        types.append(data[offset + 4 : offset + 8])
+        offset += 12 + length  # length, type, data, CRC
+    return types
+
+
+def test_png_carries_no_text_or_time_stamp(tmp_path: Path) -> None:
+    data = _png_bytes(tmp_path, "c.png", lambda: training_curves_figure(_history(), best_epoch=2))
+
+    types = _png_chunk_types(data)
+
+    assert types[0] == b"IHDR"
+    assert types[-1] == b"IEND"
+    assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(types)
+
+
+def test_roc_figure_puts_the_auc_in_the_legend() -> None:
+    y_true, score = _labels_and_scores()
+
+    figure = roc_figure({"forest": roc_points(y_true, score)}, {"forest": 0.91234}, title="test ROC")
+
+    (axes,) = figure.axes
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["forest (AUC 0.912)"]
+    assert axes.get_title() == "test ROC"
+
+
+def test_training_curves_mark_the_kept_epoch() -> None:
+    figure = training_curves_figure(_history(), best_epoch=4)
+
+    assert [axes.get_title() for axes in figure.axes] == ["loss", "accuracy"]
+    for axes in figure.axes:
+        labels = [text.get_text() for text in axes.get_legend().get_texts()]
+        assert labels == ["train", "val", "kept (epoch 4)"]

@@ -1,0 +1,132 @@
+"""torch_data.py: device choice, seeding, tensors from frames and mini-batches."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lib.errors import ReprolabError
+from lib.torch_data import batches, frame_to_tensors, resolve_device, seed_everything
+
+pytestmark = pytest.mark.unittest
+
+CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks behaviour without CUDA")
+
+
+def test_cpu_resolves_to_cpu() -> None:
+    assert resolve_device("cpu") == CPU
+
+
+@needs_no_cuda
+def test_auto_is_cpu_without_cuda() -> None:
+    assert resolve_device("auto") == CPU
+
+
+@needs_no_cuda
+def test_cuda_without_cuda_is_an_error_naming_it() -> None:
+    with pytest.raises(ReprolabError) as caught:
+        resolve_device("cuda")
+
+    assert str(caught.value) == "device: 'cuda' requested but CUDA is not available (use 'auto' or 'cpu')"
+
+
+def test_auto_and_cuda_follow_cuda_availability(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == CPU
+    with pytest.raises(ReprolabError, match="'cuda'"):
+        resolve_device("cuda")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda") == torch.device("cuda")
+
+
+@needs_cuda
+def test_cuda_resolves_on_a_cuda_machine() -> None:
+    device = resolve_device("cuda")
+
+    assert device.type == "cuda"
+    assert resolve_device("auto").type == "cuda"
+    assert torch.zeros(1, device=device).device.type == "cuda"
+
+
+def _draws() -> tuple[float, float, list[float]]:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+
+def test_seed_everything_makes_every_generator_repeat() -> None:
+    seed_everything(123)
+    first = _draws()
+    seed_everything(123)
+    second = _draws()
+    seed_everything(124)
+    other = _draws()
+
+    assert first == second
+    assert all(a != b for a, b in zip(first, other, strict=True))
+
+
+def test_frame_to_tensors_gives_float32_features_and_a_label_column() -> None:
+    features = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": np.array([4, 5, 6], dtype=np.int64)})
+    labels = np.array([0, 1, 1], dtype=np.int64)
+
+    x, y = frame_to_tensors(features, labels, CPU)
+
+    assert (x.dtype, y.dtype) == (torch.float32, torch.float32)
+    assert (tuple(x.shape), tuple(y.shape)) == ((3, 2), (3, 1))
+    assert (x.device, y.device) == (CPU, CPU)
+    assert x.tolist() == [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]
+    assert y.tolist() == [[0.0], [1.0], [1.0]]
+
+
+def _rows(n: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose features and label both carry the row number, so pairing can be checked."""
+    x = torch.arange(n, dtype=torch.float32).reshape(-1, 1).repeat(1, 2)
+    return x, x[:, :1] * 10
+
+
+def test_batches_in_order_without_a_generator() -> None:
+    x, y = _rows(10)
+
+    parts = list(batches(x, y, batch_size=4))
+
+    assert [len(bx) for bx, _ in parts] == [4, 4, 2]
+    assert torch.equal(torch.cat([bx for bx, _ in parts]), x)
+    assert torch.equal(torch.cat([by for _, by in parts]), y)
+
+
+def test_batches_shuffle_every_row_exactly_once_with_a_generator() -> None:
+    x, y = _rows(10)
+
+    parts = list(batches(x, y, batch_size=3, generator=torch.Generator().manual_seed(0)))
+
+    assert [len(bx) for bx, _ in parts] == [3, 3, 3, 1]
+    seen_x = torch.cat([bx for bx, _ in parts])
+    seen_y = torch.cat([by for _, by in parts])
+    assert sorted(seen_x[:, 0].tolist()) == list(range(10))
+    assert seen_x[:, 0].tolist() != list(range(10))
+    assert torch.equal(seen_y, seen_x[:, :1] * 10)
+
+
+def test_batches_repeat_with_the_same_generator_seed() -> None:
+    x, y = _rows(12)
+
+    def order(seed: int) -> list[float]:
+        generator = torch.Generator().manual_seed(seed)
+        return torch.cat([bx for bx, _ in batches(x, y, 5, generator)])[:, 0].tolist()
+
+    assert order(7) == order(7)
+    assert order(7) != order(8)
+
+
+def test_batches_with_a_batch_larger_than_the_data() -> None:
+    x, y = _rows(3)
+
+    parts = list(batches(x, y, batch_size=8))
+
+    assert len(parts) == 1
+    assert torch.equal(parts[0][0], x)

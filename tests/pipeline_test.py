@@ -1,0 +1,184 @@
+"""The example pipeline end to end: `dvc repro` in a project copy, its outputs, and its MLflow runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+
+import pytest
+
+from tests.conftest import make_project_copy, run, shrunk_params
+
+pytestmark = pytest.mark.integration
+
+STAGES = ("prepare_data", "train_standard_classifiers", "train_dnn_pytorch")
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A project copy after one `dvc repro` on the shrunk params, with MLflow's default local store."""
+    project = make_project_copy(tmp_path_factory.mktemp("repro") / "project", shrunk_params())
+    done = run(["dvc", "repro"], project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return project, done
+
+
+@contextmanager
+def _tracking_uri(project: Path) -> Iterator[None]:
+    """Point MLflow's fluent API at the project copy's default local store for the block."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _metrics(project: Path, name: str) -> dict:
+    return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+def _runs(project: Path) -> tuple[list, mlflow.MlflowClient]:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("reprolab-example")
+    assert experiment is not None, "no experiment in the default local store"
+    return client.search_runs([experiment.experiment_id], max_results=1000), client
+
+
+def test_every_stage_writes_its_outputs(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    project, _ = reproduced
+    for path in (
+        "data/processed/train.parquet", "data/processed/val.parquet", "data/processed/test.parquet",
+        "models/preprocessing.json", "models/classifier.pkl", "models/dnn.pt",
+        "plots/classifiers/confusion_matrix.png", "plots/classifiers/roc.csv", "plots/dnn/history.csv",
+        "plots/dnn/training_curves.png",
+    ):
+        assert (project / path).stat().st_size > 0, path
+
+
+def test_metrics_hold_the_expected_values(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    project, _ = reproduced
+    data = _metrics(project, "data")
+    assert (data["train/rows"], data["val/rows"], data["test/rows"], data["features"]) == (341, 114, 114, 30)
+    classifiers = _metrics(project, "classifiers")
+    assert classifiers["selected"] in SHRUNK_MODELS
+    assert classifiers["test/accuracy"] > 0.9 and classifiers["test/roc_auc"] > 0.95
+    dnn = _metrics(project, "dnn")
+    assert 1 <= dnn["best_epoch"] <= 3
+    assert 0.5 < dnn["test/accuracy"] <= 1.0
+    history = (project / "plots/dnn/history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train/loss,train/accuracy,val/loss,val/accuracy,val/roc_auc"
+    assert len(history) == 1 + 3
+
+
+SHRUNK_MODELS = ("logistic_regression", "naive_bayes", "random_forest")
+
+
+def test_every_stage_is_tracked_in_the_default_local_store(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    project, _ = reproduced
+    runs, client = _runs(project)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+    by_stage = {r.data.tags["dvc.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert set(by_stage) == set(STAGES)
+    assert len({r.data.tags["pipeline_run_id"] for r in by_stage.values()}) == 1, "one id per dvc repro"
+    for run_ in by_stage.values():
+        assert run_.data.tags["git.commit"] == commit
+        assert run_.data.tags["git.branch"] == "main"
+        assert run_.data.params["seed"] == "42"
+
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == by_stage["train_standard_classifiers"].info.run_id]
+    assert sorted(r.info.run_name for r in children) == sorted(SHRUNK_MODELS)
+    assert all("cv/roc_auc_mean" in r.data.metrics and "val/accuracy" in r.data.metrics for r in children)
+
+    dnn = by_stage["train_dnn_pytorch"]
+    assert dnn.data.params["train_dnn_pytorch.epochs"] == "3"
+    assert dnn.data.tags["device"] == "cpu"
+    steps = [m.step for m in client.get_metric_history(dnn.info.run_id, "train/loss")]
+    assert steps == [1, 2, 3]
+    assert dnn.data.metrics["test/accuracy"] == _metrics(project, "dnn")["test/accuracy"]
+
+    for stage in ("train_standard_classifiers", "train_dnn_pytorch"):
+        artifacts = {a.path for a in client.list_artifacts(by_stage[stage].info.run_id, "plots")}
+        assert "plots/confusion_matrix.png" in artifacts and "plots/roc.png" in artifacts
+        models = client.search_logged_models(
+            experiment_ids=[by_stage[stage].info.experiment_id],
+            filter_string=f"source_run_id = '{by_stage[stage].info.run_id}'",
+        )
+        assert len(models) == 1, stage
+        with _tracking_uri(project):
+            info = mlflow.models.get_model_info(f"models:/{models[0].model_id}")
+        assert info.signature is not None and len(info.signature.inputs.input_names()) == 30
+        assert info.saved_input_example_info is not None
+
+
+def test_logged_models_predict_like_the_stage_outputs(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    import pickle
+
+    import pandas as pd
+
+    project, _ = reproduced
+    runs, client = _runs(project)
+    test = pd.read_parquet(project / "data/processed/test.parquet").drop(columns=["target"])
+    parent = next(
+        r for r in runs
+        if r.data.tags["dvc.stage"] == "train_standard_classifiers" and "mlflow.parentRunId" not in r.data.tags
+    )
+    (model,) = client.search_logged_models(
+        experiment_ids=[parent.info.experiment_id], filter_string=f"source_run_id = '{parent.info.run_id}'"
+    )
+    with _tracking_uri(project):
+        served = mlflow.pyfunc.load_model(model.model_uri).predict(test)
+    with (project / "models/classifier.pkl").open("rb") as file:
+        offline = pickle.load(file).predict(test)
+    assert (served == offline).all()
+
+
+def test_a_second_repro_does_no_stage_work(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    project, _ = reproduced
+    runs_before = len(_runs(project)[0])
+    done = run(["dvc", "repro"], project)
+    assert done.returncode == 0, done.stderr
+    assert "Running stage" not in done.stdout
+    for stage in STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in done.stdout
+    assert len(_runs(project)[0]) == runs_before
+
+
+def test_changing_one_params_section_reruns_only_its_stage(tmp_path: Path) -> None:
+    project = make_project_copy(tmp_path / "project", shrunk_params())
+    assert run(["dvc", "repro"], project).returncode == 0
+    params = shrunk_params({"train_dnn_pytorch": {"epochs": 2}})
+    import yaml
+
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = run(["dvc", "repro"], project)
+    assert done.returncode == 0, done.stderr
+    assert "Running stage 'train_dnn_pytorch'" in done.stdout
+    assert "Running stage 'prepare_data'" not in done.stdout
+    assert "Running stage 'train_standard_classifiers'" not in done.stdout
+    assert _metrics(project, "dnn")["best_epoch"] <= 2
+
+
+def test_forced_repro_twice_gives_a_byte_identical_lock(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    project, _ = reproduced
+    first = (project / "dvc.lock").read_bytes()
+    done = run(["dvc", "repro", "-f"], project)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Running stage") == 3
+    assert (project / "dvc.lock").read_bytes() == first
+    lock = (project / "dvc.lock").read_text()
+    for out in ("models/dnn.pt", "models/classifier.pkl", "data/processed", "plots/dnn/training_curves.png"):
+        assert f"path: {out}" in lock
