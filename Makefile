@@ -14,7 +14,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run test
+.PHONY: setup run test bench
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -37,3 +37,6 @@ run: setup  ## the example pipeline, end to end (only what changed)
 
 test: setup  ## the whole test suite
 	$(IN_ENV) python -m pytest
+
+bench: setup  ## pipeline speed against its floor; writes lab/docs/benchmarks.md
+	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md

@@ -206,47 +206,59 @@ def pip_requirements(packages: Sequence[str]) -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
-def log_sklearn_model(model: Any, example: pd.DataFrame, name: str = "model") -> str:
-    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
-    signature = infer_signature(example, model.predict(example))
-    # Pickle, not MLflow's default skops: importing skops walks all of scikit-learn (5 s a run here),
-    # and the model is our own. MLflow warns about pickle on every save; the choice is recorded in
-    # lab/docs/decisions, so the warning is silenced for this call only.
-    logger = logging.getLogger("mlflow.sklearn")
+@contextmanager
+def _pickle_warning_silenced(flavour: str) -> Iterator[None]:
+    """Silence MLflow's per-save pickle warning for `flavour` (decision 0002 records the choice)."""
+    logger = logging.getLogger(f"mlflow.{flavour}")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def log_sklearn_model(model: Any, example: pd.DataFrame, name: str = "model") -> str:
+    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements.
+
+    Pickled rather than MLflow's default skops: importing skops walks all of scikit-learn (5 s a run).
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    with _pickle_warning_silenced("sklearn"):
         info = mlflow.sklearn.log_model(
             model,
             name=name,
-            signature=signature,
+            signature=infer_signature(example, model.predict(example)),
             input_example=example,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
             pip_requirements=pip_requirements(["scikit-learn", "numpy", "pandas", "scipy"]),
         )
-    finally:
-        logger.setLevel(level)
     return info.model_uri
 
 
 def log_torch_model(network: Any, example: pd.DataFrame, name: str = "model") -> str:
     """Log a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
+    import warnings
+
     import mlflow.pytorch
     import numpy as np
     import torch
     from mlflow.models import infer_signature
 
+    example = example.astype("float32")
     with torch.no_grad():
         output = network(torch.tensor(example.to_numpy(dtype=np.float32))).numpy()
-    info = mlflow.pytorch.log_model(
-        network,
-        name=name,
-        signature=infer_signature(example.astype("float32"), output),
-        input_example=example.astype("float32"),
-        serialization_format="pickle",
-        pip_requirements=pip_requirements(["torch", "numpy", "pandas"]),
-    )
+    with _pickle_warning_silenced("pytorch"), warnings.catch_warnings():
+        # MLflow's own check of the input example wraps a read-only pandas array in a tensor.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        info = mlflow.pytorch.log_model(
+            network,
+            name=name,
+            signature=infer_signature(example, output),
+            input_example=example,
+            serialization_format="pickle",
+            pip_requirements=pip_requirements(["torch", "numpy", "pandas"]),
+        )
     return info.model_uri

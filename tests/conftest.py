@@ -51,6 +51,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"  # tests never reach the network
     env.update(extra)
     return env
 

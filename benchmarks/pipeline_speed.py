@@ -1,0 +1,164 @@
+"""How fast the example pipeline runs, next to the floor it cannot go below, measured in one run.
+
+The floor is a pipeline of the same three DVC stages whose commands only import the libraries each
+real stage needs and open an MLflow run in the same local store: interpreter start-up, imports and
+MLflow's store are costs every stage pays before doing any work. Everything is measured in a
+throw-away copy of the project, so the repository's outputs and MLflow store are left alone.
+
+    .venv/bin/python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from lib.paths import PROJ_ROOT
+from tests.conftest import clean_env, make_project_copy
+
+STAGES = {
+    "prepare_data": "lab.processes.prepare_data.main",
+    "train_standard_classifiers": "lab.processes.train_standard_classifiers.main",
+    "train_dnn_pytorch": "lab.processes.train_dnn_pytorch.main",
+}
+# What each stage must import before it can do anything: the floor's stage commands import these.
+FLOOR_IMPORTS = {
+    "prepare_data": "import pandas, pyarrow.parquet, sklearn.datasets, sklearn.model_selection",
+    "train_standard_classifiers": "import pandas, pyarrow.parquet, sklearn.ensemble, sklearn.linear_model, "
+    "matplotlib.figure",
+    "train_dnn_pytorch": "import pandas, pyarrow.parquet, matplotlib.figure, torch; "
+    "torch.optim.Adam(torch.nn.Linear(1, 1).parameters())",
+}
+MLFLOW_RUN = "import mlflow; mlflow.set_experiment('reprolab-example'); mlflow.start_run(); mlflow.end_run()"
+ANCESTOR_SECONDS = 18.0  # the same three stages in the template reprolab descends from (issue figure)
+
+
+def timed(args: Sequence[str], cwd: Path) -> float:
+    """Wall seconds of one command; it must succeed."""
+    start = time.perf_counter()
+    done = subprocess.run(list(args), cwd=cwd, env=clean_env(), capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def median_of(repeats: int, args: Sequence[str], cwd: Path) -> float:
+    """Median wall seconds over `repeats` runs."""
+    return statistics.median(timed(args, cwd) for _ in range(repeats))
+
+
+def floor_project(root: Path) -> Path:
+    """A DVC project of three stages that only import and open an MLflow run, chained like the real ones."""
+    root.mkdir(parents=True)
+    stages = {}
+    previous = None
+    for name, imports in FLOOR_IMPORTS.items():
+        code = f"{imports}; {MLFLOW_RUN}; open('{name}.out', 'w').write('done')"
+        stages[name] = {"cmd": f'python -c "{code}"', "outs": [f"{name}.out"]}
+        if previous:
+            stages[name]["deps"] = [f"{previous}.out"]
+        previous = name
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=root, env=clean_env(), check=True, capture_output=True)
+    return root
+
+
+def measure(repeats: int) -> dict[str, float]:
+    """Every figure of the report, in seconds."""
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
+        project = make_project_copy(Path(scratch) / "project", params)
+        figures["first dvc repro (creates the MLflow store)"] = timed(["dvc", "repro"], project)
+        figures["dvc repro -f"] = median_of(repeats, ["dvc", "repro", "-f"], project)
+        figures["dvc repro, nothing changed"] = median_of(repeats, ["dvc", "repro"], project)
+        for name, module in STAGES.items():
+            figures[f"stage {name}"] = median_of(repeats, ["python", "-m", module], project)
+        for name, module in STAGES.items():
+            figures[f"{name} --help"] = median_of(repeats, ["python", "-m", module, "--help"], project)
+        figures["python start-up"] = median_of(repeats, ["python", "-c", "pass"], project)
+        figures["import mlflow + open store + empty run"] = median_of(repeats, ["python", "-c", MLFLOW_RUN], project)
+        for name, imports in FLOOR_IMPORTS.items():
+            figures[f"floor {name}"] = median_of(repeats, ["python", "-c", f"{imports}; {MLFLOW_RUN}"], project)
+        floor = floor_project(Path(scratch) / "floor")
+        timed(["dvc", "repro"], floor)
+        figures["floor dvc repro -f"] = median_of(repeats, ["dvc", "repro", "-f"], floor)
+    return figures
+
+
+def report(figures: dict[str, float], repeats: int) -> str:
+    """The markdown page for lab/docs."""
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}" for name in ("dvc", "mlflow", "torch", "scikit-learn", "pandas")
+    )
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown",
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    full, floor = figures["dvc repro -f"], figures["floor dvc repro -f"]
+    rows = "\n".join(f"| {name} | {seconds:.2f} |" for name, seconds in figures.items())
+    stage_rows = "\n".join(
+        f"| {name} | {figures[f'stage {name}']:.2f} | {figures[f'floor {name}']:.2f} | "
+        f"{figures[f'stage {name}'] - figures[f'floor {name}']:.2f} |"
+        for name in STAGES
+    )
+    return f"""# Pipeline speed
+
+Measured {date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
+{versions}. Each figure is the median of {repeats} runs, in seconds, in a throw-away copy of the project
+with the committed `params.yaml` (the full example: 6 classifiers with 5-fold CV, 50 epochs).
+Reproduce with `make bench` (or `.venv/bin/python -m benchmarks.pipeline_speed --repeats {repeats} --out lab/docs/benchmarks.md`).
+
+## Summary
+
+| | seconds |
+|---|---|
+| `dvc repro -f`, the whole example | {full:.2f} |
+| the floor: same three DVC stages that only import their libraries and open an MLflow run | {floor:.2f} |
+| example / floor | {full / floor:.2f} |
+| the ancestor template's three stages (figure from the issue, not measured here) | {ANCESTOR_SECONDS:.1f} |
+| example / ancestor | {full / ANCESTOR_SECONDS:.2f} |
+
+## Per stage: the stage alone, its floor (imports + MLflow run), and the work on top
+
+| stage | stage | floor | work, writing and logging |
+|---|---|---|---|
+{stage_rows}
+
+## Every figure
+
+| measurement | seconds |
+|---|---|
+{rows}
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print only)")
+    args = parser.parse_args(argv)
+    text = report(measure(args.repeats), args.repeats)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
