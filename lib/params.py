@@ -36,7 +36,11 @@ def _describe(error: Mapping[str, Any], section: str) -> str:
         return f"{key}: unknown key"
     if kind == "missing":
         return f"{key}: required key is missing"
-    return f"{key}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    if not error["loc"]:  # a rule across keys: the input is the whole section, too long to repeat
+        return f"{key}: {message}"
+    return f"{key}: {message}, got {error['input']!r}"
 
 
 @dataclass(frozen=True)

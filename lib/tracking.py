@@ -130,7 +130,10 @@ def run_tags(stage: str, device: str | None = None) -> dict[str, str]:
         or _git("rev-parse", "--abbrev-ref", "HEAD")
         or "unknown"
     )
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # dvc.lock and the git-tracked metrics change while `dvc repro` runs: they are results, not code.
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", ":(exclude)metrics"
+    )
     tags = {
         "mlflow.source.git.commit": commit,
         "git.commit": commit,

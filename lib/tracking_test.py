@@ -2,6 +2,7 @@
 
 import http.server
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -50,9 +51,9 @@ def fake_git(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, ...], str | Non
     answers: dict[tuple[str, ...], str | None] = {
         ("rev-parse", "HEAD"): "c0ffee",
         ("rev-parse", "--abbrev-ref", "HEAD"): "feature/x",
-        ("status", "--porcelain", "--untracked-files=no"): "",
+        ("status",): "",
     }
-    monkeypatch.setattr(tracking, "_git", lambda *args: answers[args])
+    monkeypatch.setattr(tracking, "_git", lambda *args: answers[args[:1] if args[0] == "status" else args])
     return answers
 
 
@@ -315,8 +316,22 @@ def test_run_tags_runner_defaults_to_the_host_name() -> None:
 
 
 @pytest.mark.unittest
-def test_run_tags_report_a_dirty_tree(fake_git: dict[tuple[str, ...], str | None]) -> None:
-    fake_git[("status", "--porcelain", "--untracked-files=no")] = " M lib/params.py"
+def test_run_tags_report_a_dirty_tree_but_not_pipeline_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("code.py", "dvc.lock", "metrics/dnn.json"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("v1\n")
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "c"]):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "untracked.txt").write_text("new\n")
+    (tmp_path / "dvc.lock").write_text("v2\n")  # DVC rewrites these during `dvc repro`
+    (tmp_path / "metrics/dnn.json").write_text("v2\n")
+
+    assert run_tags("s")["git.dirty"] == "false"
+
+    (tmp_path / "code.py").write_text("v2\n")
 
     assert run_tags("s")["git.dirty"] == "true"
 

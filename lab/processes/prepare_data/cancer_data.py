@@ -82,13 +82,17 @@ def validate_raw(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.Data
     missing = features.columns[features.isna().any()].tolist()
     if missing or frame[target].isna().any():
         raise DataError(f"{source}: column '{(missing or [target])[0]}' holds missing values")
-    classes = sorted(frame[target].unique().tolist(), key=str)
+    values = frame[target].unique().tolist()
+    try:
+        classes = sorted(values)
+    except TypeError:  # mixed types (e.g. 0 and "1") have no natural order; string order is stable
+        classes = sorted(values, key=str)
     if len(classes) != 2:
         raise DataError(f"{source}: target '{target}' must have exactly 2 classes, found {len(classes)}")
     counts = frame[target].value_counts()
     if counts.min() < MIN_ROWS_PER_CLASS:
         raise DataError(
-            f"{source}: class {counts.idxmin()!r} has {counts.min()} rows, "
+            f"{source}: class {str(counts.idxmin())!r} has {counts.min()} rows, "
             f"at least {MIN_ROWS_PER_CLASS} are needed to split"
         )
     labels = (frame[target] == classes[1]).to_numpy(dtype=np.int64)

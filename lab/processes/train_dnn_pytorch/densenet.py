@@ -146,7 +146,7 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, metrics)
         score = _score(metrics, params.selection_metric)
-        if score > best_score:
+        if epoch == 1 or score > best_score:  # epoch 1 always counts, even when its score is NaN
             best_score, best_epoch, best_state = score, epoch, copy.deepcopy(network.state_dict())
         bar.set_postfix({"val/loss": f"{metrics['val/loss']:.4f}", "val/acc": f"{metrics['val/accuracy']:.3f}"})
 

@@ -1,0 +1,60 @@
+"""Fixtures shared by the stage modules' unit tests: a small seeded binary data set and a params writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lib.params import ParamsFile
+
+Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
+
+N_ROWS = 200
+N_FEATURES = 6
+DATA_SEED = 0
+
+
+@pytest.fixture
+def table() -> tuple[pd.DataFrame, np.ndarray]:
+    """A learnable binary problem: float64 features `f0`..`f5` and int64 0/1 labels, about half each."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=N_ROWS, n_features=N_FEATURES, n_informative=4, n_redundant=2, random_state=DATA_SEED
+    )
+    features = pd.DataFrame(x, columns=[f"f{i}" for i in range(N_FEATURES)]).astype("float64")
+    return features, y.astype(np.int64)
+
+
+@pytest.fixture
+def splits(table: tuple[pd.DataFrame, np.ndarray]) -> Splits:
+    """The synthetic table split 60/20/20 (stratified) the way `lib.datasets.read_splits` returns it."""
+    from sklearn.model_selection import train_test_split
+
+    features, labels = table
+    rest_x, test_x, rest_y, test_y = train_test_split(
+        features, labels, test_size=0.2, stratify=labels, random_state=DATA_SEED
+    )
+    train_x, val_x, train_y, val_y = train_test_split(
+        rest_x, rest_y, test_size=0.25, stratify=rest_y, random_state=DATA_SEED
+    )
+    parts = {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}
+    return {name: (x.reset_index(drop=True), y) for name, (x, y) in parts.items()}
+
+
+@pytest.fixture
+def params_file(tmp_path: Path) -> Callable[[dict[str, Any]], ParamsFile]:
+    """Write a mapping as `params.yaml` in tmp_path and read it back the way a stage does."""
+
+    def write(data: dict[str, Any]) -> ParamsFile:
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return ParamsFile.read(path)
+
+    return write

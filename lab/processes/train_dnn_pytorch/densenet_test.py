@@ -1,0 +1,256 @@
+"""densenet.py: params, the network's shape, per-sample epoch averages, best-epoch keeping, determinism."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from lab.processes.train_dnn_pytorch.densenet import (
+    DenseNetParams,
+    TrainResult,
+    build_network,
+    predict_probability,
+    stage_metrics,
+    train,
+    train_epoch,
+)
+from lib.evaluation import METRICS
+from lib.params import ParamsError, ParamsFile
+
+pytestmark = pytest.mark.unittest
+
+STAGE = "train_dnn_pytorch"
+HISTORY_COLUMNS = ["epoch", "train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/roc_auc"]
+CPU = torch.device("cpu")
+Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
+WriteParams = Callable[[dict[str, Any]], ParamsFile]
+
+# A short, noisy run on the fixture: its best val/loss is not the last epoch and val/accuracy ties.
+NOISY = {"hidden_layers": [16], "lr": 0.05, "batch_size": 16, "epochs": 8, "device": "cpu"}
+# A small, quiet run for checks that need only a few epochs.
+SHORT = {"hidden_layers": [8], "lr": 0.01, "batch_size": 32, "epochs": 3, "device": "cpu"}
+
+
+def _train(splits: Splits, seed: int = 0, on: torch.device = CPU, **values: Any) -> TrainResult:
+    return train(DenseNetParams(**{**SHORT, **values}), splits, on, seed, progress=False)
+
+
+# --- params -------------------------------------------------------------------------------------
+
+
+def test_params_defaults_are_valid(params_file: WriteParams) -> None:
+    params = params_file({STAGE: {}}).section(STAGE, DenseNetParams)
+
+    assert params.hidden_layers == [32, 16]
+    assert (params.device, params.selection_metric) == ("auto", "loss")
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"hidden_layers": []}, "hidden_layers"),
+        ({"hidden_layers": [8, 0]}, "hidden_layers.1"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+        ({"lr": 0}, "lr"),
+        ({"lr": 0.0}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"device": "tpu"}, "device"),
+        ({"selection_metric": "f1"}, "selection_metric"),
+    ],
+)
+def test_params_reject_a_bad_value_naming_the_key(params_file: WriteParams, values: dict[str, Any], key: str) -> None:
+    with pytest.raises(ParamsError) as caught:
+        params_file({STAGE: values}).section(STAGE, DenseNetParams)
+
+    assert f"{STAGE}.{key}: " in str(caught.value)
+
+
+def test_params_reject_an_unknown_key(params_file: WriteParams) -> None:
+    with pytest.raises(ParamsError) as caught:
+        params_file({STAGE: {"learning_rate": 0.1}}).section(STAGE, DenseNetParams)
+
+    assert str(caught.value).endswith(f"{STAGE}.learning_rate: unknown key")
+
+
+# --- build_network and predict_probability ------------------------------------------------------
+
+
+def test_build_network_stacks_linear_relu_dropout_blocks_and_ends_in_one_logit() -> None:
+    network = build_network(6, [8, 4], dropout=0.25)
+
+    assert type(network) is nn.Sequential
+    assert [type(layer) for layer in network] == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    linears = [layer for layer in network if isinstance(layer, nn.Linear)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == [(6, 8), (8, 4), (4, 1)]
+    assert all(layer.p == 0.25 for layer in network if isinstance(layer, nn.Dropout))
+    assert network(torch.zeros(5, 6)).shape == (5, 1)
+
+
+def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
+    torch.manual_seed(0)
+    network = build_network(6, [8], dropout=0.5)
+    x = torch.randn(20, 6)
+
+    probability = predict_probability(network, x)
+
+    assert not network.training
+    assert probability.dtype == np.float64
+    assert probability.shape == (20,)
+    with torch.no_grad():
+        expected = torch.sigmoid(network.eval()(x)).squeeze(1).numpy()
+    np.testing.assert_allclose(probability, expected, rtol=1e-6)
+    np.testing.assert_array_equal(predict_probability(network, x), probability)  # dropout is off
+
+
+# --- train_epoch --------------------------------------------------------------------------------
+
+
+def test_train_epoch_averages_loss_and_accuracy_over_samples_not_batches() -> None:
+    torch.manual_seed(0)
+    network = build_network(3, [4], dropout=0.0)
+    x = torch.randn(10, 3)
+    y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0], [0.0], [1.0], [0.0], [1.0], [1.0]])
+    before = [p.detach().clone() for p in network.parameters()]
+    frozen = torch.optim.SGD(network.parameters(), lr=0.0)
+
+    loss, accuracy = train_epoch(network, frozen, x, y, batch_size=4, generator=torch.Generator().manual_seed(3))
+
+    with torch.no_grad():
+        logits = network(x)
+        sample_loss = nn.functional.binary_cross_entropy_with_logits(logits, y).item()
+        sample_accuracy = int(((logits >= 0).float() == y).sum()) / 10
+        # the mean of per-batch means (batches of 4, 4, 2) differs, so the check below can tell them apart
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+        batch_losses = [
+            nn.functional.binary_cross_entropy_with_logits(logits[order[i : i + 4]], y[order[i : i + 4]]).item()
+            for i in range(0, 10, 4)
+        ]
+    assert all(torch.equal(a, b) for a, b in zip(before, network.parameters(), strict=True))
+    assert abs(np.mean(batch_losses) - sample_loss) > 1e-3
+    assert loss == pytest.approx(sample_loss, rel=1e-6)
+    assert accuracy == sample_accuracy
+    assert network.training
+
+
+def test_train_epoch_updates_the_weights() -> None:
+    torch.manual_seed(0)
+    network = build_network(3, [4], dropout=0.0)
+    x, y = torch.randn(10, 3), torch.ones(10, 1)
+    before = [p.detach().clone() for p in network.parameters()]
+
+    train_epoch(network, torch.optim.SGD(network.parameters(), lr=0.1), x, y, 4, torch.Generator().manual_seed(0))
+
+    assert not all(torch.equal(a, b) for a, b in zip(before, network.parameters(), strict=True))
+
+
+# --- train ------------------------------------------------------------------------------------
+
+
+def test_train_records_one_history_row_per_epoch(splits: Splits) -> None:
+    result = _train(splits)
+
+    assert list(result.history.columns) == HISTORY_COLUMNS
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    rates = result.history[["train/accuracy", "val/accuracy", "val/roc_auc"]].to_numpy()
+    assert ((rates >= 0) & (rates <= 1)).all()
+    assert (result.history[["train/loss", "val/loss"]].to_numpy() > 0).all()
+    assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
+    assert set(result.test_metrics) == {f"test/{name}" for name in METRICS}
+    assert result.test_probability.shape == (len(splits["test"][1]),)
+    assert not result.network.training
+    assert all(p.device.type == "cpu" for p in result.network.parameters())
+
+
+def test_train_keeps_the_epoch_with_the_lowest_val_loss(splits: Splits) -> None:
+    result = _train(splits, **NOISY, selection_metric="loss")
+
+    history = result.history.set_index("epoch")
+    assert result.best_epoch == history["val/loss"].idxmin()
+    assert result.best_epoch < NOISY["epochs"], "the check below needs a best epoch before the last"
+    # the returned weights are the best epoch's, not the last epoch's
+    assert result.val_metrics["val/log_loss"] == history.loc[result.best_epoch, "val/loss"]
+    assert result.val_metrics["val/accuracy"] == history.loc[result.best_epoch, "val/accuracy"]
+    assert result.val_metrics["val/log_loss"] != history.loc[NOISY["epochs"], "val/loss"]
+
+
+def test_train_by_accuracy_keeps_the_first_of_tied_best_epochs(splits: Splits) -> None:
+    result = _train(splits, **NOISY, selection_metric="accuracy")
+
+    accuracy = result.history.set_index("epoch")["val/accuracy"]
+    assert (accuracy == accuracy.max()).sum() > 1, "the check needs a tie for the best val/accuracy"
+    assert result.best_epoch == accuracy.idxmax()
+    assert result.val_metrics["val/log_loss"] == result.history.set_index("epoch").loc[result.best_epoch, "val/loss"]
+
+
+def test_train_calls_on_epoch_once_per_epoch_with_its_metrics(splits: Splits) -> None:
+    calls: list[tuple[int, dict[str, float]]] = []
+
+    result = train(DenseNetParams(**SHORT), splits, CPU, 0, on_epoch=lambda e, m: calls.append((e, m)), progress=False)
+
+    assert [epoch for epoch, _ in calls] == [1, 2, 3]
+    assert [{"epoch": epoch, **metrics} for epoch, metrics in calls] == result.history.to_dict("records")
+
+
+def test_train_is_bit_identical_for_a_seed_and_differs_across_seeds(splits: Splits) -> None:
+    first = _train(splits, seed=7, dropout=0.2)
+    again = _train(splits, seed=7, dropout=0.2)
+    other = _train(splits, seed=8, dropout=0.2)
+
+    pd.testing.assert_frame_equal(first.history, again.history, check_exact=True)
+    state, same, different = (r.network.state_dict() for r in (first, again, other))
+    assert list(state) == list(same) == list(different)
+    assert all(torch.equal(state[key], same[key]) for key in state)
+    assert not all(torch.equal(state[key], different[key]) for key in state)
+    np.testing.assert_array_equal(first.test_probability, again.test_probability)
+    assert not first.history.equals(other.history)
+
+
+def test_train_learns_a_learnable_problem(splits: Splits) -> None:
+    result = _train(splits, hidden_layers=[16], epochs=20)
+
+    losses = result.history["train/loss"]
+    assert losses.iloc[-3:].mean() < 0.75 * losses.iloc[:3].mean()
+    assert result.history["val/loss"].iloc[-1] < result.history["val/loss"].iloc[0]
+    assert result.val_metrics["val/roc_auc"] > 0.85
+
+
+def test_train_without_progress_prints_nothing(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
+    _train(splits)
+
+    assert capsys.readouterr() == ("", "")
+
+
+def test_train_with_progress_shows_a_bar_on_stderr(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
+    train(DenseNetParams(**SHORT), splits, CPU, 0, progress=True)
+
+    assert "train_dnn" in capsys.readouterr().err
+
+
+def test_stage_metrics_hold_the_best_epoch_and_its_scores(splits: Splits) -> None:
+    result = _train(splits)
+
+    assert stage_metrics(result) == {"best_epoch": result.best_epoch, **result.val_metrics, **result.test_metrics}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_on_cuda_gives_the_same_shapes_and_keys(splits: Splits) -> None:
+    on_cpu = _train(splits)
+
+    on_cuda = _train(splits, on=torch.device("cuda"), device="cuda")
+
+    assert list(on_cuda.history.columns) == HISTORY_COLUMNS
+    assert len(on_cuda.history) == len(on_cpu.history)
+    assert set(on_cuda.val_metrics) == set(on_cpu.val_metrics)
+    assert set(on_cuda.test_metrics) == set(on_cpu.test_metrics)
+    assert on_cuda.test_probability.shape == on_cpu.test_probability.shape
+    cpu_state, cuda_state = on_cpu.network.state_dict(), on_cuda.network.state_dict()
+    assert {k: v.shape for k, v in cuda_state.items()} == {k: v.shape for k, v in cpu_state.items()}
+    assert all(v.device.type == "cpu" for v in cuda_state.values())

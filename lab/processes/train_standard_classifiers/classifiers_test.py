@@ -1,0 +1,330 @@
+"""classifiers.py: params, seeded estimators, cross-validated scoring, selection on val, the reports."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any, get_args
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import is_classifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from lab.processes.train_standard_classifiers.classifiers import (
+    Candidate,
+    ClassifierName,
+    ClassifiersParams,
+    build_classifier,
+    comparison_table,
+    score_candidate,
+    select_best,
+    stage_metrics,
+    train_and_select,
+)
+from lib.errors import ReprolabError
+from lib.evaluation import METRICS, binary_metrics
+from lib.params import ParamsError, ParamsFile
+
+pytestmark = pytest.mark.unittest
+
+STAGE = "train_standard_classifiers"
+FAST_MODELS = ["logistic_regression", "naive_bayes", "knn", "random_forest"]
+FAST_HYPERPARAMS = {"random_forest": {"n_estimators": 10, "max_depth": 4}}
+Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
+WriteParams = Callable[[dict[str, Any]], ParamsFile]
+
+# What each name builds, and whether it takes a random_state (for linear_svm: the wrapped LinearSVC's).
+EXPECTED: dict[str, tuple[type, bool]] = {
+    "logistic_regression": (LogisticRegression, True),
+    "naive_bayes": (GaussianNB, False),
+    "knn": (KNeighborsClassifier, False),
+    "random_forest": (RandomForestClassifier, True),
+    "linear_svm": (LinearSVC, True),
+    "gradient_boosting": (HistGradientBoostingClassifier, True),
+}
+
+
+def _fast_params(**overrides: Any) -> ClassifiersParams:
+    values: dict[str, Any] = {"models": FAST_MODELS, "cv_folds": 3, "hyperparams": FAST_HYPERPARAMS}
+    return ClassifiersParams(**{**values, **overrides})
+
+
+def _params_error(params_file: WriteParams, values: dict[str, Any]) -> str:
+    with pytest.raises(ParamsError) as caught:
+        params_file({STAGE: values}).section(STAGE, ClassifiersParams)
+    return str(caught.value)
+
+
+def _candidate(name: str, val_score: float, cv_mean: float) -> Candidate:
+    return Candidate(
+        name=name,
+        model=GaussianNB(),
+        cv_mean=cv_mean,
+        cv_std=0.0,
+        val_metrics={"val/roc_auc": val_score, "val/accuracy": 1 - val_score},
+        val_probability=np.zeros(0),
+    )
+
+
+# --- params -------------------------------------------------------------------------------------
+
+
+def test_params_read_a_full_section(params_file: WriteParams) -> None:
+    section = {
+        "models": ["knn", "linear_svm"],
+        "cv_folds": 4,
+        "selection_metric": "f1",
+        "hyperparams": {"knn": {"n_neighbors": 3, "weights": "distance"}, "linear_svm": {"C": 0.5}},
+    }
+
+    params = params_file({STAGE: section}).section(STAGE, ClassifiersParams)
+
+    assert params.model_dump() == section
+
+
+def test_params_reject_a_model_listed_twice(params_file: WriteParams) -> None:
+    message = _params_error(params_file, {"models": ["knn", "naive_bayes", "knn"]})
+
+    assert f"{STAGE}: " in message
+    assert "models: each classifier may be listed once" in message
+
+
+def test_params_reject_an_unknown_classifier_naming_its_position(params_file: WriteParams) -> None:
+    message = _params_error(params_file, {"models": ["knn", "svm"]})
+
+    assert f"{STAGE}.models.1: input should be 'logistic_regression'" in message
+    assert message.endswith("got 'svm'")
+
+
+def test_params_reject_hyperparams_for_an_unknown_classifier(params_file: WriteParams) -> None:
+    message = _params_error(params_file, {"models": ["knn"], "hyperparams": {"svm": {"C": 1.0}}})
+
+    assert f"{STAGE}.hyperparams.svm" in message
+
+
+def test_params_reject_no_models(params_file: WriteParams) -> None:
+    assert f"{STAGE}.models: " in _params_error(params_file, {"models": []})
+
+
+@pytest.mark.parametrize(("folds", "accepted"), [(1, False), (2, True), (20, True), (21, False)])
+def test_params_bound_cv_folds(params_file: WriteParams, folds: int, accepted: bool) -> None:
+    section = {"models": ["knn"], "cv_folds": folds}
+
+    if accepted:
+        assert params_file({STAGE: section}).section(STAGE, ClassifiersParams).cv_folds == folds
+    else:
+        assert f"{STAGE}.cv_folds: " in _params_error(params_file, section)
+
+
+# --- build_classifier ---------------------------------------------------------------------------
+
+
+def test_expectations_cover_every_classifier_name() -> None:
+    assert set(EXPECTED) == set(get_args(ClassifierName))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_build_classifier_gives_a_fresh_seeded_estimator(name: ClassifierName, splits: Splits) -> None:
+    expected_type, seeded = EXPECTED[name]
+
+    first = build_classifier(name, 123, {})
+    second = build_classifier(name, 123, {})
+
+    assert first is not second
+    assert is_classifier(first)
+    first.fit(*splits["train"])
+    with pytest.raises(NotFittedError):
+        check_is_fitted(second)
+    if name == "linear_svm":  # margins calibrated into probabilities
+        assert isinstance(second, CalibratedClassifierCV)
+        assert second.ensemble is False
+        second = second.estimator
+    assert type(second) is expected_type
+    if seeded:
+        assert second.random_state == 123
+    else:
+        assert "random_state" not in second.get_params()
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("knn", {"n_neighbors": 3, "weights": "distance"}),
+        ("random_forest", {"n_estimators": 7, "max_depth": None}),
+        ("linear_svm", {"C": 0.25}),
+    ],
+)
+def test_build_classifier_applies_overrides(name: ClassifierName, overrides: dict[str, Any]) -> None:
+    model = build_classifier(name, 0, overrides)
+
+    estimator = model.estimator if name == "linear_svm" else model
+    assert {key: estimator.get_params()[key] for key in overrides} == overrides
+
+
+@pytest.mark.parametrize(("name", "key"), [("knn", "n_neighbours"), ("linear_svm", "n_estimators")])
+def test_build_classifier_rejects_an_unknown_hyperparameter_naming_it(name: ClassifierName, key: str) -> None:
+    with pytest.raises(ReprolabError) as caught:
+        build_classifier(name, 0, {key: 3})
+
+    assert str(caught.value).startswith(f"{STAGE}.hyperparams.{name}.{key}: not a parameter of ")
+
+
+# --- score_candidate and select_best ------------------------------------------------------------
+
+
+def test_score_candidate_cross_validates_then_refits_on_all_of_train(splits: Splits) -> None:
+    model = build_classifier("logistic_regression", 0, {})
+    train_x, train_y = splits["train"]
+    val_x, val_y = splits["val"]
+
+    candidate = score_candidate("logistic_regression", model, splits["train"], splits["val"], 4, "accuracy", 9)
+
+    cv = cross_val_score(
+        LogisticRegression(max_iter=1000, random_state=0),
+        train_x,
+        train_y,
+        cv=StratifiedKFold(n_splits=4, shuffle=True, random_state=9),
+        scoring="accuracy",
+    )
+    assert candidate.name == "logistic_regression"
+    assert candidate.cv_mean == round(float(cv.mean()), 6)
+    assert candidate.cv_std == round(float(cv.std()), 6)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)  # the estimator passed in is cloned, not fitted in place
+    reference = LogisticRegression(max_iter=1000, random_state=0).fit(train_x, train_y)
+    np.testing.assert_array_equal(candidate.model.coef_, reference.coef_)
+    np.testing.assert_array_equal(candidate.val_probability, reference.predict_proba(val_x)[:, 1])
+    assert candidate.val_metrics == binary_metrics(val_y, candidate.val_probability, "val")
+
+
+@pytest.mark.parametrize("overrides", [{"n_neighbors": 0}, {"n_neighbors": "five"}, {"weights": "heavy"}])
+def test_score_candidate_reports_a_bad_hyperparameter_value(splits: Splits, overrides: dict[str, Any]) -> None:
+    model = build_classifier("knn", 0, overrides)
+
+    with pytest.raises(ReprolabError) as caught:
+        score_candidate("knn", model, splits["train"], splits["val"], 3, "roc_auc", 0)
+
+    message = str(caught.value)
+    assert message.startswith(f"{STAGE}.hyperparams.knn: ")
+    assert next(iter(overrides)) in message
+    assert "\n" not in message
+
+
+def test_train_and_select_reports_a_bad_hyperparameter_value(splits: Splits) -> None:
+    params = _fast_params(hyperparams={"random_forest": {"n_estimators": 0}})
+
+    with pytest.raises(ReprolabError) as caught:
+        train_and_select(params, splits, seed=0)
+
+    assert str(caught.value).startswith(f"{STAGE}.hyperparams.random_forest: ")
+    assert "n_estimators" in str(caught.value)
+
+
+def test_select_best_takes_the_highest_val_score() -> None:
+    candidates = [_candidate("a", 0.8, 0.9), _candidate("b", 0.95, 0.1), _candidate("c", 0.9, 0.99)]
+
+    assert select_best(candidates, "roc_auc").name == "b"
+    assert select_best(candidates, "accuracy").name == "a"
+
+
+def test_select_best_breaks_a_val_tie_by_cv_mean() -> None:
+    candidates = [_candidate("a", 0.9, 0.7), _candidate("b", 0.9, 0.8), _candidate("c", 0.5, 0.99)]
+
+    assert select_best(candidates, "roc_auc").name == "b"
+
+
+def test_select_best_breaks_a_full_tie_by_list_order() -> None:
+    candidates = [_candidate("a", 0.5, 0.5), _candidate("b", 0.9, 0.8), _candidate("c", 0.9, 0.8)]
+
+    assert select_best(candidates, "roc_auc").name == "b"
+    assert select_best(candidates[::-1], "roc_auc").name == "c"
+
+
+# --- train_and_select and its reports -----------------------------------------------------------
+
+
+def test_train_and_select_scores_every_model_and_tests_the_best(splits: Splits) -> None:
+    test_x, test_y = splits["test"]
+
+    selection = train_and_select(_fast_params(), splits, seed=0)
+
+    assert [c.name for c in selection.candidates] == FAST_MODELS
+    assert selection.best in selection.candidates
+    best_val = max(c.val_metrics["val/roc_auc"] for c in selection.candidates)
+    assert selection.best.val_metrics["val/roc_auc"] == best_val
+    assert set(selection.test_metrics) == {f"test/{name}" for name in METRICS}
+    assert selection.test_probability.shape == (len(test_y),)
+    assert ((selection.test_probability >= 0) & (selection.test_probability <= 1)).all()
+    np.testing.assert_array_equal(selection.test_probability, selection.best.model.predict_proba(test_x)[:, 1])
+    assert selection.test_metrics == binary_metrics(test_y, selection.test_probability, "test")
+    for candidate in selection.candidates:
+        assert ((candidate.val_probability >= 0) & (candidate.val_probability <= 1)).all()
+
+
+def test_train_and_select_uses_the_selection_metric(splits: Splits) -> None:
+    selection = train_and_select(_fast_params(selection_metric="f1"), splits, seed=0)
+
+    assert selection.best.val_metrics["val/f1"] == max(c.val_metrics["val/f1"] for c in selection.candidates)
+    assert selection.best is select_best(selection.candidates, "f1")
+
+
+def test_train_and_select_is_deterministic_for_a_seed(splits: Splits) -> None:
+    first = train_and_select(_fast_params(), splits, seed=5)
+    again = train_and_select(_fast_params(), splits, seed=5)
+    other = train_and_select(_fast_params(), splits, seed=6)
+
+    assert first.best.name == again.best.name
+    assert first.test_metrics == again.test_metrics
+    np.testing.assert_array_equal(first.test_probability, again.test_probability)
+    assert pickle.dumps(first.best.model) == pickle.dumps(again.best.model)
+    for one, two in zip(first.candidates, again.candidates, strict=True):
+        assert (one.cv_mean, one.cv_std, one.val_metrics) == (two.cv_mean, two.cv_std, two.val_metrics)
+        assert pickle.dumps(one.model) == pickle.dumps(two.model)
+    forest = FAST_MODELS.index("random_forest")
+    assert pickle.dumps(first.candidates[forest].model) != pickle.dumps(other.candidates[forest].model)
+
+
+def test_comparison_table_has_one_row_per_model_and_one_selected(splits: Splits) -> None:
+    selection = train_and_select(_fast_params(), splits, seed=0)
+
+    table = comparison_table(selection, "roc_auc")
+
+    assert table["classifier"].tolist() == FAST_MODELS
+    assert table["selected"].tolist().count(1) == 1
+    assert table.loc[table["selected"] == 1, "classifier"].item() == selection.best.name
+    assert list(table.columns) == [
+        "classifier",
+        "cv/roc_auc_mean",
+        "cv/roc_auc_std",
+        *(f"val/{name}" for name in METRICS),
+        "selected",
+    ]
+    for row, candidate in zip(table.to_dict("records"), selection.candidates, strict=True):
+        assert row["cv/roc_auc_mean"] == candidate.cv_mean
+        assert {k: row[k] for k in candidate.val_metrics} == candidate.val_metrics
+
+
+def test_stage_metrics_name_the_selected_model_and_its_scores(splits: Splits) -> None:
+    selection = train_and_select(_fast_params(selection_metric="accuracy"), splits, seed=0)
+
+    metrics = stage_metrics(selection, "accuracy")
+
+    best = selection.best
+    assert metrics == {
+        "selected": best.name,
+        "cv/accuracy_mean": best.cv_mean,
+        "cv/accuracy_std": best.cv_std,
+        **best.val_metrics,
+        **selection.test_metrics,
+    }
+    assert {f"val/{name}" for name in METRICS} | {f"test/{name}" for name in METRICS} <= set(metrics)
