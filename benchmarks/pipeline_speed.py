@@ -105,11 +105,18 @@ def report(figures: dict[str, float], repeats: int) -> str:
     versions = ", ".join(
         f"{name} {metadata.version(name)}" for name in ("dvc", "mlflow", "torch", "scikit-learn", "pandas")
     )
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or "unknown",
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     full, floor = figures["dvc repro -f"], figures["floor dvc repro -f"]
     rows = "\n".join(f"| {name} | {seconds:.2f} |" for name, seconds in figures.items())
     stage_rows = "\n".join(
@@ -122,7 +129,8 @@ def report(figures: dict[str, float], repeats: int) -> str:
 Measured {date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
 {versions}. Each figure is the median of {repeats} runs, in seconds, in a throw-away copy of the project
 with the committed `params.yaml` (the full example: 6 classifiers with 5-fold CV, 50 epochs).
-Reproduce with `make bench` (or `.venv/bin/python -m benchmarks.pipeline_speed --repeats {repeats} --out lab/docs/benchmarks.md`).
+Reproduce with `make bench`, or
+`.venv/bin/python -m benchmarks.pipeline_speed --repeats {repeats} --out lab/docs/benchmarks.md`.
 
 ## Summary
 

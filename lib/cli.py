@@ -13,9 +13,7 @@ EXIT_USER_ERROR = 2
 def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser that already takes `--params` (default: params.yaml in the working dir)."""
     result = argparse.ArgumentParser(description=description)
-    result.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)"
-    )
+    result.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: %(default)s)")
     return result
 
 

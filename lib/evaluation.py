@@ -7,6 +7,8 @@ nothing else from it more than a second. The unit tests check every value agains
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
@@ -23,7 +25,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     ordered = values[order]
     boundaries = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
     ranks = np.empty(len(values), dtype=np.float64)
-    for start, stop in zip(boundaries[:-1], boundaries[1:], strict=True):
+    for start, stop in itertools.pairwise(boundaries):
         ranks[order[start:stop]] = (start + stop + 1) / 2
     return ranks
 
@@ -54,7 +56,9 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """2x2 counts, rows actual 0/1, columns predicted 0/1."""
-    return np.bincount(2 * np.asarray(y_true, dtype=np.int64) + np.asarray(y_pred, dtype=np.int64), minlength=4).reshape(2, 2)
+    return np.bincount(
+        2 * np.asarray(y_true, dtype=np.int64) + np.asarray(y_pred, dtype=np.int64), minlength=4
+    ).reshape(2, 2)
 
 
 def binary_metrics(

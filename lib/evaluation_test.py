@@ -76,9 +76,7 @@ def test_binary_metrics_clip_certain_wrong_answers() -> None:
     scores = binary_metrics(y_true, probability, prefix="val")
 
     assert scores["val/log_loss"] == pytest.approx(-math.log(1e-7) / 2, abs=1e-6)
-    assert scores["val/log_loss"] == pytest.approx(
-        skm.log_loss(y_true, np.clip(probability, 1e-7, 1 - 1e-7)), abs=1e-6
-    )
+    assert scores["val/log_loss"] == pytest.approx(skm.log_loss(y_true, np.clip(probability, 1e-7, 1 - 1e-7)), abs=1e-6)
 
 
 def test_keys_are_prefix_slash_metric_in_a_stable_order() -> None:

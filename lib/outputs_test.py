@@ -40,12 +40,11 @@ def test_nothing_is_final_until_the_block_ends(tmp_path: Path) -> None:
 
 
 def test_an_error_writes_nothing_and_leaves_no_temporary_files(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="boom"):
-        with commit_outputs() as outputs:
-            outputs.write_text(tmp_path / "first.txt", "1")
-            outputs.write_json(tmp_path / "sub" / "second.json", [2])
-            outputs.path(tmp_path / "never_written.txt")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), commit_outputs() as outputs:
+        outputs.write_text(tmp_path / "first.txt", "1")
+        outputs.write_json(tmp_path / "sub" / "second.json", [2])
+        outputs.path(tmp_path / "never_written.txt")
+        raise RuntimeError("boom")
 
     assert _files(tmp_path) == {}
 
@@ -54,11 +53,10 @@ def test_an_error_keeps_the_previous_version(tmp_path: Path) -> None:
     kept = tmp_path / "metrics.json"
     kept.write_text("old\n", encoding="utf-8")
 
-    with pytest.raises(KeyboardInterrupt):
-        with commit_outputs() as outputs:
-            outputs.write_text(kept, "new\n")
-            outputs.write_text(tmp_path / "other.txt", "new\n")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), commit_outputs() as outputs:
+        outputs.write_text(kept, "new\n")
+        outputs.write_text(tmp_path / "other.txt", "new\n")
+        raise KeyboardInterrupt
 
     assert _files(tmp_path) == {"metrics.json": "old\n"}
 

@@ -142,9 +142,7 @@ def test_section_names_a_missing_required_key() -> None:
 def test_section_counts_the_errors_after_the_first() -> None:
     message = _section_error({"train": {"learning_rate": "fast", "typo": 1}})
 
-    assert message == (
-        "params.yaml: train.learning_rate: input should be a valid number, got 'fast' (and 2 more)"
-    )
+    assert message == ("params.yaml: train.learning_rate: input should be a valid number, got 'fast' (and 2 more)")
 
 
 def test_section_names_a_missing_section() -> None:

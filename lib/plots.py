@@ -55,8 +55,13 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figu
         colour = "white" if count > counts.max() / 2 else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=14)
     axes.set(
-        xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES,
-        xlabel="predicted", ylabel="actual", title=title,
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        xlabel="predicted",
+        ylabel="actual",
+        title=title,
     )
     return figure
 

@@ -58,10 +58,7 @@ def batches(
     import torch
 
     n = x.shape[0]
-    if generator is None:
-        order = None
-    else:
-        order = torch.randperm(n, generator=generator).to(x.device)
+    order = None if generator is None else torch.randperm(n, generator=generator).to(x.device)
     for start in range(0, n, batch_size):
         if order is None:
             yield x[start : start + batch_size], y[start : start + batch_size]

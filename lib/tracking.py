@@ -131,9 +131,7 @@ def run_tags(stage: str, device: str | None = None) -> dict[str, str]:
         or "unknown"
     )
     # dvc.lock and the git-tracked metrics change while `dvc repro` runs: they are results, not code.
-    status = _git(
-        "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", ":(exclude)metrics"
-    )
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", ":(exclude)metrics")
     tags = {
         "mlflow.source.git.commit": commit,
         "git.commit": commit,
@@ -188,9 +186,7 @@ def stage_run(
     import mlflow
 
     run_name = nested_name or stage
-    with mlflow.start_run(
-        run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)
-    ) as run:
+    with mlflow.start_run(run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)) as run:
         mlflow.log_params(flatten(params))
         yield run.info.run_id
     mlflow.flush_async_logging()

@@ -29,9 +29,21 @@ from lib.tracking import (
 
 # Variables that steer run tags or HTTP requests; each test starts without them.
 _ENVIRONMENT = (
-    ENV_URI, ENV_PIPELINE_RUN_ID, ENV_BRANCH, "GITHUB_SHA", "GITHUB_HEAD_REF", "GITHUB_REF_NAME",
-    "GITHUB_REF_TYPE", "RUNNER_NAME", "DVC_EXP_NAME", "http_proxy", "HTTP_PROXY", "https_proxy",
-    "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+    ENV_URI,
+    ENV_PIPELINE_RUN_ID,
+    ENV_BRANCH,
+    "GITHUB_SHA",
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "GITHUB_REF_TYPE",
+    "RUNNER_NAME",
+    "DVC_EXP_NAME",
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
 )
 
 
@@ -185,14 +197,14 @@ def test_a_server_that_does_not_speak_http_is_a_one_line_error() -> None:
 class _Health(http.server.BaseHTTPRequestHandler):
     """Answers every GET with the server's `status`, recording the paths asked for."""
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+    def do_GET(self) -> None:
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
         self.send_response(self.server.status)  # type: ignore[attr-defined]
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"OK")
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -316,13 +328,15 @@ def test_run_tags_runner_defaults_to_the_host_name() -> None:
 
 
 @pytest.mark.unittest
-def test_run_tags_report_a_dirty_tree_but_not_pipeline_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_run_tags_report_a_dirty_tree_but_not_pipeline_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("code.py", "dvc.lock", "metrics/dnn.json"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("v1\n")
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "c"]):
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-qm", "c"],
+    ):
         subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "untracked.txt").write_text("new\n")

@@ -72,7 +72,9 @@ def make_project_copy(destination: Path, params: dict) -> Path:
         shutil.copy2(PROJ_ROOT / name, target)
     for name in PROJECT_DIRS:
         shutil.copytree(
-            PROJ_ROOT / name, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py")
+            PROJ_ROOT / name,
+            destination / name,
+            ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
         )
     (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     for command in (
@@ -108,11 +110,23 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     root.mkdir()
     process = subprocess.Popen(
         [
-            str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts"),
-            "--workers", "1",
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
         ],
-        cwd=root, env=clean_env(), stdout=subprocess.DEVNULL, stderr=(root / "server.log").open("w"),
+        cwd=root,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "server.log").open("w"),
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -123,7 +137,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+                    log = (root / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow server did not start: {log}") from None
                 time.sleep(0.5)
         yield uri
     finally:

@@ -18,7 +18,16 @@ CLASSIFIERS = "lab.processes.train_standard_classifiers.main"
 DNN = "lab.processes.train_dnn_pytorch.main"
 OUTPUT_ARGS = {
     PREPARE: ["--out-dir", "out/data", "--preprocessing", "out/pre.json", "--metrics", "out/data.json"],
-    CLASSIFIERS: ["--data-dir", "data/processed", "--model", "out/m.pkl", "--metrics", "out/c.json", "--plots-dir", "out/p"],
+    CLASSIFIERS: [
+        "--data-dir",
+        "data/processed",
+        "--model",
+        "out/m.pkl",
+        "--metrics",
+        "out/c.json",
+        "--plots-dir",
+        "out/p",
+    ],
     DNN: ["--data-dir", "data/processed", "--model", "out/m.pt", "--metrics", "out/d.json", "--plots-dir", "out/p"],
 }
 
@@ -47,16 +56,52 @@ def _with(section: str, **values: object) -> dict:
 
 
 BAD_PARAMS = [
-    pytest.param(PREPARE, _with("prepare_data", test_fraction=0.3), "prepare_data.test_fraction: unknown key", id="unknown-key"),
-    pytest.param(PREPARE, _with("prepare_data", val_size="0.2"), "prepare_data.val_size: input should be a valid number", id="wrong-type"),
-    pytest.param(PREPARE, _with("prepare_data", test_size=1.5), "prepare_data.test_size: input should be less than 1", id="out-of-range"),
-    pytest.param(PREPARE, _without(shrunk_params(), "prepare_data"), "missing section 'prepare_data'", id="missing-section"),
+    pytest.param(
+        PREPARE, _with("prepare_data", test_fraction=0.3), "prepare_data.test_fraction: unknown key", id="unknown-key"
+    ),
+    pytest.param(
+        PREPARE,
+        _with("prepare_data", val_size="0.2"),
+        "prepare_data.val_size: input should be a valid number",
+        id="wrong-type",
+    ),
+    pytest.param(
+        PREPARE,
+        _with("prepare_data", test_size=1.5),
+        "prepare_data.test_size: input should be less than 1",
+        id="out-of-range",
+    ),
+    pytest.param(
+        PREPARE, _without(shrunk_params(), "prepare_data"), "missing section 'prepare_data'", id="missing-section"
+    ),
     pytest.param(PREPARE, {**shrunk_params(), "seed": -1}, "seed: must be an integer", id="bad-seed"),
-    pytest.param(CLASSIFIERS, _with("train_standard_classifiers", models=["svm_rbf"]), "train_standard_classifiers.models.0: input should be", id="unknown-classifier"),
-    pytest.param(CLASSIFIERS, _with("train_standard_classifiers", cv_folds=1), "train_standard_classifiers.cv_folds: input should be greater than or equal to 2", id="cv-folds"),
-    pytest.param(CLASSIFIERS, _with("train_standard_classifiers", hyperparams={"knn": {"neighbours": 3}}), "train_standard_classifiers.hyperparams.knn.neighbours: not a parameter", id="unknown-hyperparam"),
-    pytest.param(DNN, _with("train_dnn_pytorch", lr=0), "train_dnn_pytorch.lr: input should be greater than 0", id="lr-zero"),
-    pytest.param(DNN, _with("train_dnn_pytorch", device="tpu"), "train_dnn_pytorch.device: input should be 'auto', 'cpu' or 'cuda'", id="device"),
+    pytest.param(
+        CLASSIFIERS,
+        _with("train_standard_classifiers", models=["svm_rbf"]),
+        "train_standard_classifiers.models.0: input should be",
+        id="unknown-classifier",
+    ),
+    pytest.param(
+        CLASSIFIERS,
+        _with("train_standard_classifiers", cv_folds=1),
+        "train_standard_classifiers.cv_folds: input should be greater than or equal to 2",
+        id="cv-folds",
+    ),
+    pytest.param(
+        CLASSIFIERS,
+        _with("train_standard_classifiers", hyperparams={"knn": {"neighbours": 3}}),
+        "train_standard_classifiers.hyperparams.knn.neighbours: not a parameter",
+        id="unknown-hyperparam",
+    ),
+    pytest.param(
+        DNN, _with("train_dnn_pytorch", lr=0), "train_dnn_pytorch.lr: input should be greater than 0", id="lr-zero"
+    ),
+    pytest.param(
+        DNN,
+        _with("train_dnn_pytorch", device="tpu"),
+        "train_dnn_pytorch.device: input should be 'auto', 'cpu' or 'cuda'",
+        id="device",
+    ),
     pytest.param(DNN, _without(shrunk_params(), "tracking"), "missing section 'tracking'", id="missing-tracking"),
     pytest.param(DNN, "train_dnn_pytorch: [unclosed\n", "bad.yaml: not valid YAML (line 2)", id="invalid-yaml"),
 ]
@@ -74,7 +119,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("module", "params", "message"), BAD_PARAMS)
-def test_bad_params_give_one_line_and_write_nothing(prepared: Path, module: str, params: dict | str, message: str) -> None:
+def test_bad_params_give_one_line_and_write_nothing(
+    prepared: Path, module: str, params: dict | str, message: str
+) -> None:
     code, lines, _ = _stage(prepared, module, params)
     assert code == 2
     assert len(lines) == 1, lines
@@ -83,10 +130,25 @@ def test_bad_params_give_one_line_and_write_nothing(prepared: Path, module: str,
 
 
 def test_missing_input_data_is_named(prepared: Path) -> None:
-    code, lines, _ = _stage(prepared, CLASSIFIERS, shrunk_params()) if False else (0, [], 0)
     (prepared / "bad.yaml").write_text(yaml.safe_dump(shrunk_params()))
-    done = run([sys.executable, "-m", DNN, "--params", "bad.yaml", "--data-dir", "nowhere", "--model", "out/m.pt",
-                "--metrics", "out/d.json", "--plots-dir", "out/p"], prepared)
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            DNN,
+            "--params",
+            "bad.yaml",
+            "--data-dir",
+            "nowhere",
+            "--model",
+            "out/m.pt",
+            "--metrics",
+            "out/d.json",
+            "--plots-dir",
+            "out/p",
+        ],
+        prepared,
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: nowhere/train.parquet: data file not found (run the prepare_data stage first)"
     assert not (prepared / "out").exists()
@@ -99,8 +161,24 @@ def test_malformed_input_data_is_named(prepared: Path, tmp_path: Path) -> None:
         (broken / f"{split}.parquet").write_bytes((prepared / "data/processed" / f"{split}.parquet").read_bytes())
     (broken / "val.parquet").write_text("not,parquet\n1,2\n")
     (prepared / "bad.yaml").write_text(yaml.safe_dump(shrunk_params()))
-    done = run([sys.executable, "-m", CLASSIFIERS, "--params", "bad.yaml", "--data-dir", str(broken), "--model",
-                "out/m.pkl", "--metrics", "out/c.json", "--plots-dir", "out/p"], prepared)
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            CLASSIFIERS,
+            "--params",
+            "bad.yaml",
+            "--data-dir",
+            str(broken),
+            "--model",
+            "out/m.pkl",
+            "--metrics",
+            "out/c.json",
+            "--plots-dir",
+            "out/p",
+        ],
+        prepared,
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {broken}/val.parquet: not a readable Parquet file (ArrowInvalid)"
     assert not (prepared / "out").exists()
@@ -129,8 +207,13 @@ def test_a_stage_logs_to_a_tracking_server(prepared: Path, mlflow_server: str) -
 
     params = shrunk_params()
     (prepared / "good.yaml").write_text(yaml.safe_dump(params))
-    done = run([sys.executable, "-m", PREPARE, "--params", "good.yaml", *OUTPUT_ARGS[PREPARE]], prepared,
-               MLFLOW_TRACKING_URI=mlflow_server, GITHUB_REF_TYPE="tag", GITHUB_REF_NAME="run-server-test")
+    done = run(
+        [sys.executable, "-m", PREPARE, "--params", "good.yaml", *OUTPUT_ARGS[PREPARE]],
+        prepared,
+        MLFLOW_TRACKING_URI=mlflow_server,
+        GITHUB_REF_TYPE="tag",
+        GITHUB_REF_NAME="run-server-test",
+    )
     assert done.returncode == 0, done.stderr
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     experiment = client.get_experiment_by_name("reprolab-example")

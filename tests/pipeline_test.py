@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
-
 import pytest
 
 from tests.conftest import make_project_copy, run, shrunk_params
@@ -55,12 +54,50 @@ def _runs(project: Path) -> tuple[list, mlflow.MlflowClient]:
 def test_every_stage_writes_its_outputs(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     project, _ = reproduced
     for path in (
-        "data/processed/train.parquet", "data/processed/val.parquet", "data/processed/test.parquet",
-        "models/preprocessing.json", "models/classifier.pkl", "models/dnn.pt",
-        "plots/classifiers/confusion_matrix.png", "plots/classifiers/roc.csv", "plots/dnn/history.csv",
+        "data/processed/train.parquet",
+        "data/processed/val.parquet",
+        "data/processed/test.parquet",
+        "models/preprocessing.json",
+        "models/classifier.pkl",
+        "models/dnn.pt",
+        "plots/classifiers/confusion_matrix.png",
+        "plots/classifiers/roc.csv",
+        "plots/dnn/history.csv",
         "plots/dnn/training_curves.png",
     ):
         assert (project / path).stat().st_size > 0, path
+
+
+def test_stages_write_nothing_but_their_declared_outputs(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    import yaml
+
+    project, _ = reproduced
+    declared = set()
+    for stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            declared |= {next(iter(item)) if isinstance(item, dict) else item for item in stage.get(kind, [])}
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    # Everything new or changed since the commit, less the tools' own files: DVC's lock, cache and
+    # .gitignore entries, MLflow's default store and artifacts, Python's bytecode caches.
+    produced = [
+        path
+        for path in (line[3:] for line in status)
+        if not path.startswith((".dvc/", "mlruns/"))
+        and "__pycache__" not in path
+        and path not in ("mlflow.db", "dvc.lock")
+        and not path.endswith(".gitignore")
+    ]
+    assert produced, "nothing was written"
+    for path in produced:
+        assert path in declared or any(path.startswith(f"{d}/") for d in declared), f"undeclared output: {path}"
 
 
 def test_metrics_hold_the_expected_values(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -95,7 +132,9 @@ def test_every_stage_is_tracked_in_the_default_local_store(
         assert run_.data.tags["git.branch"] == "main"
         assert run_.data.params["seed"] == "42"
 
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == by_stage["train_standard_classifiers"].info.run_id]
+    children = [
+        r for r in runs if r.data.tags.get("mlflow.parentRunId") == by_stage["train_standard_classifiers"].info.run_id
+    ]
     assert sorted(r.info.run_name for r in children) == sorted(SHRUNK_MODELS)
     assert all("cv/roc_auc_mean" in r.data.metrics and "val/accuracy" in r.data.metrics for r in children)
 
@@ -131,7 +170,8 @@ def test_logged_models_predict_like_the_stage_outputs(
     runs, client = _runs(project)
     test = pd.read_parquet(project / "data/processed/test.parquet").drop(columns=["target"])
     parent = next(
-        r for r in runs
+        r
+        for r in runs
         if r.data.tags["dvc.stage"] == "train_standard_classifiers" and "mlflow.parentRunId" not in r.data.tags
     )
     (model,) = client.search_logged_models(
@@ -142,6 +182,19 @@ def test_logged_models_predict_like_the_stage_outputs(
     with (project / "models/classifier.pkl").open("rb") as file:
         offline = pickle.load(file).predict(test)
     assert (served == offline).all()
+
+
+def test_dvc_plots_show_renders_every_plot(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    project, _ = reproduced
+    done = run(["dvc", "plots", "show", "--out", str(tmp_path / "html")], project)
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "html" / "index.html").read_text()
+    for image in ("classifiers_confusion_matrix.png", "classifiers_roc.png", "dnn_training_curves.png"):
+        assert image in html
+    for title in ("ROC on test", "Confusion on test", "Dense network loss", "Classifiers on val"):
+        assert title in html
 
 
 def test_a_second_repro_does_no_stage_work(reproduced: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

@@ -127,7 +127,7 @@ def data_report(splits: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str,
     """Row counts and positive-class fraction per split, and the feature count."""
     report: dict[str, float] = {"features": int(splits["train"][0].shape[1])}
     for name, (_, labels) in splits.items():
-        report[f"{name}/rows"] = int(len(labels))
+        report[f"{name}/rows"] = len(labels)
         report[f"{name}/positive_fraction"] = round(float(labels.mean()), 6)
     return report
 

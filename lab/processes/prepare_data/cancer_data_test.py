@@ -264,9 +264,7 @@ def test_validate_raw_accepts_the_smallest_class_size(table: Table) -> None:
 
 
 @pytest.mark.parametrize(("val_size", "test_size"), [(0.2, 0.2), (0.15, 0.25), (0.3, 0.1)])
-def test_split_sizes_match_the_fractions(
-    cancer: Table, val_size: float, test_size: float
-) -> None:
+def test_split_sizes_match_the_fractions(cancer: Table, val_size: float, test_size: float) -> None:
     features, labels = cancer
     n = len(labels)
 

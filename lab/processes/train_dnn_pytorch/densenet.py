@@ -131,7 +131,9 @@ def train(
     best_score, best_epoch, best_state = -np.inf, 0, copy.deepcopy(network.state_dict())
     val_x, _ = tensors["val"]
     val_y = splits["val"][1]
-    bar = tqdm(range(1, params.epochs + 1), desc="train_dnn", unit="epoch", disable=None if progress is None else not progress)
+    bar = tqdm(
+        range(1, params.epochs + 1), desc="train_dnn", unit="epoch", disable=None if progress is None else not progress
+    )
     for epoch in bar:
         train_loss, train_accuracy = train_epoch(network, optimiser, *tensors["train"], params.batch_size, generator)
         val_metrics = binary_metrics(val_y, predict_probability(network, val_x), "val")

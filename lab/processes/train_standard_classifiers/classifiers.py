@@ -84,8 +84,7 @@ def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any])
     unknown = sorted(set(overrides) - set(model.get_params()))
     if unknown:
         raise ReprolabError(
-            f"train_standard_classifiers.hyperparams.{name}.{unknown[0]}: "
-            f"not a parameter of {type(model).__name__}"
+            f"train_standard_classifiers.hyperparams.{name}.{unknown[0]}: not a parameter of {type(model).__name__}"
         )
     model.set_params(**overrides)
     if name == "linear_svm":  # an SVM gives margins; calibration turns them into probabilities

@@ -82,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
         tracking.log_pngs(pngs)
         tracking.log_sklearn_model(best.model, splits["test"][0].head(5))
-    print(f"{STAGE}: selected {best.name}, val/{metric} {best.val_metrics[f'val/{metric}']:.4f}, "
-          f"test/{metric} {selection.test_metrics[f'test/{metric}']:.4f}")
+    print(
+        f"{STAGE}: selected {best.name}, val/{metric} {best.val_metrics[f'val/{metric}']:.4f}, "
+        f"test/{metric} {selection.test_metrics[f'test/{metric}']:.4f}"
+    )
 
 
 if __name__ == "__main__":
