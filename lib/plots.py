@@ -7,6 +7,7 @@ same data gives the same PNG bytes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
+
+    from lib.outputs import Outputs
 
 CLASS_NAMES = ("0", "1")
 
@@ -93,3 +96,37 @@ def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
 def save_png(figure: Figure, path: Path) -> None:
     """Save `figure` as a PNG with no metadata that changes between runs."""
     figure.savefig(path, format="png", metadata={"Software": None})
+
+
+@dataclass
+class PlotSet:
+    """A stage's plots: tables for `dvc plots` (`<name>.csv`) and figures (`<name>.png`), one folder."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def write(self, outputs: Outputs, folder: Path) -> list[Path]:
+        """Stage every table and figure under `folder`; return the PNG paths (to log them)."""
+        for name, table in self.tables.items():
+            table.to_csv(outputs.path(folder / f"{name}.csv"), index=False)
+        for name, figure in self.figures.items():
+            save_png(figure, outputs.path(folder / f"{name}.png"))
+        return [folder / f"{name}.png" for name in self.figures]
+
+
+def evaluation_plots(
+    y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test", threshold: float = 0.5
+) -> PlotSet:
+    """Confusion matrix and ROC curve of one model on one split, as tables and figures."""
+    from lib.evaluation import roc_auc
+
+    predicted = (probability >= threshold).astype("int64")
+    points = roc_points(y_true, probability)
+    title = f"{model_name} on {split}"
+    return PlotSet(
+        tables={"confusion": confusion_rows(y_true, predicted), "roc": points},
+        figures={
+            "confusion_matrix": confusion_figure(y_true, predicted, title),
+            "roc": roc_figure({model_name: points}, {model_name: roc_auc(y_true, probability)}, title),
+        },
+    )

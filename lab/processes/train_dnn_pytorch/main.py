@@ -42,17 +42,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         result = densenet.train(config, splits, device, seed, on_epoch=log_epoch)
 
-        test_y = splits["test"][1]
-        test_pred = (result.test_probability >= 0.5).astype("int64")
-        figures = {
-            "training_curves": plots.training_curves_figure(result.history, result.best_epoch),
-            "confusion_matrix": plots.confusion_figure(test_y, test_pred, "dense network on test"),
-            "roc": plots.roc_figure(
-                {"dense network": plots.roc_points(test_y, result.test_probability)},
-                {"dense network": result.test_metrics["test/roc_auc"]},
-                "dense network on test",
-            ),
-        }
+        plot_set = plots.evaluation_plots(splits["test"][1], result.test_probability, "dense network")
+        plot_set.tables["history"] = result.history
+        plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
         stage_metrics = densenet.stage_metrics(result)
         with commit_outputs() as outputs:
             checkpoint = {
@@ -63,16 +55,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
             torch.save(checkpoint, outputs.path(args.model))
             outputs.write_json(args.metrics, stage_metrics)
-            result.history.to_csv(outputs.path(args.plots_dir / "history.csv"), index=False)
-            plots.confusion_rows(test_y, test_pred).to_csv(outputs.path(args.plots_dir / "confusion.csv"), index=False)
-            plots.roc_points(test_y, result.test_probability).to_csv(
-                outputs.path(args.plots_dir / "roc.csv"), index=False
-            )
-            for name, figure in figures.items():
-                plots.save_png(figure, outputs.path(args.plots_dir / f"{name}.png"))
+            pngs = plot_set.write(outputs, args.plots_dir)
 
         mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
-        tracking.log_pngs([args.plots_dir / f"{name}.png" for name in figures])
+        tracking.log_pngs(pngs)
         tracking.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), splits["test"][0].head(5))
     print(
         f"{STAGE}: best epoch {result.best_epoch}/{config.epochs} on {device}, "

@@ -37,35 +37,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     metric = config.selection_metric
     best = selection.best
     test_y = splits["test"][1]
-    test_pred = (selection.test_probability >= 0.5).astype("int64")
-    val_curves = {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates}
-    figures = {
-        "confusion_matrix": plots.confusion_figure(test_y, test_pred, f"{best.name} on test"),
-        "roc": plots.roc_figure(
-            {best.name: plots.roc_points(test_y, selection.test_probability)},
-            {best.name: selection.test_metrics["test/roc_auc"]},
-            f"{best.name} on test",
-        ),
-        "roc_val_all": plots.roc_figure(
-            val_curves, {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates}, "all classifiers on val"
-        ),
-    }
+    plot_set = plots.evaluation_plots(test_y, selection.test_probability, best.name)
+    plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric)
+    plot_set.figures["roc_val_all"] = plots.roc_figure(
+        {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates},
+        {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates},
+        "all classifiers on val",
+    )
     stage_metrics = classifiers.stage_metrics(selection, metric)
 
     with commit_outputs() as outputs:
         with outputs.path(args.model).open("wb") as file:
             pickle.dump(best.model, file, protocol=5)
         outputs.write_json(args.metrics, stage_metrics)
-        classifiers.comparison_table(selection, metric).to_csv(
-            outputs.path(args.plots_dir / "comparison.csv"), index=False
-        )
-        plots.confusion_rows(test_y, test_pred).to_csv(outputs.path(args.plots_dir / "confusion.csv"), index=False)
-        plots.roc_points(test_y, selection.test_probability).to_csv(
-            outputs.path(args.plots_dir / "roc.csv"), index=False
-        )
-        for name, figure in figures.items():
-            plots.save_png(figure, outputs.path(args.plots_dir / f"{name}.png"))
-    pngs = [args.plots_dir / f"{name}.png" for name in figures]
+        pngs = plot_set.write(outputs, args.plots_dir)
 
     import mlflow
 
