@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from lib.outputs import commit_outputs
 from lib.plots import (
+    PlotSet,
     confusion_figure,
     confusion_rows,
+    evaluation_plots,
     roc_figure,
     roc_points,
     save_png,
@@ -160,3 +163,36 @@ def test_training_curves_mark_the_kept_epoch() -> None:
     for axes in figure.axes:
         labels = [text.get_text() for text in axes.get_legend().get_texts()]
         assert labels == ["train", "val", "kept (epoch 4)"]
+
+
+def test_evaluation_plots_hold_the_tables_and_figures_of_one_model() -> None:
+    y_true, scores = _labels_and_scores()
+
+    plot_set = evaluation_plots(y_true, scores, "model x", split="val", threshold=0.5)
+
+    assert set(plot_set.tables) == {"confusion", "roc"}
+    assert set(plot_set.figures) == {"confusion_matrix", "roc"}
+    assert plot_set.tables["confusion"]["predicted"].tolist() == (scores >= 0.5).astype(int).tolist()
+    assert plot_set.figures["roc"].axes[0].get_title() == "model x on val"
+    pd.testing.assert_frame_equal(plot_set.tables["roc"], roc_points(y_true, scores))
+
+
+def test_a_plot_set_writes_csv_tables_and_png_figures_into_one_folder(tmp_path: Path) -> None:
+    y_true, scores = _labels_and_scores()
+    plot_set = evaluation_plots(y_true, scores, "m")
+    plot_set.tables["extra"] = pd.DataFrame({"a": [1, 2]})
+
+    with commit_outputs() as outputs:
+        pngs = plot_set.write(outputs, tmp_path / "plots")
+
+    assert pngs == [tmp_path / "plots" / "confusion_matrix.png", tmp_path / "plots" / "roc.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "confusion.csv",
+        "confusion_matrix.png",
+        "extra.csv",
+        "roc.csv",
+        "roc.png",
+    ]
+    assert (tmp_path / "plots" / "extra.csv").read_text() == "a\n1\n2\n"
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in pngs)
+    assert PlotSet().write(outputs, tmp_path / "empty") == []
