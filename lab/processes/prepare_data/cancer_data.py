@@ -19,6 +19,7 @@ from lib.datasets import SPLITS, TARGET, DataError
 from lib.params import Section
 
 BUILTIN_SOURCE = "sklearn:breast_cancer"
+SYNTHETIC_SOURCE = "sklearn:make_classification"
 MIN_ROWS_PER_CLASS = 10
 
 
@@ -30,6 +31,9 @@ class PrepareParams(Section):
     val_size: float = Field(default=0.2, gt=0, lt=1)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     scale: bool = True
+    # Only for source 'sklearn:make_classification': a seeded synthetic table for scale tests.
+    synthetic_rows: int = Field(default=10_000, ge=100, le=10_000_000)
+    synthetic_features: int = Field(default=30, ge=2, le=1_000)
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> Self:
@@ -47,13 +51,39 @@ class Prepared:
     report: dict[str, float]
 
 
-def load_raw(source: str, target: str) -> pd.DataFrame:
-    """Read the raw table: the built-in data set, or a CSV/Parquet file at `source`."""
+def synthetic_table(rows: int, features: int, seed: int, target: str) -> pd.DataFrame:
+    """A seeded binary classification table (scikit-learn's make_classification), float32 features.
+
+    A third of the features are informative and a sixth redundant; 1% of labels are flipped, so no
+    model scores perfectly.
+    """
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=rows,
+        n_features=features,
+        n_informative=max(2, features // 3),
+        n_redundant=features // 6,
+        flip_y=0.01,
+        random_state=seed,
+    )
+    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i:03d}" for i in range(features)])
+    frame[target] = y
+    return frame
+
+
+def load_raw(source: str, target: str, seed: int = 0, rows: int = 10_000, features: int = 30) -> pd.DataFrame:
+    """Read the raw table: the built-in data set, a synthetic one, or a CSV/Parquet file at `source`.
+
+    `seed`, `rows` and `features` apply to the synthetic source only.
+    """
     if source == BUILTIN_SOURCE:
         from sklearn.datasets import load_breast_cancer
 
         bunch = load_breast_cancer(as_frame=True)
         return bunch.frame.rename(columns={"target": target})
+    if source == SYNTHETIC_SOURCE:
+        return synthetic_table(rows, features, seed, target)
     path = Path(source)
     if not path.is_file():
         raise DataError(f"prepare_data.source: file '{source}' not found")
@@ -64,7 +94,9 @@ def load_raw(source: str, target: str) -> pd.DataFrame:
             return pd.read_csv(path)
     except Exception as exc:  # pandas and pyarrow raise many types for a damaged file
         raise DataError(f"{source}: cannot be read ({type(exc).__name__})") from None
-    raise DataError(f"prepare_data.source: '{source}' is neither '{BUILTIN_SOURCE}' nor a .csv/.parquet file")
+    raise DataError(
+        f"prepare_data.source: '{source}' is neither '{BUILTIN_SOURCE}', '{SYNTHETIC_SOURCE}' nor a .csv/.parquet file"
+    )
 
 
 def validate_raw(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -14,6 +14,7 @@ import pytest
 from lab.processes.prepare_data.cancer_data import (
     BUILTIN_SOURCE,
     MIN_ROWS_PER_CLASS,
+    SYNTHETIC_SOURCE,
     PrepareParams,
     fit_scaling,
     load_raw,
@@ -410,3 +411,32 @@ def test_prepare_rejects_bad_raw_data_naming_the_source(table: Table) -> None:
         prepare(_raw(table), PrepareParams(source="mine.parquet", target="label"), seed=0)
 
     assert str(caught.value) == "mine.parquet: no target column 'label'"
+
+
+def test_the_synthetic_source_is_seeded_and_shaped_by_params() -> None:
+    first = load_raw(SYNTHETIC_SOURCE, "label", seed=3, rows=500, features=12)
+    again = load_raw(SYNTHETIC_SOURCE, "label", seed=3, rows=500, features=12)
+    other = load_raw(SYNTHETIC_SOURCE, "label", seed=4, rows=500, features=12)
+
+    assert first.shape == (500, 13)
+    assert list(first.columns[:2]) == ["feature_000", "feature_001"] and first.columns[-1] == "label"
+    assert (first.dtypes.iloc[:-1] == np.float32).all()
+    assert 0.4 < first["label"].mean() < 0.6
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.equals(other)
+
+
+def test_a_synthetic_table_prepares_like_the_example() -> None:
+    params = PrepareParams(source=SYNTHETIC_SOURCE, synthetic_rows=1_000, synthetic_features=30)
+    raw = load_raw(params.source, params.target, 0, params.synthetic_rows, params.synthetic_features)
+
+    prepared = prepare(raw, params, seed=0)
+
+    assert prepared.report["features"] == 30
+    assert sum(prepared.report[f"{split}/rows"] for split in SPLITS) == 1_000
+
+
+@pytest.mark.parametrize(("key", "value"), [("synthetic_rows", 10), ("synthetic_features", 1)])
+def test_synthetic_sizes_are_bounded(key: str, value: int) -> None:
+    with pytest.raises(ValueError, match=key):
+        PrepareParams(**{key: value})

@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed = params.seed()
     config = params.section(STAGE, cancer_data.PrepareParams)
     experiment = params.section("tracking", tracking.TrackingParams).experiment
-    raw = cancer_data.load_raw(config.source, config.target)
+    raw = cancer_data.load_raw(config.source, config.target, seed, config.synthetic_rows, config.synthetic_features)
     tracking.prepare(experiment)
 
     prepared = cancer_data.prepare(raw, config, seed)

@@ -6,8 +6,9 @@ cross-validation mean, then to the earlier name in params) and is evaluated once
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,8 @@ class ClassifiersParams(Section):
     cv_folds: int = Field(default=5, ge=2, le=20)
     selection_metric: SelectionMetric = "roc_auc"
     hyperparams: dict[ClassifierName, dict[str, HyperValue]] = Field(default_factory=dict)
+    # Classifiers whose cost grows faster than the data are skipped above this many train rows.
+    max_train_rows: dict[ClassifierName, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _models_unique(self) -> Self:
@@ -130,12 +133,33 @@ def select_best(candidates: list[Candidate], metric: SelectionMetric) -> Candida
     )
 
 
+def fitting_models(params: ClassifiersParams, train_rows: int) -> list[ClassifierName]:
+    """The models in params whose `max_train_rows` admits `train_rows`; each skipped one is logged."""
+    kept = []
+    for name in params.models:
+        limit = params.max_train_rows.get(name)
+        if limit is not None and train_rows > limit:
+            print(
+                f"train_standard_classifiers: skipping {name}: {train_rows} train rows is above "
+                f"max_train_rows.{name} = {limit}",
+                file=sys.stderr,
+            )
+        else:
+            kept.append(name)
+    if not kept:
+        raise ReprolabError(
+            f"train_standard_classifiers.max_train_rows: every model is skipped at {train_rows} train rows"
+        )
+    return kept
+
+
 def train_and_select(
     params: ClassifiersParams, splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int
 ) -> Selection:
     """Score every classifier in params, pick the best on val, and evaluate it once on test."""
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
         build_classifier(name, seed, overrides)
+    names = fitting_models(params, len(splits["train"][1]))
     candidates = [
         score_candidate(
             name,
@@ -146,7 +170,7 @@ def train_and_select(
             params.selection_metric,
             seed,
         )
-        for name in params.models
+        for name in names
     ]
     best = select_best(candidates, params.selection_metric)
     test_x, test_y = splits["test"]

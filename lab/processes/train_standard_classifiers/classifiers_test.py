@@ -26,6 +26,7 @@ from lab.processes.train_standard_classifiers.classifiers import (
     ClassifiersParams,
     build_classifier,
     comparison_table,
+    fitting_models,
     score_candidate,
     select_best,
     stage_metrics,
@@ -85,6 +86,7 @@ def test_params_read_a_full_section(params_file: WriteParams) -> None:
         "cv_folds": 4,
         "selection_metric": "f1",
         "hyperparams": {"knn": {"n_neighbors": 3, "weights": "distance"}, "linear_svm": {"C": 0.5}},
+        "max_train_rows": {"knn": 50_000},
     }
 
     params = params_file({STAGE: section}).section(STAGE, ClassifiersParams)
@@ -328,3 +330,31 @@ def test_stage_metrics_name_the_selected_model_and_its_scores(splits: Splits) ->
         **selection.test_metrics,
     }
     assert {f"val/{name}" for name in METRICS} | {f"test/{name}" for name in METRICS} <= set(metrics)
+
+
+def test_models_above_their_row_limit_are_skipped_with_a_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    params = ClassifiersParams(
+        models=["naive_bayes", "knn", "logistic_regression"], max_train_rows={"knn": 100, "naive_bayes": 1000}
+    )
+
+    assert fitting_models(params, 100) == ["naive_bayes", "knn", "logistic_regression"]
+    assert capsys.readouterr().err == ""
+    assert fitting_models(params, 101) == ["naive_bayes", "logistic_regression"]
+    assert capsys.readouterr().err == (
+        "train_standard_classifiers: skipping knn: 101 train rows is above max_train_rows.knn = 100\n"
+    )
+
+
+def test_skipping_every_model_is_an_error() -> None:
+    params = ClassifiersParams(models=["knn"], max_train_rows={"knn": 10})
+
+    with pytest.raises(ReprolabError, match="every model is skipped at 11 train rows"):
+        fitting_models(params, 11)
+
+
+def test_train_and_select_leaves_out_skipped_models(splits: Splits) -> None:
+    params = ClassifiersParams(models=["naive_bayes", "knn"], cv_folds=2, max_train_rows={"knn": 10})
+
+    selection = train_and_select(params, splits, seed=0)
+
+    assert [c.name for c in selection.candidates] == ["naive_bayes"]
