@@ -1,0 +1,121 @@
+"""How each stage grows with the data: wall time and peak memory at 10 thousand to 1 million rows.
+
+The data is `prepare_data`'s synthetic source (scikit-learn's make_classification, 30 features). The
+classifiers are the ones that suit large tables (k-NN and the SVM are skipped by their
+`max_train_rows`), and the network trains for a few epochs with large batches. Each stage runs as its
+own process under GNU time, in a throw-away copy of the project.
+
+    .venv/bin/python -m benchmarks.scale --rows 10000 100000 1000000 --out lab/docs/benchmarks-scale.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from benchmarks.pipeline_speed import STAGES
+from tests.conftest import clean_env, make_project_copy, shrunk_params
+
+SCALE_PARAMS = {
+    "prepare_data": {"source": "sklearn:make_classification", "synthetic_features": 30},
+    "train_standard_classifiers": {
+        "models": ["logistic_regression", "naive_bayes", "knn", "linear_svm", "gradient_boosting"],
+        "cv_folds": 3,
+        "max_train_rows": {"knn": 50_000, "linear_svm": 200_000},
+        "hyperparams": {"gradient_boosting": {"max_iter": 50}},
+    },
+    "train_dnn_pytorch": {"epochs": 3, "batch_size": 1024, "hidden_layers": [64, 32]},
+}
+TARGET_SECONDS = 300
+TARGET_MIB = 4096
+
+
+def run_stage(project: Path, module: str) -> tuple[float, float]:
+    """(wall seconds, peak resident MiB) of one stage process, measured by GNU time."""
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "TIME %e %M", "python", "-m", module],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{done.stderr[-3000:]}")
+    seconds, kib = done.stderr.strip().splitlines()[-1].split()[1:]
+    return float(seconds), int(kib) / 1024
+
+
+def measure(sizes: Sequence[int]) -> dict[int, dict[str, tuple[float, float]]]:
+    """{rows: {stage: (seconds, peak MiB)}} for every size."""
+    results: dict[int, dict[str, tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for rows in sizes:
+            overrides = {**SCALE_PARAMS, "prepare_data": {**SCALE_PARAMS["prepare_data"], "synthetic_rows": rows}}
+            project = make_project_copy(Path(scratch) / f"rows-{rows}", shrunk_params(overrides))
+            results[rows] = {name: run_stage(project, module) for name, module in STAGES.items()}
+            print(rows, results[rows], file=sys.stderr, flush=True)
+    return results
+
+
+def report(results: dict[int, dict[str, tuple[float, float]]]) -> str:
+    """The markdown page."""
+    sizes = sorted(results)
+    lines = []
+    for name in STAGES:
+        previous = None
+        for rows in sizes:
+            seconds, mib = results[rows][name]
+            growth = f"{seconds / previous:.1f}x" if previous else "-"
+            lines.append(f"| {name} | {rows:,} | {seconds:.1f} | {mib:.0f} | {growth} |")
+            previous = seconds
+    totals = "\n".join(
+        f"| {rows:,} | {sum(s for s, _ in results[rows].values()):.1f} "
+        f"| {max(m for _, m in results[rows].values()):.0f} |"
+        for rows in sizes
+    )
+    return f"""# Scale
+
+Measured {date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}. One run per
+size (a single measurement, not a median: the largest size takes minutes). Targets: the whole pipeline at
+1 million rows under {TARGET_SECONDS} s with every stage under {TARGET_MIB} MiB, and 10x rows costing at most ~10x time.
+Reproduce: `.venv/bin/python -m benchmarks.scale --rows {" ".join(str(s) for s in sizes)}
+--out lab/docs/benchmarks-scale.md`.
+
+Params on top of the committed ones: `{SCALE_PARAMS}`.
+
+## The pipeline
+
+| rows | seconds, all stages | peak MiB, largest stage |
+|---|---|---|
+{totals}
+
+## Per stage (growth: time against the previous size)
+
+| stage | rows | seconds | peak MiB | growth |
+|---|---|---|---|---|
+{chr(10).join(lines)}
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure every size and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    text = report(measure(args.rows))
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
