@@ -28,13 +28,21 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"actual": y_true.astype("int64"), "predicted": y_pred.astype("int64")})
 
 
-def roc_points(y_true: np.ndarray, probability: np.ndarray) -> pd.DataFrame:
-    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows, rounded for stable files."""
+def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_000) -> pd.DataFrame:
+    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows, rounded for stable files.
+
+    A large split has a point per distinct score; above `max_points` an evenly spaced subset (ends
+    included) is kept, which draws the same curve in a file that stays small.
+    """
+    import numpy as np
     import pandas as pd
 
     from lib.evaluation import roc_curve
 
     fpr, tpr, threshold = roc_curve(y_true, probability)
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
+        fpr, tpr, threshold = fpr[keep], tpr[keep], threshold[keep]
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": threshold}).round(6)
 
 

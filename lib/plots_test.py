@@ -196,3 +196,16 @@ def test_a_plot_set_writes_csv_tables_and_png_figures_into_one_folder(tmp_path: 
     assert (tmp_path / "plots" / "extra.csv").read_text() == "a\n1\n2\n"
     assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in pngs)
     assert PlotSet().write(outputs, tmp_path / "empty") == []
+
+
+def test_roc_points_of_a_large_split_are_thinned_to_max_points_with_both_ends() -> None:
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 2, size=20_000)
+    scores = rng.random(20_000)
+
+    points = roc_points(y_true, scores, max_points=500)
+
+    assert len(points) == 500
+    assert points.iloc[0][["fpr", "tpr"]].tolist() == [0.0, 0.0]
+    assert points.iloc[-1][["fpr", "tpr"]].tolist() == [1.0, 1.0]
+    assert points["fpr"].is_monotonic_increasing and points["tpr"].is_monotonic_increasing
