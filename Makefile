@@ -1,5 +1,6 @@
-# The README's commands. `make run` runs the example pipeline, `make test` the test suite; both first
-# install what they need: Pipenv (into .tools/ when it is not on PATH), then the locked environment.
+# The README's commands. `make run` runs the example pipeline, `make test` the quality gates (`make lint`)
+# and then the test suite; all first install what they need: Pipenv (into .tools/ when it is not on
+# PATH), then the locked environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
@@ -14,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run test bench
+.PHONY: setup run lint test bench
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -35,8 +36,12 @@ run: setup  ## the example pipeline, end to end (only what changed)
 	@echo "Results: metrics/*.json (dvc metrics show), plots: dvc plots show (opens dvc_plots/index.html),"
 	@echo "runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)"
 
-test: setup  ## the whole test suite
+lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
+	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
+
+test: setup lint  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest
 
-bench: setup  ## pipeline speed against its floor; writes lab/docs/benchmarks.md
+bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
+	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --out lab/docs/benchmarks-scale.md
