@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench
+.PHONY: setup run lint test bench launch goals runtime serve register lab
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -41,6 +41,25 @@ lint: setup  ## every pre-commit hook on every file (hook environments come from
 
 test: setup lint  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest
+
+goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
+	$(IN_ENV) python -m pytest goals
+
+runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<version>-<short commit>/ and .zip
+	$(IN_ENV) python -m runtimes.build --out dist
+
+PORT ?= 5001
+serve: setup  ## serve this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+	$(IN_ENV) python -m runtimes.serve --out dist --port $(PORT)
+
+register: setup goals runtime  ## once the goals pass: register the runtime in MLflow's Model Registry as @candidate
+	$(IN_ENV) python -m runtimes.register --out dist
+
+lab: setup  ## JupyterLab for lab/analysis, with the repository on PYTHONPATH so notebooks import lib
+	$(IN_ENV) PYTHONPATH="$(CURDIR)" jupyter lab
+
+launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner runs it (lab/docs/runners.md)
+	@.ci/launch "$(NAME)"
 
 bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md

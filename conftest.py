@@ -1,17 +1,17 @@
-"""Project-wide pytest rules: every test is marked `unittest` or `integration`."""
+"""Project-wide pytest rules: every test is marked `unittest` or `integration` (or `goals`, under goals/)."""
 
 import os
 
 import pytest
 
-KINDS = ("unittest", "integration")
+KINDS = ("unittest", "integration", "goals")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Fail collection for a test that carries neither kind marker, so no test escapes the split."""
     unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(kind) for kind in KINDS)]
     if unmarked:
-        raise pytest.UsageError(f"tests without a 'unittest' or 'integration' marker: {unmarked}")
+        raise pytest.UsageError(f"tests without a 'unittest', 'integration' or 'goals' marker: {unmarked}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

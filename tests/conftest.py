@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,51 +100,84 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite store in tmp_path; yields its URI."""
+@contextmanager
+def serving(args: Sequence[str], root: Path, url: str, what: str) -> Iterator[None]:
+    """Run the server `args` in `root` (its log in `root`/server.log) until `url` answers; stop it after."""
     import time
+    import urllib.error
     import urllib.request
 
-    port = free_port()
-    root = tmp_path / "mlflow-server"
-    root.mkdir()
-    process = subprocess.Popen(
-        [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=root,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "server.log").open("w"),
-    )
-    uri = f"http://127.0.0.1:{port}"
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(list(args), cwd=root, env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                with urllib.request.urlopen(url, timeout=2):
                     break
+            except urllib.error.HTTPError:
+                break  # it answers
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"mlflow server did not start: {log}") from None
+                    raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.5)
-        yield uri
+        yield
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def running_mlflow_server(root: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with a SQLite store and artefacts in `root`; yields its URI."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    args = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        uri.rsplit(":", 1)[1],
+        "--backend-store-uri",
+        f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    with serving(args, root, f"{uri}/health", "mlflow server"):
+        yield uri
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
+
+
+@contextmanager
+def running_s3_server(root: Path, bucket: str) -> Iterator[str]:
+    """An S3 API server (moto's) on 127.0.0.1 holding an empty `bucket`; yields its endpoint URL."""
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with serving([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], root, endpoint, "S3 server"):
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        )
+        s3.create_bucket(Bucket=bucket)
+        yield endpoint
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 with a SQLite store in tmp_path; yields its URI."""
+    with running_mlflow_server(tmp_path / "mlflow-server") as uri:
+        yield uri

@@ -1,0 +1,248 @@
+"""Package the pipeline's selected classifier as a deployable, versioned runtime artefact.
+
+A runtime is a folder `<name>-<version>-<short commit>` (and the same as a zip) holding:
+- `model/`: an MLflow pyfunc model (`scaled_classifier.py`) that takes the raw feature columns, with a
+  signature, an input example and pinned pip requirements; `mlflow models serve` serves it;
+- `runtime.json`: where it came from: git commit, params, metrics and the md5 of every pipeline output
+  in `dvc.lock` (the data version included);
+- `Dockerfile`: an image that serves it.
+
+Every file taken from the pipeline is first checked against its md5 in `dvc.lock`, so the metadata
+never describes outputs other than the ones packaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from lib.errors import ReprolabError
+from lib.params import ParamsFile, Section
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_FILE = HERE / "runtime.yaml"
+MODEL_CODE = HERE / "scaled_classifier.py"
+DOCKERFILE = HERE / "Dockerfile"
+CLASSIFIER = "models/classifier.pkl"
+PREPROCESSING = "models/preprocessing.json"
+METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
+EXAMPLE_SPLIT = "data/processed/val.parquet"
+EXAMPLE_ROWS = 5
+# The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
+REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
+METADATA_FILE = "runtime.json"
+MODEL_DIR = "model"
+SHORT_COMMIT = 7
+
+
+class RuntimeBuildError(ReprolabError):
+    """A runtime cannot be built from what is on disk."""
+
+
+class RuntimeConfig(Section):
+    """runtimes/runtime.yaml: the runtime's name and the version of its serving contract."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.]*$")
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The commit a project is at, and whether tracked files differ from it."""
+
+    commit: str
+    dirty: bool
+
+    @property
+    def short(self) -> str:
+        """The abbreviated commit used in artefact names."""
+        return self.commit[:SHORT_COMMIT]
+
+
+def read_config(path: Path = RUNTIME_FILE) -> RuntimeConfig:
+    """Validate the runtime config file; the error names the file and the bad key."""
+    file = ParamsFile.read(path)
+    return ParamsFile(file.path, {"runtime": dict(file.data)}).section("runtime", RuntimeConfig)
+
+
+def git_state(project: Path) -> GitState:
+    """HEAD's commit in `project` and whether tracked files (results included) have uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    return GitState(commit, bool(git("status", "--porcelain", "--untracked-files=no")))
+
+
+def artifact_name(config: RuntimeConfig, git: GitState) -> str:
+    """`<name>-<version>-<short commit>`, with `-dirty` when the working tree differs from the commit."""
+    return f"{config.name}-{config.version}-{git.short}" + ("-dirty" if git.dirty else "")
+
+
+def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
+    """Every output recorded in a parsed dvc.lock, as path -> md5 (`.dir` hashes for folders)."""
+    outs: dict[str, str] = {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            outs[out["path"]] = out["md5"]
+    return outs
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file's bytes, as DVC 3 records it for a file output."""
+    digest = hashlib.md5(usedforsecurity=False)  # DVC's content hash
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_against_lock(project: Path, outs: Mapping[str, str], paths: Sequence[str]) -> None:
+    """Raise unless every file in `paths` exists under `project` with the md5 that dvc.lock records."""
+    for path in paths:
+        if path not in outs:
+            raise RuntimeBuildError(f"dvc.lock records no output {path}: run the pipeline first (make run)")
+        if not (project / path).is_file():
+            raise RuntimeBuildError(f"{path} is missing: run `dvc checkout` (or `dvc pull`) to get it")
+        if file_md5(project / path) != outs[path]:
+            raise RuntimeBuildError(
+                f"{path} differs from the version in dvc.lock: run `dvc repro` to bring the pipeline up to date, "
+                "or `dvc checkout` to restore the recorded outputs"
+            )
+
+
+def raw_rows(processed: pd.DataFrame, preprocessing: Mapping[str, Any], rows: int) -> pd.DataFrame:
+    """The first `rows` of a processed split with the scaling undone: raw feature values, as a client sends."""
+    import numpy as np
+    import pandas as pd
+
+    features = list(preprocessing["features"])
+    scaled = processed[features].head(rows).to_numpy(dtype=np.float64)
+    raw = scaled * np.asarray(preprocessing["scale"]) + np.asarray(preprocessing["mean"])
+    return pd.DataFrame(np.round(raw, 6), columns=features)
+
+
+def metadata(
+    config: RuntimeConfig,
+    git: GitState,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    outs: Mapping[str, str],
+    requirements: Sequence[str],
+    selected: str,
+) -> dict[str, Any]:
+    """runtime.json: what the runtime is, and the commit, params, metrics and data it came from."""
+    return {
+        "name": config.name,
+        "version": config.version,
+        "artifact": artifact_name(config, git),
+        "model": {"selected": selected, "source": CLASSIFIER, "preprocessing": PREPROCESSING},
+        "git": {"commit": git.commit, "short": git.short, "dirty": git.dirty},
+        "data_version": outs.get("data/processed"),
+        "dvc_lock_outs": dict(sorted(outs.items())),
+        "params": dict(params),
+        "metrics": dict(metrics),
+        "requirements": list(requirements),
+    }
+
+
+def recorded_outputs(project: Path) -> dict[str, str]:
+    """dvc.lock's outputs (path -> md5), once the files a runtime packages are checked against them."""
+    import yaml
+
+    lock_path = project / "dvc.lock"
+    if not lock_path.is_file():
+        raise RuntimeBuildError(f"{lock_path} not found: run the pipeline first (make run)")
+    outs = lock_outs(yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {})
+    check_against_lock(project, outs, [CLASSIFIER, PREPROCESSING, *METRICS])
+    return outs
+
+
+def save_model(
+    folder: Path, project: Path, example: pd.DataFrame, requirements: Sequence[str], tags: Mapping[str, str]
+) -> None:
+    """Save the MLflow pyfunc model to `folder`: code, artefacts, signature from `example`, requirements."""
+    import pickle
+
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from runtimes.scaled_classifier import CLASSIFIER as CLASSIFIER_KEY
+    from runtimes.scaled_classifier import PREPROCESSING as PREPROCESSING_KEY
+    from runtimes.scaled_classifier import score
+
+    preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
+    with (project / CLASSIFIER).open("rb") as file:
+        classifier = pickle.load(file)
+    with warnings.catch_warnings():
+        # MLflow's hint that integer output columns cannot hold missing values: ours never do.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(example, score(example, classifier, preprocessing))
+    mlflow.pyfunc.save_model(
+        str(folder),
+        python_model=str(MODEL_CODE),
+        artifacts={CLASSIFIER_KEY: str(project / CLASSIFIER), PREPROCESSING_KEY: str(project / PREPROCESSING)},
+        signature=signature,
+        input_example=example,
+        pip_requirements=list(requirements),
+        metadata=dict(tags),
+    )
+
+
+def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """Build the runtime from `project`'s pipeline outputs into `out_dir`; return its folder.
+
+    The folder and its zip replace any earlier build of the same name.
+    """
+    import pandas as pd
+
+    from lib.tracking import pip_requirements
+
+    project, out_dir = Path(project).resolve(), Path(out_dir).resolve()
+    outs = recorded_outputs(project)
+    git = git_state(project)
+    name = artifact_name(config, git)
+    preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
+    metrics = {path: json.loads((project / path).read_text(encoding="utf-8")) for path in METRICS}
+    selected = str(metrics["metrics/classifiers.json"].get("selected", "unknown"))
+    requirements = pip_requirements(REQUIREMENTS)
+    params = ParamsFile.read(project / "params.yaml").data
+    info = metadata(config, git, params, metrics, outs, requirements, selected)
+    example = raw_rows(pd.read_parquet(project / EXAMPLE_SPLIT), preprocessing, EXAMPLE_ROWS)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging, final = out_dir / f".{name}.tmp", out_dir / name
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tags = {"runtime.artifact": name, "git.commit": git.commit, "runtime.version": config.version}
+        save_model(staging / MODEL_DIR, project, example, requirements, tags)
+        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        shutil.copy2(DOCKERFILE, staging / "Dockerfile")
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (out_dir / f"{name}.zip").unlink(missing_ok=True)
+    shutil.make_archive(str(final), "zip", root_dir=out_dir, base_dir=name)
+    return final
+
+
+def default_runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """Where `build` puts the runtime of `project`'s current checkout."""
+    return Path(out_dir) / artifact_name(config, git_state(project))

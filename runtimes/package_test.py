@@ -1,0 +1,127 @@
+"""Tests for runtimes/package.py: artefact names, the dvc.lock check, raw examples and metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.params import ParamsError
+from runtimes import package
+
+pytestmark = pytest.mark.unittest
+
+CONFIG = package.RuntimeConfig(name="cancer-model", version="2.1.0")
+COMMIT = "3f4a8c3" + "0" * 33
+
+
+def test_artifact_name_is_name_version_short_commit_and_marks_a_dirty_tree() -> None:
+    assert package.artifact_name(CONFIG, package.GitState(COMMIT, dirty=False)) == "cancer-model-2.1.0-3f4a8c3"
+    assert package.artifact_name(CONFIG, package.GitState(COMMIT, dirty=True)) == "cancer-model-2.1.0-3f4a8c3-dirty"
+
+
+def test_the_committed_runtime_config_is_valid() -> None:
+    config = package.read_config()
+    assert config.name and config.version
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: Cancer Model\nversion: 1.0.0\n", "runtime.name: string should match pattern"),
+        ("name: cancer\n", "runtime.version: required key is missing"),
+        ("name: cancer\nversion: 1.0.0\nport: 80\n", "runtime.port: unknown key"),
+    ],
+)
+def test_a_bad_runtime_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "runtime.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=message):
+        package.read_config(tmp_path / "runtime.yaml")
+
+
+def test_lock_outs_collects_every_output_of_every_stage() -> None:
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "a": {"deps": [{"path": "x.py", "md5": "0"}], "outs": [{"path": "data/processed", "md5": "1.dir"}]},
+            "b": {"outs": [{"path": "models/m.pkl", "md5": "2"}, {"path": "metrics/m.json", "md5": "3"}]},
+        },
+    }
+    assert package.lock_outs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
+    assert package.lock_outs({}) == {}
+
+
+def test_check_against_lock_accepts_recorded_files_and_names_the_stale_one(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/m.pkl").write_bytes(b"model")
+    outs = {"models/m.pkl": package.file_md5(tmp_path / "models/m.pkl")}
+    package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
+
+    (tmp_path / "models/m.pkl").write_bytes(b"retrained by hand")
+    with pytest.raises(package.RuntimeBuildError, match=r"models/m.pkl differs from the version in dvc.lock"):
+        package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
+    with pytest.raises(package.RuntimeBuildError, match=r"dvc.lock records no output models/other.pkl"):
+        package.check_against_lock(tmp_path, outs, ["models/other.pkl"])
+    (tmp_path / "models/m.pkl").unlink()
+    with pytest.raises(package.RuntimeBuildError, match=r"models/m.pkl is missing: run `dvc checkout`"):
+        package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
+
+
+def test_file_md5_is_the_md5_of_the_bytes(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"reprolab" * 300_000)  # more than one read block
+    assert package.file_md5(tmp_path / "f") == hashlib.md5(b"reprolab" * 300_000, usedforsecurity=False).hexdigest()
+
+
+def test_raw_rows_undo_the_scaling() -> None:
+    preprocessing = {"features": ["a", "b"], "mean": [10.0, -2.0], "scale": [2.0, 0.5]}
+    processed = pd.DataFrame({"a": [0.0, 1.0, -1.0], "b": [2.0, 0.0, 1.0], "target": [0, 1, 0]})
+    raw = package.raw_rows(processed, preprocessing, rows=2)
+    assert list(raw.columns) == ["a", "b"]
+    assert raw.to_numpy().tolist() == [[10.0, -1.0], [12.0, -2.0]]
+    assert raw.dtypes.eq(np.float64).all()
+
+
+def test_git_state_reads_the_commit_and_sees_uncommitted_changes(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args], cwd=tmp_path, check=True,
+                       capture_output=True)  # fmt: skip
+
+    with pytest.raises(package.RuntimeBuildError, match="not a git repository"):
+        package.git_state(tmp_path)
+    git("init", "-q")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    git("add", "-A")
+    git("commit", "-qm", "results")
+    clean = package.git_state(tmp_path)
+    assert len(clean.commit) == 40 and not clean.dirty and clean.short == clean.commit[:7]
+    (tmp_path / "untracked.txt").write_text("ignored: only tracked files count")
+    assert not package.git_state(tmp_path).dirty
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert package.git_state(tmp_path).dirty
+
+
+def test_metadata_ties_the_runtime_to_commit_params_metrics_and_data() -> None:
+    info = package.metadata(
+        CONFIG,
+        package.GitState(COMMIT, dirty=False),
+        {"seed": 42},
+        {"metrics/dnn.json": {"test/roc_auc": 0.99}},
+        {"data/processed": "abc.dir", "models/classifier.pkl": "def"},
+        ["scikit-learn==1.9.1"],
+        "knn",
+    )
+    assert info["artifact"] == "cancer-model-2.1.0-3f4a8c3"
+    assert info["git"] == {"commit": COMMIT, "short": "3f4a8c3", "dirty": False}
+    assert info["data_version"] == "abc.dir"
+    assert info["dvc_lock_outs"]["models/classifier.pkl"] == "def"
+    assert info["params"] == {"seed": 42} and info["metrics"]["metrics/dnn.json"]["test/roc_auc"] == 0.99
+    assert info["model"]["selected"] == "knn"
+
+
+def test_build_without_a_pipeline_run_says_to_run_it(tmp_path: Path) -> None:
+    with pytest.raises(package.RuntimeBuildError, match=r"dvc.lock not found: run the pipeline first"):
+        package.build(tmp_path, tmp_path / "dist", CONFIG)

@@ -1,0 +1,353 @@
+"""From results to decisions and deployment, on a real pipeline history in a project copy.
+
+One module fixture builds the history: `dvc repro` and a results commit, a params change with a second
+`dvc repro` and commit, and a DVC experiment. On it, the analysis notebook runs headless; a runtime is
+built from the outputs and served over HTTP, and its predictions are compared bit for bit with the
+pipeline's own model; and the runtime is registered as a candidate once its goals pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from lib.paths import PROJ_ROOT
+from tests.conftest import clean_env, free_port, make_project_copy, run, shrunk_params
+
+pytestmark = pytest.mark.integration
+
+NOTEBOOK = PROJ_ROOT / "lab" / "analysis" / "compare_experiments.ipynb"
+# Goals the shrunk pipeline (three epochs) meets, and goals no model meets.
+LENIENT_GOALS = """
+models:
+  classifier: {metrics: metrics/classifiers.json, label: the selected classifier, minimum: {test/roc_auc: 0.9}}
+  network: {metrics: metrics/dnn.json, label: the network, minimum: {test/accuracy: 0.6}}
+comparisons:
+  - {model: network, baseline: classifier, max_shortfall: {test/accuracy: 0.5}}
+"""
+STRICT_GOALS = """
+models:
+  classifier: {metrics: metrics/classifiers.json, label: the selected classifier, minimum: {test/roc_auc: 0.9}}
+  network: {metrics: metrics/dnn.json, label: the network, minimum: {test/accuracy: 0.999}}
+"""
+
+
+def _git(project: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A project copy with two results commits (the network's layers changed between them) and a DVC experiment."""
+    project = make_project_copy(tmp_path_factory.mktemp("history") / "project", shrunk_params())
+    for folder in ("runtimes", "goals"):
+        ignore = shutil.ignore_patterns("__pycache__", "*_test.py")
+        if folder == "goals":  # `pytest goals` in the copy runs the acceptance tests themselves
+            ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=ignore)
+    for name in ("pytest.ini", "conftest.py"):
+        shutil.copy2(PROJ_ROOT / name, project / name)
+    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "\n/dist/\n")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "runtimes and goals")
+
+    _ok(run(["dvc", "repro"], project))
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "results 1")
+    first = _git(project, "rev-parse", "HEAD")
+
+    params = shrunk_params({"train_dnn_pytorch": {"hidden_layers": [16]}})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    _ok(run(["dvc", "repro"], project))
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "results 2")
+    second = _git(project, "rev-parse", "HEAD")
+
+    _ok(run(["dvc", "exp", "run", "-S", "train_dnn_pytorch.lr=0.01", "-n", "lr-high"], project))
+    # The experiment's results are applied to the workspace; go back to the committed ones.
+    _git(project, "checkout", "--", ".")
+    _ok(run(["dvc", "checkout", "--force"], project))
+    assert _git(project, "status", "--porcelain", "--untracked-files=no") == ""
+    return {"project": project, "first": first, "second": second}
+
+
+# --- the analysis notebook ------------------------------------------------------------------------
+
+
+def _tagged_outputs(notebook: Any, tag: str) -> str:
+    """The text (plain and HTML) of every output of the cells tagged `tag`."""
+    texts = []
+    for cell in notebook.cells:
+        if tag in cell.metadata.get("tags", []):
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                texts += [output.get("text", ""), data.get("text/plain", ""), data.get("text/html", "")]
+    return "\n".join(texts)
+
+
+def test_the_notebook_runs_headless_and_compares_runs_commits_and_experiments(
+    history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    # As under `make lab`: the kernel starts in the notebook's folder with the repository on PYTHONPATH.
+    monkeypatch.setenv("PYTHONPATH", str(PROJ_ROOT))
+    monkeypatch.setenv("REPROLAB_REPO", str(history["project"]))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
+
+    runs = _tagged_outputs(notebook, "mlflow-table")
+    assert "train_dnn_pytorch/test/roc_auc" in runs and "train_standard_classifiers/test/accuracy" in runs
+    for commit in (history["first"], history["second"]):  # the runs that produced results 2 and the experiment
+        assert commit[:7] in runs
+    assert "params.train_dnn_pytorch.hidden_layers" in _tagged_outputs(notebook, "mlflow-params")
+    assert any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])
+               if "curves" in cell.metadata.get("tags", []))  # fmt: skip
+
+    revisions = _tagged_outputs(notebook, "dvc-table")
+    assert history["first"][:7] in revisions and history["second"][:7] in revisions
+    assert "lr-high" in revisions and "metrics.dnn/test/roc_auc" in revisions
+    differing = _tagged_outputs(notebook, "dvc-params")
+    assert "params.train_dnn_pytorch.hidden_layers" in differing and "params.train_dnn_pytorch.lr" in differing
+    assert "params.seed" not in differing
+
+
+# --- the runtime: build and serve ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runtime(history: dict[str, Any]) -> Path:
+    """The runtime built from the project's committed outputs with the real command."""
+    project = history["project"]
+    done = _ok(run([sys.executable, "-m", "runtimes.build", "--out", "dist"], project))
+    folder = project / "dist" / f"breast-cancer-classifier-1.0.0-{history['second'][:7]}"
+    assert f"runtime: {folder}" in done.stdout
+    return folder
+
+
+def _request(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
+    """(status, parsed JSON or text) of a GET, or of a POST when `body` is given."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if body else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+@pytest.fixture(scope="module")
+def server(history: dict[str, Any], runtime: Path) -> Iterator[str]:
+    """`python -m runtimes.serve` on 127.0.0.1 for the built runtime; yields its base URL."""
+    port = free_port()
+    log_path = runtime.parent / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtimes.serve", "--runtime", str(runtime), "--port", str(port)],
+            cwd=history["project"],
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the server and its uvicorn worker, stopped together below
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if _request(f"{url}/ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the runtime server did not start: {log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_the_runtime_is_a_versioned_artefact_that_names_its_sources(history: dict[str, Any], runtime: Path) -> None:
+    project = history["project"]
+    assert runtime.with_name(f"{runtime.name}.zip").is_file()
+    for path in ("model/MLmodel", "model/serving_input_example.json", "model/requirements.txt", "Dockerfile"):
+        assert (runtime / path).is_file(), path
+    info = json.loads((runtime / "runtime.json").read_text())
+    assert info["artifact"] == runtime.name
+    assert info["git"] == {"commit": history["second"], "short": history["second"][:7], "dirty": False}
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    recorded = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+    assert info["dvc_lock_outs"] == recorded and info["data_version"] == recorded["data/processed"]
+    for path in ("metrics/classifiers.json", "metrics/dnn.json", "metrics/data.json"):
+        assert info["metrics"][path] == json.loads((project / path).read_text())
+    assert info["params"]["train_dnn_pytorch"]["hidden_layers"] == [16]
+    assert "scikit-learn==" in (runtime / "model/requirements.txt").read_text()
+    signature = yaml.safe_load((runtime / "model/MLmodel").read_text())["signature"]
+    features = json.loads((project / "models/preprocessing.json").read_text())["features"]
+    assert [column["name"] for column in json.loads(signature["inputs"])] == features
+
+
+def _raw_test_split(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The test split's raw rows, re-derived from the source as prepare_data does, and its processed rows."""
+    from lab.processes.prepare_data import cancer_data
+    from lib.datasets import read_split
+    from lib.params import ParamsFile
+
+    params = ParamsFile.read(project / "params.yaml")
+    config = params.section("prepare_data", cancer_data.PrepareParams)
+    raw = cancer_data.load_raw(config.source, config.target, params.seed())
+    features, labels, _ = cancer_data.validate_raw(raw, config.target, config.source)
+    test = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())["test"][0]
+    processed, _ = read_split(project / "data" / "processed" / "test.parquet")
+    return test.reset_index(drop=True), processed
+
+
+def _payload(frame: pd.DataFrame) -> bytes:
+    """`dataframe_split` JSON with every float at full precision (json writes repr, which round-trips)."""
+    return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}).encode()
+
+
+def test_the_server_predicts_exactly_what_the_pipeline_model_predicts(
+    history: dict[str, Any], runtime: Path, server: str
+) -> None:
+    import pickle
+
+    import mlflow.pyfunc
+
+    project = history["project"]
+    offline = mlflow.pyfunc.load_model(str(runtime / "model"))
+
+    example = (runtime / "model" / "serving_input_example.json").read_bytes()
+    status, answer = _request(f"{server}/invocations", example)
+    assert status == 200, answer
+    split = json.loads(example)["dataframe_split"]
+    expected = offline.predict(pd.DataFrame(split["data"], columns=split["columns"]))
+    assert pd.DataFrame(answer["predictions"]).equals(expected.reset_index(drop=True))
+
+    raw, processed = _raw_test_split(project)
+    preprocessing = json.loads((project / "models/preprocessing.json").read_text())
+    rescaled = ((raw - preprocessing["mean"]) / preprocessing["scale"]).astype("float64")
+    assert rescaled.equals(processed), "the raw test rows do not scale to the processed ones"
+    status, answer = _request(f"{server}/invocations", _payload(raw))
+    assert status == 200, answer
+    served = pd.DataFrame(answer["predictions"])
+    assert len(served) == len(raw) == 114
+    assert served.equals(offline.predict(raw).reset_index(drop=True))
+    with (project / "models/classifier.pkl").open("rb") as file:
+        classifier = pickle.load(file)
+    pipeline = classifier.predict_proba(processed)[:, 1]
+    assert served["probability"].tolist() == pipeline.tolist()  # bit for bit, not approximately
+    assert served["prediction"].tolist() == (pipeline >= 0.5).astype(int).tolist()
+    assert set(served["label"]) == {"0", "1"}
+
+
+def test_a_malformed_request_gets_a_clear_4xx_and_the_server_keeps_serving(runtime: Path, server: str) -> None:
+    invocations = f"{server}/invocations"
+    status, answer = _request(invocations, b'{"dataframe_split": ')
+    assert status == 400 and "valid JSON" in answer["message"]
+
+    example = json.loads((runtime / "model" / "serving_input_example.json").read_text())
+    split = example["dataframe_split"]
+    missing = {"dataframe_split": {"columns": split["columns"][1:], "data": [row[1:] for row in split["data"]]}}
+    status, answer = _request(invocations, json.dumps(missing).encode())
+    assert status == 400 and "missing inputs" in answer["message"] and split["columns"][0] in answer["message"]
+
+    wrong_type = {"dataframe_split": {"columns": split["columns"], "data": [["many", *split["data"][0][1:]]]}}
+    status, answer = _request(invocations, json.dumps(wrong_type).encode())
+    assert status == 400 and "could not convert string to float: 'many'" in answer["message"]
+
+    status, answer = _request(invocations, json.dumps({"rows": []}).encode())
+    assert status == 400 and "dataframe_split" in answer["message"]
+
+    status, answer = _request(invocations, b"hello", content_type="text/plain")
+    assert status == 415 and "content types" in answer
+
+    assert _request(f"{server}/ping")[0] == 200
+    status, answer = _request(invocations, json.dumps(example).encode())
+    assert status == 200 and len(answer["predictions"]) == len(split["data"])
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def test_the_runtime_is_registered_as_candidate_only_once_its_goals_pass(
+    history: dict[str, Any], runtime: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    project = history["project"]
+    store = f"sqlite:///{tmp_path / 'registry.db'}"
+    (tmp_path / "lenient.yaml").write_text(LENIENT_GOALS)
+    (tmp_path / "strict.yaml").write_text(STRICT_GOALS)
+    register = [sys.executable, "-m", "runtimes.register", "--runtime", str(runtime)]
+
+    done = run([*register, "--goals-file", str(tmp_path / "strict.yaml")], project, MLFLOW_TRACKING_URI=store)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "goals not met: test/accuracy of the network is" in done.stderr and "below the goal 0.999" in done.stderr
+    assert not (tmp_path / "registry.db").exists(), "a refused runtime touched the registry"
+
+    # As `make register` does: the goals over the outputs first, then the registration.
+    _ok(run([sys.executable, "-m", "pytest", "goals", "--goals-file", str(tmp_path / "lenient.yaml")], project))
+    done = _ok(run([*register, "--goals-file", str(tmp_path / "lenient.yaml")], project, MLFLOW_TRACKING_URI=store))
+    assert "registered breast-cancer-classifier version 1 as @candidate" in done.stdout
+
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    version = client.get_model_version_by_alias("breast-cancer-classifier", "candidate")
+    assert str(version.version) == "1"
+    assert version.tags["git.commit"] == history["second"]
+    assert version.tags["runtime.artifact"] == runtime.name
+    assert history["second"] in version.description and runtime.name in version.description
+    artifacts = {item.path for item in client.list_artifacts(version.run_id, "runtime")}
+    assert artifacts == {"runtime/runtime.json", f"runtime/{runtime.name}.zip"}
+    assert client.get_run(version.run_id).data.tags["git.commit"] == history["second"]
+
+    previous = mlflow.get_registry_uri(), mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        registered = mlflow.pyfunc.load_model("models:/breast-cancer-classifier@candidate")
+    finally:
+        mlflow.set_registry_uri(previous[0])
+        mlflow.set_tracking_uri(previous[1])
+    example = json.loads((runtime / "model" / "serving_input_example.json").read_text())["dataframe_split"]
+    frame = pd.DataFrame(example["data"], columns=example["columns"])
+    offline = mlflow.pyfunc.load_model(str(runtime / "model"))
+    assert registered.predict(frame).equals(offline.predict(frame))
