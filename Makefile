@@ -63,4 +63,4 @@ launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner 
 
 bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
-	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --out lab/docs/benchmarks-scale.md
+	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md

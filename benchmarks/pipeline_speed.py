@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
@@ -60,6 +61,41 @@ def median_of(repeats: int, args: Sequence[str], cwd: Path) -> float:
     return statistics.median(timed(args, cwd) for _ in range(repeats))
 
 
+def _is_mlflow(function: tuple[str, int, str]) -> bool:
+    path = function[0].replace(os.sep, "/")
+    return "/site-packages/mlflow/" in path or path.endswith("/lib/tracking.py")
+
+
+def _is_project(function: tuple[str, int, str], root: Path) -> bool:
+    return function[0].startswith(str(root)) and not _is_mlflow(function)
+
+
+def mlflow_seconds(profile: Path, root: Path) -> tuple[float, float]:
+    """(seconds spent in MLflow, total seconds) from a cProfile dump of one stage process.
+
+    MLflow's time is the cumulative time of every call the project's own code makes into MLflow or into
+    lib/tracking.py (importing mlflow, opening the store, starting and ending runs, logging params,
+    metrics, plots and models). Calls inside those are already part of that cumulative time.
+    """
+    stats = pstats.Stats(str(profile))
+    spent = 0.0
+    for function, (*_, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if _is_mlflow(function):
+            spent += sum(timing[3] for caller, timing in callers.items() if _is_project(caller, root))
+    return spent, stats.total_tt  # type: ignore[attr-defined]
+
+
+def mlflow_share(project: Path, module: str, repeats: int) -> tuple[float, float]:
+    """Median (MLflow seconds, profiled stage seconds) of `module` run under cProfile in `project`."""
+    samples = []
+    for attempt in range(repeats):
+        profile = project / f"{module}.{attempt}.prof"
+        timed(["python", "-m", "cProfile", "-o", str(profile), "-m", module], project)
+        samples.append(mlflow_seconds(profile, project))
+        profile.unlink()
+    return statistics.median(s for s, _ in samples), statistics.median(t for _, t in samples)
+
+
 def floor_project(root: Path) -> Path:
     """A DVC project of three stages that only import and open an MLflow run, chained like the real ones."""
     root.mkdir(parents=True)
@@ -88,6 +124,14 @@ def measure(repeats: int) -> dict[str, float]:
         figures["dvc repro, nothing changed"] = median_of(repeats, ["dvc", "repro"], project)
         for name, module in STAGES.items():
             figures[f"stage {name}"] = median_of(repeats, ["python", "-m", module], project)
+        for name in STAGES:
+            figures[f"dvc repro {name}, nothing changed"] = median_of(
+                repeats, ["dvc", "repro", "--single-item", name], project
+            )
+        for name, module in STAGES.items():
+            spent, total = mlflow_share(project, module, repeats)
+            figures[f"profiled {name}"] = total
+            figures[f"profiled {name}: MLflow"] = spent
         for name, module in STAGES.items():
             figures[f"{name} --help"] = median_of(repeats, ["python", "-m", module, "--help"], project)
         figures["python start-up"] = median_of(repeats, ["python", "-c", "pass"], project)
@@ -125,6 +169,11 @@ def report(figures: dict[str, float], repeats: int) -> str:
         f"{figures[f'stage {name}'] - figures[f'floor {name}']:.2f} |"
         for name in STAGES
     )
+    share_rows = "\n".join(
+        f"| {name} | {figures[f'profiled {name}']:.2f} | {figures[f'profiled {name}: MLflow']:.2f} | "
+        f"{figures[f'profiled {name}: MLflow'] / figures[f'profiled {name}']:.0%} |"
+        for name in STAGES
+    )
     return f"""# Pipeline speed
 
 Measured {date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
@@ -148,6 +197,17 @@ Reproduce with `make bench`, or
 | stage | stage | floor | work, writing and logging |
 |---|---|---|---|
 {stage_rows}
+
+## MLflow's share of each stage
+
+Each stage run under cProfile (which slows Python-heavy code, so the seconds are above the plain
+figures): the time the project's code spends in calls into MLflow and `lib/tracking.py` (importing
+mlflow, opening the store, starting and ending the run, logging params, per-epoch metrics, PNGs and the
+model), against the whole profiled process. Interpreter exit is not profiled.
+
+| stage | profiled seconds | in MLflow | share |
+|---|---|---|---|
+{share_rows}
 
 ## Where the time goes
 

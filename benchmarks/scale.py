@@ -5,7 +5,7 @@ classifiers are the ones that suit large tables (k-NN and the SVM are skipped by
 `max_train_rows`), and the network trains for a few epochs with large batches. Each stage runs as its
 own process under GNU time, in a throw-away copy of the project.
 
-    .venv/bin/python -m benchmarks.scale --rows 10000 100000 1000000 --out lab/docs/benchmarks-scale.md
+    .venv/bin/python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,19 +54,25 @@ def run_stage(project: Path, module: str) -> tuple[float, float]:
     return float(seconds), int(kib) / 1024
 
 
-def measure(sizes: Sequence[int]) -> dict[int, dict[str, tuple[float, float]]]:
-    """{rows: {stage: (seconds, peak MiB)}} for every size."""
+def measure(sizes: Sequence[int], repeats: int) -> dict[int, dict[str, tuple[float, float]]]:
+    """{rows: {stage: (median seconds, largest peak MiB)}} for every size, over `repeats` pipeline runs."""
     results: dict[int, dict[str, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for rows in sizes:
             overrides = {**SCALE_PARAMS, "prepare_data": {**SCALE_PARAMS["prepare_data"], "synthetic_rows": rows}}
             project = make_project_copy(Path(scratch) / f"rows-{rows}", shrunk_params(overrides))
-            results[rows] = {name: run_stage(project, module) for name, module in STAGES.items()}
-            print(rows, results[rows], file=sys.stderr, flush=True)
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in STAGES}
+            for _ in range(repeats):  # the whole chain each time: later stages read what prepare_data wrote
+                for name, module in STAGES.items():
+                    samples[name].append(run_stage(project, module))
+            results[rows] = {
+                name: (statistics.median(s for s, _ in runs), max(m for _, m in runs)) for name, runs in samples.items()
+            }
+            print(rows, samples, file=sys.stderr, flush=True)
     return results
 
 
-def report(results: dict[int, dict[str, tuple[float, float]]]) -> str:
+def report(results: dict[int, dict[str, tuple[float, float]]], repeats: int) -> str:
     """The markdown page."""
     sizes = sorted(results)
     lines = []
@@ -73,9 +80,9 @@ def report(results: dict[int, dict[str, tuple[float, float]]]) -> str:
         previous = None
         for rows in sizes:
             seconds, mib = results[rows][name]
-            growth = f"{seconds / previous:.1f}x" if previous else "-"
+            growth = f"{seconds / previous[0]:.1f}x | {mib / previous[1]:.1f}x" if previous else "- | -"
             lines.append(f"| {name} | {rows:,} | {seconds:.1f} | {mib:.0f} | {growth} |")
-            previous = seconds
+            previous = (seconds, mib)
     totals = "\n".join(
         f"| {rows:,} | {sum(s for s, _ in results[rows].values()):.1f} "
         f"| {max(m for _, m in results[rows].values()):.0f} |"
@@ -83,10 +90,10 @@ def report(results: dict[int, dict[str, tuple[float, float]]]) -> str:
     )
     return f"""# Scale
 
-Measured {date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}. One run per
-size (a single measurement, not a median: the largest size takes minutes). Targets: the whole pipeline at
+Measured {date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}. Seconds are the
+median of {repeats} runs of the whole chain per size; peak MiB is the largest of those runs. Targets: the whole pipeline at
 1 million rows under {TARGET_SECONDS} s with every stage under {TARGET_MIB} MiB, and 10x rows costing at most ~10x time.
-Reproduce: `.venv/bin/python -m benchmarks.scale --rows {" ".join(str(s) for s in sizes)}
+Reproduce: `.venv/bin/python -m benchmarks.scale --rows {" ".join(str(s) for s in sizes)} --repeats {repeats}
 --out lab/docs/benchmarks-scale.md`.
 
 Params on top of the committed ones: `{SCALE_PARAMS}`.
@@ -97,10 +104,10 @@ Params on top of the committed ones: `{SCALE_PARAMS}`.
 |---|---|---|
 {totals}
 
-## Per stage (growth: time against the previous size)
+## Per stage (growth: time and memory against the previous size)
 
-| stage | rows | seconds | peak MiB | growth |
-|---|---|---|---|---|
+| stage | rows | seconds | peak MiB | time growth | memory growth |
+|---|---|---|---|---|---|
 {chr(10).join(lines)}
 """
 
@@ -109,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Measure every size and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3, help="pipeline runs per size; the report shows medians")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    text = report(measure(args.rows))
+    text = report(measure(args.rows, args.repeats), args.repeats)
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
