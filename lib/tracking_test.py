@@ -456,3 +456,83 @@ def test_stage_run_logs_params_tags_nested_runs_and_plots(local_store: str, tmp_
 
     runs = mlflow.search_runs(experiment_ids=[experiment.experiment_id], filter_string="tags.dvc.stage = 'stage_x'")
     assert sorted(runs["run_id"]) == sorted([parent_id, child_id])
+
+
+# ---- the default local store, anchored at the DVC project root --------------------------------------
+
+
+@pytest.fixture
+def restore_mlflow_uri() -> Iterator[None]:
+    """use_local_store() sets MLflow's process-wide tracking URI, which outranks the environment: undo it."""
+    from mlflow.tracking._tracking_service import utils
+
+    saved = utils._tracking_uri
+    yield
+    utils._tracking_uri = saved
+
+
+@pytest.mark.unittest
+def test_the_local_store_root_is_dvc_root_when_dvc_runs_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert tracking.local_store_root() == tmp_path.resolve()
+
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "project"))
+
+    assert tracking.local_store_root() == (tmp_path / "project").resolve()
+    assert tracking.local_store_uri(tmp_path / "project") == f"sqlite:///{(tmp_path / 'project').resolve()}/mlflow.db"
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize(
+    ("experiment", "folder"),
+    [("reprolab-example", "reprolab-example"), ("/Users/a b/x", "Users-a-b-x"), ("..", "experiment")],
+)
+def test_local_artifact_locations_are_one_folder_per_experiment_under_mlruns(experiment: str, folder: str) -> None:
+    assert tracking.local_artifact_location(Path("/p"), experiment) == f"file:///p/mlruns/{folder}"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("restore_mlflow_uri")
+def test_a_queued_experiment_logs_to_the_store_of_the_parent_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage run in DVC's temporary copy (.dvc/tmp/exps/...) with DVC_ROOT at the project: nothing stays
+    in the copy; the run and its artifacts are in the project's store."""
+    import mlflow
+
+    project = tmp_path / "project"
+    copy = project / ".dvc" / "tmp" / "exps" / "tmpabc"
+    copy.mkdir(parents=True)
+    (copy / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-1")
+    for name, value in tracking._HTTP_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+
+    tracking.prepare("exp")
+    with tracking.stage_run("stage_x", {"lr": 0.1}) as run_id:
+        tracking.log_pngs([copy / "curves.png"])
+
+    assert sorted(path.name for path in copy.iterdir()) == ["curves.png"]
+    client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
+    run = client.get_run(run_id)
+    assert (run.info.status, run.data.tags["dvc.experiment"]) == ("FINISHED", "lr-1")
+    assert run.info.artifact_uri == f"{(project / 'mlruns' / 'exp').as_uri()}/{run_id}/artifacts"
+    assert (project / "mlruns" / "exp" / run_id / "artifacts" / "plots" / "curves.png").is_file()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("restore_mlflow_uri")
+def test_use_local_store_creates_the_store_and_experiment_once(tmp_path: Path) -> None:
+    import mlflow
+
+    first = tracking.use_local_store("exp", tmp_path)
+    again = tracking.use_local_store("exp", tmp_path)
+
+    assert first == again == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    experiments = [e.name for e in mlflow.MlflowClient(first).search_experiments()]
+    assert sorted(experiments) == ["Default", "exp"]
