@@ -227,18 +227,49 @@ def prepare(experiment: str) -> None:
         raise TrackingUnavailable(f"MLflow at {where}: cannot use experiment '{experiment}': {first_line}") from None
 
 
+def resumable_run(run_id: str) -> bool:
+    """Whether run `run_id` exists in the tracking store and is not deleted, so it can be continued."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.lifecycle_stage == "active"
+
+
 @contextmanager
 def stage_run(
-    stage: str, params: Mapping[str, Any], device: str | None = None, nested_name: str | None = None
+    stage: str,
+    params: Mapping[str, Any],
+    device: str | None = None,
+    nested_name: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[str]:
-    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id."""
+    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id.
+
+    With `resume_run_id` naming a run that still exists (see `resumable_run`), that run is continued
+    instead: its tags are set again, its params (the same, or it would not be resumed) are not.
+    """
     import mlflow
 
     run_name = nested_name or stage
-    with mlflow.start_run(run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)) as run:
-        mlflow.log_params(flatten(params))
-        yield run.info.run_id
+    if resume_run_id is not None and resumable_run(resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id, tags=run_tags(stage, device)) as run:
+            yield run.info.run_id
+    else:
+        with mlflow.start_run(run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)) as run:
+            mlflow.log_params(flatten(params))
+            yield run.info.run_id
     mlflow.flush_async_logging()
+
+
+def logged_steps(run_id: str, key: str) -> set[int]:
+    """The steps at which run `run_id` already has metric `key` (to continue a run without duplicates)."""
+    import mlflow
+
+    return {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, key)}
 
 
 def log_pngs(paths: Sequence[Path]) -> None:

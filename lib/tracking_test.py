@@ -458,6 +458,28 @@ def test_stage_run_logs_params_tags_nested_runs_and_plots(local_store: str, tmp_
     assert sorted(runs["run_id"]) == sorted([parent_id, child_id])
 
 
+@pytest.mark.integration
+def test_stage_run_resumes_a_run_that_exists_and_starts_a_new_one_otherwise(local_store: str) -> None:
+    import mlflow
+
+    tracking.prepare("exp")
+    with tracking.stage_run("stage_x", {"lr": 0.1}) as first_id:
+        mlflow.log_metrics({"train/loss": 0.5}, step=1)
+    with tracking.stage_run("stage_x", {"lr": 0.1}, resume_run_id=first_id) as resumed_id:
+        assert tracking.logged_steps(resumed_id, "train/loss") == {1}
+        mlflow.log_metrics({"train/loss": 0.4}, step=2)
+    with tracking.stage_run("stage_x", {"lr": 0.1}, resume_run_id="0" * 32) as new_id:
+        pass
+
+    client = mlflow.MlflowClient(local_store)
+    assert resumed_id == first_id and new_id != first_id
+    assert [m.step for m in client.get_metric_history(first_id, "train/loss")] == [1, 2]
+    assert client.get_run(first_id).data.params == {"lr": "0.1"}
+    assert client.get_run(new_id).data.params == {"lr": "0.1"}
+    assert tracking.logged_steps(new_id, "train/loss") == set()
+    assert not tracking.resumable_run("0" * 32)
+
+
 # ---- the default local store, anchored at the DVC project root --------------------------------------
 
 
