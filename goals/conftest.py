@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from goals.criteria import GOALS_FILE, Goals, Outcome, evaluate, read_goals, read_metrics, summary_markdown
+from goals.criteria import (
+    GOALS_FILE,
+    Goals,
+    Outcome,
+    evaluate,
+    missing_test_split,
+    read_goals,
+    read_metrics,
+    summary_markdown,
+)
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -29,6 +38,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _outputs_dir(config: pytest.Config) -> Path:
     return (config.getoption("outputs_dir") or config.rootpath).resolve()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop with one line (a usage error) when the outputs hold no test metrics: nothing can be judged."""
+    try:
+        goals = read_goals(session.config.getoption("goals_file"))
+    except Exception:  # the tests report a bad goals file
+        return
+    reason = missing_test_split(goals, read_metrics(_outputs_dir(session.config), goals))
+    if reason is not None:
+        raise pytest.UsageError(reason)
 
 
 @pytest.fixture(scope="session")

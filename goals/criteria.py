@@ -22,6 +22,7 @@ from lib.params import Section
 GOALS_FILE = Path(__file__).with_name("goals.yaml")
 # A metrics file may name the model it describes under this key (metrics/classifiers.json does).
 NAME_KEY = "selected"
+TEST_PREFIX = "test/"
 
 
 class GoalsError(ReprolabError):
@@ -122,10 +123,41 @@ def _label(goals: Goals, name: str, metrics: Mapping[str, Any] | str) -> str:
     return label
 
 
+def _no_test_split(source: str) -> str:
+    return (
+        f"the goals need a test split, and {source} holds no test metrics: set prepare_data.split "
+        "to train_test or train_val_test, then run the pipeline (make run)"
+    )
+
+
+def _has_test_metrics(metrics: Mapping[str, Any]) -> bool:
+    return any(str(key).startswith(TEST_PREFIX) for key in metrics)
+
+
+def missing_test_split(goals: Goals, metrics: Mapping[str, Mapping[str, Any] | str]) -> str | None:
+    """Why no goal can be judged, or None: a metrics file the goals read holds no test metric at all.
+
+    That happens when the pipeline ran without a test split (`prepare_data.split: train`).
+    """
+    for name, model in goals.models.items():
+        wanted = [*model.minimum, *model.maximum]
+        wanted += [metric for c in goals.comparisons if name in (c.model, c.baseline) for metric in c.max_shortfall]
+        found = metrics.get(name)
+        if (
+            isinstance(found, Mapping)
+            and not _has_test_metrics(found)
+            and any(metric.startswith(TEST_PREFIX) for metric in wanted)
+        ):
+            return _no_test_split(model.metrics)
+    return None
+
+
 def _value(metrics: Mapping[str, Any] | str, metric: str, source: str) -> tuple[float | None, str | None]:
     """(the metric's value, None) or (None, why it is missing)."""
     if isinstance(metrics, str):
         return None, metrics
+    if metric.startswith(TEST_PREFIX) and not _has_test_metrics(metrics):
+        return None, _no_test_split(source)
     value = metrics.get(metric)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None, f"{metric} is not a number in {source} (it holds {sorted(metrics)})"

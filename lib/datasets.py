@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from lib.errors import ReprolabError
 
@@ -13,6 +13,13 @@ if TYPE_CHECKING:
 
 TARGET = "target"
 SPLITS = ("train", "val", "test")
+SplitMode = Literal["train", "train_test", "train_val_test"]
+# The splits each `prepare_data.split` mode writes; train is always there, val and test may not be.
+MODE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "train_test": ("train", "test"),
+    "train_val_test": SPLITS,
+}
 
 
 class DataError(ReprolabError):
@@ -52,10 +59,24 @@ def read_split(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def read_splits(data_dir: Path) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
-    """Read train, val and test from `data_dir`, checking they share one feature schema."""
-    splits = {name: read_split(split_path(data_dir, name)) for name in SPLITS}
+    """Read the splits in `data_dir`: always `train`, and `val` and `test` when their files exist.
+
+    Every split read must share the train split's feature columns. A missing train split is an error;
+    a missing val or test split is not (`prepare_data.split` chooses which splits exist).
+    """
+    splits = {"train": read_split(split_path(data_dir, "train"))}
+    for name in SPLITS[1:]:
+        if split_path(data_dir, name).exists():
+            splits[name] = read_split(split_path(data_dir, name))
     columns = list(splits["train"][0].columns)
     for name, (features, _) in splits.items():
         if list(features.columns) != columns:
             raise DataError(f"{split_path(data_dir, name)}: columns differ from the train split")
     return splits
+
+
+def require_split(splits: dict[str, tuple[pd.DataFrame, np.ndarray]], name: str, needed_by: str) -> None:
+    """Raise a DataError naming `needed_by` and the `prepare_data.split` modes that write split `name`."""
+    if name not in splits:
+        modes = " or ".join(mode for mode, names in MODE_SPLITS.items() if name in names)
+        raise DataError(f"{needed_by} needs a {name} split: set prepare_data.split to {modes} and run prepare_data")

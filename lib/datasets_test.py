@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.datasets import SPLITS, DataError, read_split, read_splits, split_path
+from lib.datasets import MODE_SPLITS, SPLITS, DataError, read_split, read_splits, require_split, split_path
 from lib.errors import ReprolabError
 
 pytestmark = pytest.mark.unittest
@@ -149,11 +149,61 @@ def test_read_splits_names_a_split_whose_columns_differ(tmp_path: Path, columns:
     assert str(caught.value) == f"{tmp_path / 'test.parquet'}: columns differ from the train split"
 
 
-def test_read_splits_names_a_missing_split(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", list(MODE_SPLITS))
+def test_read_splits_reads_the_splits_each_mode_writes(tmp_path: Path, mode: str) -> None:
+    for split in MODE_SPLITS[mode]:
+        _write(split_path(tmp_path, split), _frame(columns=("x1", "x2")))
+
+    splits = read_splits(tmp_path)
+
+    assert tuple(splits) == MODE_SPLITS[mode]
+    assert splits["train"][1].tolist() == [0, 1, 0, 1]
+
+
+def test_read_splits_reads_train_and_val_without_test(tmp_path: Path) -> None:
     _write_splits(tmp_path, {})
-    (tmp_path / "val.parquet").unlink()
+    (tmp_path / "test.parquet").unlink()
+
+    assert list(read_splits(tmp_path)) == ["train", "val"]
+
+
+def test_read_splits_names_a_missing_train_split(tmp_path: Path) -> None:
+    _write_splits(tmp_path, {})
+    (tmp_path / "train.parquet").unlink()
 
     with pytest.raises(DataError) as caught:
         read_splits(tmp_path)
 
-    assert str(caught.value) == f"{tmp_path / 'val.parquet'}: data file not found (run the prepare_data stage first)"
+    assert str(caught.value) == f"{tmp_path / 'train.parquet'}: data file not found (run the prepare_data stage first)"
+
+
+def test_read_splits_checks_the_columns_of_an_optional_split(tmp_path: Path) -> None:
+    _write(split_path(tmp_path, "train"), _frame(columns=("x1", "x2")))
+    _write(split_path(tmp_path, "test"), _frame(columns=("x1",)))
+
+    with pytest.raises(DataError, match=r"test\.parquet: columns differ from the train split"):
+        read_splits(tmp_path)
+
+
+def test_read_splits_names_an_optional_split_that_is_not_a_file(tmp_path: Path) -> None:
+    _write(split_path(tmp_path, "train"), _frame())
+    (tmp_path / "val.parquet").mkdir()
+
+    with pytest.raises(DataError, match=r"val\.parquet: data file not found"):
+        read_splits(tmp_path)
+
+
+@pytest.mark.parametrize(("split", "modes"), [("val", "train_val_test"), ("test", "train_test or train_val_test")])
+def test_require_split_names_the_user_and_the_modes_that_write_it(split: str, modes: str) -> None:
+    splits = {"train": (_frame().drop(columns=["target"]), np.zeros(4, dtype=np.int64))}
+
+    with pytest.raises(DataError) as caught:
+        require_split(splits, split, "the search")
+
+    assert str(caught.value) == (
+        f"the search needs a {split} split: set prepare_data.split to {modes} and run prepare_data"
+    )
+
+
+def test_require_split_accepts_a_present_split() -> None:
+    require_split({"val": (_frame(), np.zeros(4, dtype=np.int64))}, "val", "the search")

@@ -138,3 +138,31 @@ def evaluation_plots(
             "roc": roc_figure({model_name: points}, {model_name: roc_auc(y_true, probability)}, title),
         },
     )
+
+
+def notice_figure(text: str, title: str) -> Figure:
+    """A figure that only says `text`: the stand-in for a plot whose data does not exist."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    axes.set_title(title)
+    axes.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
+    return figure
+
+
+def missing_split_plots(model_name: str, split: str = "test") -> PlotSet:
+    """`evaluation_plots`' files for a split that does not exist: header-only tables, figures saying so.
+
+    A stage's declared outs then exist in a form `dvc plots show` renders (an empty chart).
+    """
+    import pandas as pd
+
+    text = f"no {split} split\n(prepare_data.split leaves it out)"
+    title = f"{model_name} on {split}"
+    return PlotSet(
+        tables={
+            "confusion": pd.DataFrame({"actual": [], "predicted": []}, dtype="int64"),
+            "roc": pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype="float64"),
+        },
+        figures={"confusion_matrix": notice_figure(text, title), "roc": notice_figure(text, title)},
+    )

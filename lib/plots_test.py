@@ -14,6 +14,8 @@ from lib.plots import (
     confusion_figure,
     confusion_rows,
     evaluation_plots,
+    missing_split_plots,
+    notice_figure,
     roc_figure,
     roc_points,
     save_png,
@@ -209,3 +211,28 @@ def test_roc_points_of_a_large_split_are_thinned_to_max_points_with_both_ends() 
     assert points.iloc[0][["fpr", "tpr"]].tolist() == [0.0, 0.0]
     assert points.iloc[-1][["fpr", "tpr"]].tolist() == [1.0, 1.0]
     assert points["fpr"].is_monotonic_increasing and points["tpr"].is_monotonic_increasing
+
+
+def test_missing_split_plots_write_the_same_files_with_headers_only(tmp_path: Path) -> None:
+    present = evaluation_plots(*_labels_and_scores(), "m")
+    missing = missing_split_plots("m", "test")
+
+    with commit_outputs() as outputs:
+        pngs = missing.write(outputs, tmp_path)
+
+    assert set(missing.tables) == set(present.tables) and set(missing.figures) == set(present.figures)
+    assert (tmp_path / "confusion.csv").read_text() == "actual,predicted\n"
+    assert (tmp_path / "roc.csv").read_text() == "fpr,tpr,threshold\n"
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in pngs)
+
+
+def test_notice_figure_shows_its_text_and_is_byte_identical(tmp_path: Path) -> None:
+    figure = notice_figure("no test split", "m on test")
+
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    save_png(figure, tmp_path / "a.png")
+    save_png(notice_figure("no test split", "m on test"), tmp_path / "b.png")
+
+    assert texts == ["no test split"]
+    assert figure.axes[0].get_title() == "m on test"
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

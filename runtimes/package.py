@@ -38,7 +38,8 @@ DOCKERFILE = HERE / "Dockerfile"
 CLASSIFIER = "models/classifier.pkl"
 PREPROCESSING = "models/preprocessing.json"
 METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
-EXAMPLE_SPLIT = "data/processed/val.parquet"
+# The input example comes from val; with `prepare_data.split: train` or `train_test` there is none, so from train.
+EXAMPLE_SPLITS = ("data/processed/val.parquet", "data/processed/train.parquet")
 EXAMPLE_ROWS = 5
 # The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
 REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
@@ -224,7 +225,8 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     requirements = pip_requirements(REQUIREMENTS)
     params = ParamsFile.read(project / "params.yaml").data
     info = metadata(config, git, params, metrics, outs, requirements, selected)
-    example = raw_rows(pd.read_parquet(project / EXAMPLE_SPLIT), preprocessing, EXAMPLE_ROWS)
+    example_split = next((path for path in EXAMPLE_SPLITS if (project / path).is_file()), EXAMPLE_SPLITS[-1])
+    example = raw_rows(pd.read_parquet(project / example_split), preprocessing, EXAMPLE_ROWS)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     staging, final = out_dir / f".{name}.tmp", out_dir / name

@@ -164,3 +164,39 @@ def test_pytest_goals_fails_on_bad_outputs_naming_metric_value_and_threshold(tmp
     assert "FAILED goals/model_goals_test.py::test_goal_is_met[network:test/roc_auc>=]" in output
     assert "Traceback" not in output  # the message is the whole story
     assert "**FAIL**" in (tmp_path / "summary.md").read_text()
+
+
+NO_TEST_SPLIT = {
+    "classifiers": {"selected": "logistic_regression", "selected_by": "cv/roc_auc_mean", "cv/roc_auc_mean": 0.99},
+    "dnn": {"best_epoch": 45, "val/accuracy": 0.95},
+}
+
+
+@pytest.mark.unittest
+def test_outputs_without_a_test_split_say_the_goals_need_one(tmp_path: Path, goals_file: Path) -> None:
+    directory = _outputs(tmp_path, NO_TEST_SPLIT)
+    goals = criteria.read_goals(goals_file)
+
+    reason = criteria.missing_test_split(goals, criteria.read_metrics(directory, goals))
+    outcomes = _judge(directory, goals_file)
+
+    assert reason == (
+        "the goals need a test split, and metrics/classifiers.json holds no test metrics: set prepare_data.split "
+        "to train_test or train_val_test, then run the pipeline (make run)"
+    )
+    assert outcomes["network:test/accuracy>="].message.startswith(
+        "the goals need a test split, and metrics/dnn.json holds no test metrics"
+    )
+    assert not any(outcome.passed for outcome in outcomes.values())
+    assert criteria.missing_test_split(goals, criteria.read_metrics(_outputs(tmp_path / "good", GOOD), goals)) is None
+
+
+@pytest.mark.integration
+def test_pytest_goals_without_a_test_split_stops_with_one_line(tmp_path: Path, goals_file: Path) -> None:
+    code, output = _pytest_goals(_outputs(tmp_path / "train-only", NO_TEST_SPLIT), goals_file, tmp_path / "s.md")
+
+    assert code != 0
+    assert output.strip().splitlines() == [
+        "ERROR: the goals need a test split, and metrics/classifiers.json holds no test metrics: "
+        "set prepare_data.split to train_test or train_val_test, then run the pipeline (make run)"
+    ]

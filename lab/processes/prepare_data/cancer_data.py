@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from lib.datasets import SPLITS, TARGET, DataError
+from lib.datasets import MODE_SPLITS, TARGET, DataError, SplitMode
 from lib.params import Section
 
 BUILTIN_SOURCE = "sklearn:breast_cancer"
@@ -28,6 +28,9 @@ class PrepareParams(Section):
 
     source: str = Field(default=BUILTIN_SOURCE, min_length=1)
     target: str = Field(default=TARGET, min_length=1)
+    # Which splits to write; a size for a split the mode does not write is ignored, so switching
+    # modes is a one-key change (`dvc exp run -S prepare_data.split=train` cannot delete keys).
+    split: SplitMode = "train_val_test"
     val_size: float = Field(default=0.2, gt=0, lt=1)
     test_size: float = Field(default=0.2, gt=0, lt=1)
     scale: bool = True
@@ -37,9 +40,16 @@ class PrepareParams(Section):
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> Self:
-        if self.val_size + self.test_size > 0.8:
-            raise ValueError("val_size + test_size must leave at least 20% for training")
+        sizes = self.held_out_sizes()
+        if sum(sizes.values()) > 0.8:
+            keys = " + ".join(f"{name}_size" for name in sizes)
+            raise ValueError(f"{keys} must leave at least 20% for training")
         return self
+
+    def held_out_sizes(self) -> dict[str, float]:
+        """The fraction of all rows for each held-out split that `split` writes (val, test or neither)."""
+        sizes = {"val": self.val_size, "test": self.test_size}
+        return {name: sizes[name] for name in MODE_SPLITS[self.split] if name in sizes}
 
 
 @dataclass(frozen=True)
@@ -132,14 +142,26 @@ def validate_raw(frame: pd.DataFrame, target: str, source: str) -> tuple[pd.Data
 
 
 def split_dataset(
-    features: pd.DataFrame, labels: np.ndarray, val_size: float, test_size: float, seed: int
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    val_size: float,
+    test_size: float,
+    seed: int,
+    mode: SplitMode = "train_val_test",
 ) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
-    """Stratified train/val/test split; `val_size` and `test_size` are fractions of all rows."""
+    """Stratified split into the splits of `mode`; `val_size` and `test_size` are fractions of all rows.
+
+    A size for a split that `mode` does not have is ignored; mode `train` keeps every row, in order.
+    """
     from sklearn.model_selection import train_test_split
 
+    if mode == "train":
+        return {"train": (features, labels)}
     rest_x, test_x, rest_y, test_y = train_test_split(
         features, labels, test_size=test_size, stratify=labels, random_state=seed
     )
+    if mode == "train_test":
+        return {"train": (rest_x, rest_y), "test": (test_x, test_y)}
     train_x, val_x, train_y, val_y = train_test_split(
         rest_x, rest_y, test_size=val_size / (1 - test_size), stratify=rest_y, random_state=seed
     )
@@ -167,11 +189,10 @@ def data_report(splits: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str,
 def prepare(raw: pd.DataFrame, params: PrepareParams, seed: int) -> Prepared:
     """Validate `raw`, split it, scale it with train statistics, and report on it."""
     features, labels, classes = validate_raw(raw, params.target, params.source)
-    splits = split_dataset(features, labels, params.val_size, params.test_size, seed)
+    splits = split_dataset(features, labels, params.val_size, params.test_size, seed, params.split)
     mean, scale = fit_scaling(splits["train"][0], params.scale)
     frames = {}
-    for name in SPLITS:
-        split_x, split_y = splits[name]
+    for name, (split_x, split_y) in splits.items():
         scaled = ((split_x - mean) / scale).astype("float64").reset_index(drop=True)
         frames[name] = scaled.assign(**{TARGET: split_y})
     preprocessing = {

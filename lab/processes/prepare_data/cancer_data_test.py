@@ -22,7 +22,7 @@ from lab.processes.prepare_data.cancer_data import (
     split_dataset,
     validate_raw,
 )
-from lib.datasets import SPLITS, TARGET, DataError
+from lib.datasets import MODE_SPLITS, SPLITS, TARGET, DataError
 from lib.params import ParamsError, ParamsFile
 
 pytestmark = pytest.mark.unittest
@@ -97,6 +97,50 @@ def test_params_reject_a_bad_value_naming_the_key(
 
     assert f"prepare_data.{key}: " in message
     assert complaint in message
+
+
+def test_params_default_to_three_splits(params_file: WritePrepare) -> None:
+    params = params_file({"prepare_data": {}}).section("prepare_data", PrepareParams)
+
+    assert params.split == "train_val_test"
+    assert params.held_out_sizes() == {"val": 0.2, "test": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("split", "held_out"),
+    [("train", {}), ("train_test", {"test": 0.7}), ("train_val_test", {"val": 0.1, "test": 0.7})],
+)
+def test_params_ignore_the_size_of_a_split_the_mode_does_not_write(
+    params_file: WritePrepare, split: str, held_out: dict[str, float]
+) -> None:
+    values = {"split": split, "val_size": 0.1, "test_size": 0.7}
+
+    assert params_file({"prepare_data": values}).section("prepare_data", PrepareParams).held_out_sizes() == held_out
+
+
+@pytest.mark.parametrize(
+    ("split", "values", "complaint"),
+    [
+        ("train_test", {"test_size": 0.85}, "prepare_data: test_size must leave at least 20% for training"),
+        ("train_val_test", {"val_size": 0.1, "test_size": 0.75}, "val_size + test_size must leave at least 20%"),
+    ],
+)
+def test_params_keep_20_percent_for_training_in_each_mode(
+    params_file: WritePrepare, split: str, values: dict[str, float], complaint: str
+) -> None:
+    assert complaint in _prepare_error(params_file, {"split": split, **values})
+
+
+def test_params_accept_a_large_val_size_when_the_mode_has_no_val(params_file: WritePrepare) -> None:
+    values = {"split": "train_test", "val_size": 0.9, "test_size": 0.2}
+
+    assert params_file({"prepare_data": values}).section("prepare_data", PrepareParams).split == "train_test"
+
+
+def test_params_reject_an_unknown_split_mode(params_file: WritePrepare) -> None:
+    message = _prepare_error(params_file, {"split": "train_val"})
+
+    assert "prepare_data.split: input should be 'train', 'train_test' or 'train_val_test'" in message
 
 
 def test_params_reject_an_unknown_key(params_file: WritePrepare) -> None:
@@ -314,6 +358,39 @@ def test_split_is_reproducible_for_a_seed_and_changes_with_it(cancer: Table) -> 
         assert set(first[name][0].index) != set(other[name][0].index)
 
 
+def test_split_mode_train_keeps_every_row_in_order(cancer: Table) -> None:
+    features, labels = cancer
+
+    parts = split_dataset(features, labels, 0.2, 0.2, seed=0, mode="train")
+
+    assert list(parts) == ["train"]
+    pd.testing.assert_frame_equal(parts["train"][0], features)
+    np.testing.assert_array_equal(parts["train"][1], labels)
+
+
+def test_split_mode_train_test_holds_out_test_size_stratified(cancer: Table) -> None:
+    features, labels = cancer
+
+    parts = split_dataset(features, labels, 0.2, 0.3, seed=0, mode="train_test")
+
+    assert list(parts) == ["train", "test"]
+    assert len(parts["train"][1]) + len(parts["test"][1]) == len(labels)
+    assert abs(len(parts["test"][1]) - 0.3 * len(labels)) <= 1
+    assert set(parts["train"][0].index).isdisjoint(parts["test"][0].index)
+    for name, (_, y) in parts.items():
+        assert abs(y.mean() - labels.mean()) <= 0.02, name
+
+
+def test_split_mode_train_test_holds_out_the_same_test_rows_as_three_splits(cancer: Table) -> None:
+    features, labels = cancer
+
+    two = split_dataset(features, labels, 0.2, 0.2, seed=7, mode="train_test")
+    three = split_dataset(features, labels, 0.2, 0.2, seed=7, mode="train_val_test")
+
+    pd.testing.assert_frame_equal(two["test"][0], three["test"][0])
+    assert set(two["train"][0].index) == set(three["train"][0].index) | set(three["val"][0].index)
+
+
 # --- scaling and prepare ------------------------------------------------------------------------
 
 
@@ -324,6 +401,20 @@ def test_fit_scaling_leaves_a_constant_column_unscaled() -> None:
 
     np.testing.assert_allclose(mean, [2.0, 5.0])
     np.testing.assert_allclose(scale, [np.sqrt(2 / 3), 1.0])
+
+
+@pytest.mark.parametrize("split", list(MODE_SPLITS))
+def test_prepare_writes_and_reports_only_the_splits_of_the_mode(table: Table, split: str) -> None:
+    params = PrepareParams(source=SOURCE, split=split)
+
+    prepared = prepare(_raw(table), params, seed=0)
+
+    assert tuple(prepared.splits) == MODE_SPLITS[split]
+    assert sum(len(frame) for frame in prepared.splits.values()) == len(table[1])
+    reported = {key.split("/")[0] for key in prepared.report if "/" in key}
+    assert reported == set(MODE_SPLITS[split])
+    train = prepared.splits["train"].drop(columns=[TARGET])
+    np.testing.assert_allclose(train.mean().to_numpy(), 0.0, atol=1e-9)
 
 
 def test_prepare_scales_train_to_zero_mean_and_unit_variance(table: Table) -> None:

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from lab.processes.prepare_data import cancer_data
     from lib import tracking
-    from lib.datasets import split_path
+    from lib.datasets import SPLITS, split_path
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
 
@@ -39,13 +39,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             frame.to_parquet(outputs.path(final), index=False)
         outputs.write_json(args.preprocessing, prepared.preprocessing)
         outputs.write_json(args.metrics, prepared.report)
+    # A split this mode does not write must not survive from an earlier mode (dvc repro removes the
+    # directory first, a direct run does not).
+    for name in set(SPLITS) - set(prepared.splits):
+        split_path(args.out_dir, name).unlink(missing_ok=True)
 
     import mlflow
 
     with tracking.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
         mlflow.log_metrics(prepared.report)
         mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
-    print(f"{STAGE}: " + ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items()))
+    print(
+        f"{STAGE}: split {config.split}: "
+        + ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
+    )
 
 
 if __name__ == "__main__":

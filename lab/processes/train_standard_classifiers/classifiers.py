@@ -1,7 +1,9 @@
 """Standard scikit-learn classifiers: cross-validate each on train, score on val, keep the best.
 
 The best classifier is chosen by its validation score on `selection_metric` (ties go to the higher
-cross-validation mean, then to the earlier name in params) and is evaluated once on test.
+cross-validation mean, then to the earlier name in params) and is evaluated once on test. Without a
+val split (`prepare_data.split`), the cross-validation mean on train chooses; without a test split,
+there is no test evaluation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from lib.errors import ReprolabError
-from lib.evaluation import binary_metrics
+from lib.evaluation import METRICS, binary_metrics
 from lib.params import Section
 
 ClassifierName = Literal[
@@ -52,18 +54,19 @@ class Candidate:
     model: ClassifierMixin
     cv_mean: float
     cv_std: float
-    val_metrics: dict[str, float]
-    val_probability: np.ndarray
+    val_metrics: dict[str, float]  # empty without a val split
+    val_probability: np.ndarray | None
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Every candidate, the chosen one, and its single evaluation on test."""
+    """Every candidate, the chosen one, the score that chose it, and its single evaluation on test."""
 
     candidates: list[Candidate]
     best: Candidate
-    test_metrics: dict[str, float]
-    test_probability: np.ndarray
+    selected_by: str  # `val/<metric>`, or `cv/<metric>_mean` without a val split
+    test_metrics: dict[str, float]  # empty without a test split
+    test_probability: np.ndarray | None
 
 
 def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any]) -> ClassifierMixin:
@@ -99,12 +102,12 @@ def score_candidate(
     name: ClassifierName,
     model: ClassifierMixin,
     train: tuple[pd.DataFrame, np.ndarray],
-    val: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray] | None,
     folds: int,
     metric: SelectionMetric,
     seed: int,
 ) -> Candidate:
-    """Cross-validate `model` on train, refit it on all of train, and score it on val."""
+    """Cross-validate `model` on train, refit it on all of train, and score it on val (if there is one)."""
     train_x, train_y = train
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     try:
@@ -113,23 +116,31 @@ def score_candidate(
     except ValueError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ReprolabError(f"train_standard_classifiers.hyperparams.{name}: {first_line}") from None
-    probability = fitted.predict_proba(val[0])[:, 1]
+    probability = None if val is None else fitted.predict_proba(val[0])[:, 1]
     return Candidate(
         name=name,
         model=fitted,
         cv_mean=round(float(cv_scores.mean()), 6),
         cv_std=round(float(cv_scores.std()), 6),
-        val_metrics=binary_metrics(val[1], probability, "val"),
+        val_metrics={} if val is None else binary_metrics(val[1], probability, "val"),
         val_probability=probability,
     )
 
 
+def selection_key(metric: SelectionMetric, has_val: bool) -> str:
+    """The score that picks the best candidate: `val/<metric>`, or `cv/<metric>_mean` without val."""
+    return f"val/{metric}" if has_val else f"cv/{metric}_mean"
+
+
 def select_best(candidates: list[Candidate], metric: SelectionMetric) -> Candidate:
-    """The candidate with the highest `val/<metric>`; ties go to the higher CV mean, then list order."""
+    """The candidate with the highest `val/<metric>`; ties go to the higher CV mean, then list order.
+
+    Candidates scored without a val split are chosen by their CV mean alone, ties by list order.
+    """
     order = {candidate.name: index for index, candidate in enumerate(candidates)}
     return max(
         candidates,
-        key=lambda c: (c.val_metrics[f"val/{metric}"], c.cv_mean, -order[c.name]),
+        key=lambda c: (c.val_metrics.get(f"val/{metric}", c.cv_mean), c.cv_mean, -order[c.name]),
     )
 
 
@@ -156,7 +167,11 @@ def fitting_models(params: ClassifiersParams, train_rows: int) -> list[Classifie
 def train_and_select(
     params: ClassifiersParams, splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int
 ) -> Selection:
-    """Score every classifier in params, pick the best on val, and evaluate it once on test."""
+    """Score every classifier in params, pick the best, and evaluate it once on test.
+
+    The best is picked on val, or by cross-validation on train when `splits` has no val; without a
+    test split the Selection holds no test metrics.
+    """
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
         build_classifier(name, seed, overrides)
     names = fitting_models(params, len(splits["train"][1]))
@@ -165,7 +180,7 @@ def train_and_select(
             name,
             build_classifier(name, seed, params.hyperparams.get(name, {})),
             splits["train"],
-            splits["val"],
+            splits.get("val"),
             params.cv_folds,
             params.selection_metric,
             seed,
@@ -173,19 +188,26 @@ def train_and_select(
         for name in names
     ]
     best = select_best(candidates, params.selection_metric)
+    selected_by = selection_key(params.selection_metric, "val" in splits)
+    if "test" not in splits:
+        return Selection(candidates, best, selected_by, {}, None)
     test_x, test_y = splits["test"]
     test_probability = best.model.predict_proba(test_x)[:, 1]
-    return Selection(candidates, best, binary_metrics(test_y, test_probability, "test"), test_probability)
+    return Selection(candidates, best, selected_by, binary_metrics(test_y, test_probability, "test"), test_probability)
 
 
 def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFrame:
-    """One row per classifier: CV and val scores, and whether it was selected."""
+    """One row per classifier: CV and val scores, and whether it was selected.
+
+    The val columns are there, empty, without a val split: one schema for `dvc plots diff` across modes.
+    """
+    no_val = dict.fromkeys((f"val/{name}" for name in METRICS), float("nan"))
     rows = [
         {
             "classifier": c.name,
             f"cv/{metric}_mean": c.cv_mean,
             f"cv/{metric}_std": c.cv_std,
-            **c.val_metrics,
+            **(c.val_metrics or no_val),
             "selected": int(c is selection.best),
         }
         for c in selection.candidates
@@ -194,10 +216,14 @@ def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFr
 
 
 def stage_metrics(selection: Selection, metric: SelectionMetric) -> dict[str, Any]:
-    """The metrics file: the selected classifier, its CV, val and test scores."""
+    """The metrics file: the selected classifier, the score that chose it, its CV, val and test scores.
+
+    Val and test scores are left out for a split that does not exist.
+    """
     best = selection.best
     return {
         "selected": best.name,
+        "selected_by": selection.selected_by,
         f"cv/{metric}_mean": best.cv_mean,
         f"cv/{metric}_std": best.cv_std,
         **best.val_metrics,

@@ -29,6 +29,7 @@ from lab.processes.train_standard_classifiers.classifiers import (
     fitting_models,
     score_candidate,
     select_best,
+    selection_key,
     stage_metrics,
     train_and_select,
 )
@@ -252,6 +253,30 @@ def test_select_best_breaks_a_full_tie_by_list_order() -> None:
     assert select_best(candidates[::-1], "roc_auc").name == "c"
 
 
+def test_select_best_without_val_takes_the_highest_cv_mean_then_list_order() -> None:
+    def unvalidated(name: str, cv_mean: float) -> Candidate:
+        return Candidate(name, GaussianNB(), cv_mean, 0.0, {}, None)
+
+    candidates = [unvalidated("a", 0.8), unvalidated("b", 0.9), unvalidated("c", 0.9)]
+
+    assert select_best(candidates, "roc_auc").name == "b"
+    assert select_best(candidates[::-1], "roc_auc").name == "c"
+
+
+def test_selection_key_names_val_or_cross_validation() -> None:
+    assert selection_key("f1", has_val=True) == "val/f1"
+    assert selection_key("f1", has_val=False) == "cv/f1_mean"
+
+
+def test_score_candidate_without_val_has_only_cross_validation_scores(splits: Splits) -> None:
+    model = build_classifier("logistic_regression", 0, {})
+
+    candidate = score_candidate("logistic_regression", model, splits["train"], None, 3, "roc_auc", 0)
+
+    assert candidate.val_metrics == {} and candidate.val_probability is None
+    assert 0.5 < candidate.cv_mean <= 1
+
+
 # --- train_and_select and its reports -----------------------------------------------------------
 
 
@@ -324,6 +349,7 @@ def test_stage_metrics_name_the_selected_model_and_its_scores(splits: Splits) ->
     best = selection.best
     assert metrics == {
         "selected": best.name,
+        "selected_by": "val/accuracy",
         "cv/accuracy_mean": best.cv_mean,
         "cv/accuracy_std": best.cv_std,
         **best.val_metrics,
@@ -358,3 +384,51 @@ def test_train_and_select_leaves_out_skipped_models(splits: Splits) -> None:
     selection = train_and_select(params, splits, seed=0)
 
     assert [c.name for c in selection.candidates] == ["naive_bayes"]
+
+
+# --- split modes: no val, no test ---------------------------------------------------------------
+
+
+def test_without_val_the_best_cross_validation_mean_is_selected_and_tested(splits: Splits) -> None:
+    no_val = {name: part for name, part in splits.items() if name != "val"}
+
+    selection = train_and_select(_fast_params(), no_val, seed=0)
+
+    assert selection.selected_by == "cv/roc_auc_mean"
+    assert selection.best.cv_mean == max(c.cv_mean for c in selection.candidates)
+    assert all(c.val_metrics == {} for c in selection.candidates)
+    assert set(selection.test_metrics) == {f"test/{name}" for name in METRICS}
+    metrics = stage_metrics(selection, "roc_auc")
+    assert metrics["selected_by"] == "cv/roc_auc_mean"
+    assert not [key for key in metrics if key.startswith("val/")]
+    table = comparison_table(selection, "roc_auc")
+    assert list(table.columns) == list(comparison_table(train_and_select(_fast_params(), splits, 0), "roc_auc").columns)
+    assert table.filter(like="val/").isna().all().all()
+    assert table["cv/roc_auc_mean"].tolist() == [c.cv_mean for c in selection.candidates]
+
+
+def test_without_test_nothing_is_evaluated_on_test(splits: Splits) -> None:
+    no_test = {name: part for name, part in splits.items() if name != "test"}
+
+    selection = train_and_select(_fast_params(), no_test, seed=0)
+    with_test = train_and_select(_fast_params(), splits, seed=0)
+
+    assert selection.selected_by == "val/roc_auc"
+    assert selection.best.name == with_test.best.name
+    assert selection.test_metrics == {} and selection.test_probability is None
+    metrics = stage_metrics(selection, "roc_auc")
+    assert not [key for key in metrics if key.startswith("test/")]
+    assert metrics["val/roc_auc"] == with_test.best.val_metrics["val/roc_auc"]
+
+
+def test_train_only_selects_by_cross_validation_and_reports_no_held_out_scores(splits: Splits) -> None:
+    selection = train_and_select(_fast_params(selection_metric="accuracy"), {"train": splits["train"]}, seed=0)
+
+    metrics = stage_metrics(selection, "accuracy")
+
+    assert metrics == {
+        "selected": selection.best.name,
+        "selected_by": "cv/accuracy_mean",
+        "cv/accuracy_mean": selection.best.cv_mean,
+        "cv/accuracy_std": selection.best.cv_std,
+    }

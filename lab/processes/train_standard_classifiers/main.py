@@ -36,14 +36,21 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     metric = config.selection_metric
     best = selection.best
-    test_y = splits["test"][1]
-    plot_set = plots.evaluation_plots(test_y, selection.test_probability, best.name)
+    if "test" in splits:
+        plot_set = plots.evaluation_plots(splits["test"][1], selection.test_probability, best.name)
+    else:
+        plot_set = plots.missing_split_plots(best.name, "test")
     plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric)
-    plot_set.figures["roc_val_all"] = plots.roc_figure(
-        {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates},
-        {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates},
-        "all classifiers on val",
-    )
+    if "val" in splits:
+        plot_set.figures["roc_val_all"] = plots.roc_figure(
+            {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates},
+            {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates},
+            "all classifiers on val",
+        )
+    else:
+        plot_set.figures["roc_val_all"] = plots.notice_figure(
+            f"no val split: selected by {selection.selected_by} on train", "all classifiers on val"
+        )
     stage_metrics = classifiers.stage_metrics(selection, metric)
 
     with commit_outputs() as outputs:
@@ -66,11 +73,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.set_tag("selected", best.name)
         mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
         tracking.log_pngs(pngs)
-        tracking.log_sklearn_model(best.model, splits["test"][0].head(5))
-    print(
-        f"{STAGE}: selected {best.name}, val/{metric} {best.val_metrics[f'val/{metric}']:.4f}, "
-        f"test/{metric} {selection.test_metrics[f'test/{metric}']:.4f}"
-    )
+        tracking.log_sklearn_model(best.model, splits.get("test", splits["train"])[0].head(5))
+    keys = [key for key in (selection.selected_by, f"test/{metric}") if key in stage_metrics]
+    scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
+    no_test = "" if "test" in splits else "; no test split, so no test metrics"
+    print(f"{STAGE}: selected {best.name} by {selection.selected_by}: {scores}{no_test}")
 
 
 if __name__ == "__main__":
