@@ -90,11 +90,12 @@ def roc_figure(curves: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], ti
 
 
 def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
-    """Loss and accuracy per epoch for train and val, the kept epoch marked."""
+    """Loss and accuracy per epoch for train and val (when the history has val), the kept epoch marked."""
     figure = _figure(9.0, 3.6)
     for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
         for split in ("train", "val"):
-            axes.plot(history["epoch"], history[f"{split}/{metric}"], label=split)
+            if f"{split}/{metric}" in history:
+                axes.plot(history["epoch"], history[f"{split}/{metric}"], label=split)
         axes.axvline(best_epoch, color="grey", linestyle=":", label=f"kept (epoch {best_epoch})")
         axes.set(xlabel="epoch", ylabel=metric, title=metric)
         axes.legend(fontsize=8)

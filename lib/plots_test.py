@@ -167,6 +167,15 @@ def test_training_curves_mark_the_kept_epoch() -> None:
         assert labels == ["train", "val", "kept (epoch 4)"]
 
 
+def test_training_curves_without_val_draw_train_alone() -> None:
+    history = _history().drop(columns=["val/loss", "val/accuracy"])
+
+    figure = training_curves_figure(history, best_epoch=5)
+
+    for axes in figure.axes:
+        assert [text.get_text() for text in axes.get_legend().get_texts()] == ["train", "kept (epoch 5)"]
+
+
 def test_evaluation_plots_hold_the_tables_and_figures_of_one_model() -> None:
     y_true, scores = _labels_and_scores()
 

@@ -65,3 +65,26 @@ def batches(
         else:
             index = order[start : start + batch_size]
             yield x[index], y[index]
+
+
+def sharded_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """This rank's share of every shuffled global mini-batch, with the global batch's row count.
+
+    Every rank draws the same permutation from `generator`, cuts it into global batches of `batch_size`
+    rows and takes the `rank`-th of `world_size` equal slices of each (fewer rows, or none, in a short
+    last batch). With `world_size` 1 the batches are those of `batches`. The count lets each rank scale
+    its summed loss so that averaging gradients across ranks gives the global batch's mean gradient.
+    """
+    import torch
+
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator).to(x.device)
+    per_rank = batch_size // world_size
+    for start in range(0, n, batch_size):
+        index = order[start : start + batch_size]
+        count = min(batch_size, n - start)
+        if world_size > 1:
+            index = index[rank * per_rank : (rank + 1) * per_rank]
+        yield x[index], y[index], count

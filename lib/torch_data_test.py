@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lib.errors import ReprolabError
-from lib.torch_data import batches, frame_to_tensors, resolve_device, seed_everything
+from lib.torch_data import batches, frame_to_tensors, resolve_device, seed_everything, sharded_batches
 
 pytestmark = pytest.mark.unittest
 
@@ -130,3 +130,26 @@ def test_batches_with_a_batch_larger_than_the_data() -> None:
 
     assert len(parts) == 1
     assert torch.equal(parts[0][0], x)
+
+
+def test_sharded_batches_of_one_process_are_the_batches() -> None:
+    x, y = _rows(10)
+
+    plain = list(batches(x, y, 4, torch.Generator().manual_seed(1)))
+    sharded = list(sharded_batches(x, y, 4, torch.Generator().manual_seed(1)))
+
+    assert [count for _, _, count in sharded] == [4, 4, 2]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plain, sharded, strict=True))
+
+
+def test_sharded_batches_split_every_global_batch_over_the_ranks() -> None:
+    x, y = _rows(11)
+    plain = list(batches(x, y, 4, torch.Generator().manual_seed(2)))
+
+    shards = [list(sharded_batches(x, y, 4, torch.Generator().manual_seed(2), rank, 2)) for rank in (0, 1)]
+
+    assert [[len(bx) for bx, _, _ in rank] for rank in shards] == [[2, 2, 2], [2, 2, 1]]
+    for step, (global_x, global_y) in enumerate(plain):
+        (x0, y0, count0), (x1, y1, count1) = shards[0][step], shards[1][step]
+        assert count0 == count1 == len(global_x)
+        assert torch.equal(torch.cat([x0, x1]), global_x) and torch.equal(torch.cat([y0, y1]), global_y)

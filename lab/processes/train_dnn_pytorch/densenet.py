@@ -1,7 +1,10 @@
 """A densely connected network for tabular binary classification, trained with PyTorch.
 
 Data is moved to the device once and batched there. Each epoch is scored on val; the weights of the
-best epoch (by `selection_metric`) are kept and evaluated once on test.
+best epoch (by `selection_metric`) are kept and evaluated once on test. Without a val split the last
+epoch is kept; without a test split there are no test metrics. Given a `CheckpointStore`, training
+saves its whole state after every epoch and resumes from the newest matching checkpoint; given a
+`World` of several processes, it trains data-parallel with rank 0 alone scoring.
 """
 
 from __future__ import annotations
@@ -9,19 +12,23 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
+from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore, Log, log_line, restore_rng, rng_state
+from lab.processes.train_dnn_pytorch.distributed import SINGLE, World
+from lab.processes.train_dnn_pytorch.precision import FULL, Precision, choose_precision
 from lib.evaluation import binary_metrics
 from lib.params import Section
-from lib.torch_data import DeviceName, batches, frame_to_tensors
+from lib.torch_data import DeviceName, frame_to_tensors, sharded_batches
 
 SelectionMetric = Literal["loss", "accuracy", "roc_auc"]
+LrSchedule = Literal["constant", "cosine"]
 
 
 class DenseNetParams(Section):
@@ -33,23 +40,38 @@ class DenseNetParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=32, ge=1)
     epochs: int = Field(default=50, ge=1)
+    lr_schedule: LrSchedule = "constant"
     device: DeviceName = "auto"
+    mixed_precision: bool = False
     selection_metric: SelectionMetric = "loss"
+    cv_folds: int = Field(default=0, ge=0)
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_off_or_several(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (off) or at least 2")
+        return value
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The kept network, its per-epoch history, and its single evaluation on test."""
+    """The kept network, its per-epoch history, and its single evaluation on test.
+
+    Without a val split `val_metrics` is empty; without a test split `test_metrics` is empty and
+    `test_probability` None. On ranks other than 0 only `network` is meaningful.
+    """
 
     network: nn.Sequential
     history: pd.DataFrame
     best_epoch: int
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
-    test_probability: np.ndarray
+    test_probability: np.ndarray | None
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
 
 
 def build_network(n_features: int, hidden_layers: list[int], dropout: float) -> nn.Sequential:
@@ -71,20 +93,38 @@ def train_epoch(
     y: torch.Tensor,
     batch_size: int,
     generator: torch.Generator,
+    *,
+    precision: Precision = FULL,
+    world: World = SINGLE,
 ) -> tuple[float, float]:
-    """One pass over shuffled mini-batches; returns (loss, accuracy) averaged over samples."""
+    """One pass over shuffled mini-batches; returns (loss, accuracy) averaged over samples.
+
+    With several processes each trains on its share of every global batch of `batch_size` rows, and
+    the figures returned are over all of them. Totals stay on the device: one host sync per epoch.
+    """
     network.train()
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     total_loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
-    for xb, yb in batches(x, y, batch_size, generator):
+    for xb, yb, count in sharded_batches(x, y, batch_size, generator, world.rank, world.size):
         optimiser.zero_grad(set_to_none=True)
-        logits = network(xb)
-        loss = loss_fn(logits, yb)
-        (loss / xb.shape[0]).backward()
-        optimiser.step()
+        with precision.autocast():
+            logits = network(xb)
+        loss = loss_fn(logits.float(), yb)
+        mean = loss / count
+        if world.size > 1:  # DDP averages gradients over processes: undo it, so the mean is the global batch's
+            mean = mean * world.size
+        if precision.scaler is None:
+            mean.backward()
+            optimiser.step()
+        else:
+            precision.scaler.scale(mean).backward()
+            precision.scaler.step(optimiser)
+            precision.scaler.update()
         total_loss += loss.detach()
         correct += ((logits.detach() >= 0).float() == yb).sum()
+    if world.size > 1:
+        total_loss, correct = world.sum(torch.stack([total_loss, correct]))
     n = x.shape[0]
     return float(total_loss) / n, float(correct) / n
 
@@ -101,23 +141,98 @@ def _score(metrics: dict[str, float], metric: SelectionMetric) -> float:
     return -value if metric == "loss" else value
 
 
+def _val_metrics(network: nn.Module, x: torch.Tensor, y: np.ndarray) -> dict[str, float]:
+    scores = binary_metrics(y, predict_probability(network, x), "val")
+    return {
+        "val/loss": scores["val/log_loss"],
+        "val/accuracy": scores["val/accuracy"],
+        "val/roc_auc": scores["val/roc_auc"],
+    }
+
+
+@dataclass
+class _Training:
+    """What a training run changes as it goes, and so what a checkpoint holds."""
+
+    network: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    precision: Precision
+    generator: torch.Generator
+    device: torch.device
+    world: World
+    history: list[dict[str, float]]
+    best_score: float
+    best_epoch: int
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+
+    def keep_if_best(self, metrics: dict[str, float], selection_metric: SelectionMetric) -> None:
+        """Remember this epoch's weights if its val score beats every earlier one."""
+        score = _score(metrics, selection_metric)
+        if self.epoch == 1 or score > self.best_score:  # epoch 1 always counts, even when its score is NaN
+            self.best_score, self.best_epoch = score, self.epoch
+            self.best_state = copy.deepcopy(self.network.state_dict())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The checkpoint's content; every process takes part (each adds its random state)."""
+        return {
+            "epoch": self.epoch,
+            "network": self.network.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "scaler": None if self.precision.scaler is None else self.precision.scaler.state_dict(),
+            "rng": self.world.gather(rng_state(self.generator, self.device)),
+            "history": self.history,
+            "best": {"score": self.best_score, "epoch": self.best_epoch, "state": self.best_state},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint `snapshot` wrote, in the same world."""
+        self.epoch = state["epoch"]
+        self.network.load_state_dict(state["network"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.precision.scaler is not None and state["scaler"]:
+            self.precision.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"][self.world.rank], self.generator, self.device)
+        self.history = list(state["history"])
+        best = state["best"]
+        self.best_score, self.best_epoch = best["score"], best["epoch"]
+        self.best_state = {k: v.to(self.device) for k, v in best["state"].items()}
+
+
+def _scheduler(optimiser: torch.optim.Optimizer, params: DenseNetParams) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if params.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=params.epochs)
+    return None
+
+
 def train(
     params: DenseNetParams,
-    splits: dict[str, tuple[pd.DataFrame, np.ndarray]],
+    splits: Splits,
     device: torch.device,
     seed: int,
     on_epoch: EpochCallback | None = None,
     progress: bool | None = None,
+    *,
+    checkpoints: CheckpointStore | None = None,
+    world: World = SINGLE,
+    log: Log = log_line,
 ) -> TrainResult:
     """Train for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
     Args:
         params: the stage's hyperparameters.
-        splits: `train`, `val` and `test` as (features, 0/1 labels).
-        device: where tensors and the network live.
+        splits: `train`, and `val` and `test` when they exist, as (features, 0/1 labels).
+        device: where tensors and the network live (this process's own device).
         seed: seeds the weight init, dropout and the shuffling generator.
-        on_epoch: called after every epoch with (epoch, metrics), e.g. to log them.
+        on_epoch: called after every epoch with (epoch, metrics), e.g. to log them (on rank 0 only).
         progress: show a progress bar; None shows it only on an interactive terminal.
+        checkpoints: where to save a checkpoint after every epoch and resume from; None: neither.
+        world: the processes training together; rank 0 alone scores, calls `on_epoch` and saves.
+        log: where the one-line notes go (no val split, resumed, mixed precision ignored).
     """
     from tqdm.auto import tqdm
 
@@ -125,46 +240,92 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: frame_to_tensors(features, labels, device) for name, (features, labels) in splits.items()}
     network = build_network(splits["train"][0].shape[1], params.hidden_layers, params.dropout).to(device)
+    if world.rank:
+        torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
     optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-
-    rows: list[dict[str, float]] = []
-    best_score, best_epoch, best_state = -np.inf, 0, copy.deepcopy(network.state_dict())
-    val_x, _ = tensors["val"]
-    val_y = splits["val"][1]
+    run = _Training(
+        network=network,
+        optimiser=optimiser,
+        scheduler=_scheduler(optimiser, params),
+        precision=choose_precision(params.mixed_precision, device, log if world.is_main else lambda _: None),
+        generator=generator,
+        device=device,
+        world=world,
+        history=[],
+        best_score=-np.inf,
+        best_epoch=0,
+        best_state=copy.deepcopy(network.state_dict()),
+    )
+    has_val = "val" in splits
+    if not has_val and world.is_main:
+        log("no val split: keeping the last epoch (selection on val is impossible) and logging no val metrics")
+    saved = None if checkpoints is None else checkpoints.latest()
+    if saved is not None:
+        run.restore(saved)
+    model = world.wrap(network, device)
     bar = tqdm(
-        range(1, params.epochs + 1), desc="train_dnn", unit="epoch", disable=None if progress is None else not progress
+        range(run.epoch + 1, params.epochs + 1),
+        initial=run.epoch,
+        total=params.epochs,
+        desc="train_dnn",
+        unit="epoch",
+        disable=(None if progress is None else not progress) if world.is_main else True,
     )
     for epoch in bar:
-        train_loss, train_accuracy = train_epoch(network, optimiser, *tensors["train"], params.batch_size, generator)
-        val_metrics = binary_metrics(val_y, predict_probability(network, val_x), "val")
-        metrics = {
-            "train/loss": round(train_loss, 6),
-            "train/accuracy": round(train_accuracy, 6),
-            "val/loss": val_metrics["val/log_loss"],
-            "val/accuracy": val_metrics["val/accuracy"],
-            "val/roc_auc": val_metrics["val/roc_auc"],
-        }
-        rows.append({"epoch": epoch, **metrics})
-        if on_epoch is not None:
-            on_epoch(epoch, metrics)
-        score = _score(metrics, params.selection_metric)
-        if epoch == 1 or score > best_score:  # epoch 1 always counts, even when its score is NaN
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(network.state_dict())
-        bar.set_postfix({"val/loss": f"{metrics['val/loss']:.4f}", "val/acc": f"{metrics['val/accuracy']:.3f}"})
+        train_loss, train_accuracy = train_epoch(
+            model, optimiser, *tensors["train"], params.batch_size, generator, precision=run.precision, world=world
+        )
+        if run.scheduler is not None:
+            run.scheduler.step()
+        run.epoch = epoch
+        if world.is_main:
+            metrics = {"train/loss": round(train_loss, 6), "train/accuracy": round(train_accuracy, 6)}
+            if has_val:
+                metrics.update(_val_metrics(network, tensors["val"][0], splits["val"][1]))
+                run.keep_if_best(metrics, params.selection_metric)
+            run.history.append({"epoch": epoch, **metrics})
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            split = "val" if has_val else "train"
+            loss, accuracy = metrics[f"{split}/loss"], metrics[f"{split}/accuracy"]
+            bar.set_postfix({f"{split}/loss": f"{loss:.4f}", f"{split}/acc": f"{accuracy:.3f}"})
+        if checkpoints is not None:
+            snapshot = run.snapshot()
+            if world.is_main:
+                checkpoints.save(snapshot)
+    return _evaluate(run, splits, tensors) if world.is_main else _nothing_scored(network)
 
-    network.load_state_dict(best_state)
-    val_probability = predict_probability(network, val_x)
-    test_probability = predict_probability(network, tensors["test"][0])
+
+def _evaluate(
+    run: _Training,
+    splits: dict[str, tuple[pd.DataFrame, np.ndarray]],
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
+) -> TrainResult:
+    """The kept epoch's network (the best on val, else the last) and its scores on val and test."""
+    network = run.network
+    if "val" in splits:
+        network.load_state_dict(run.best_state)
+    val_metrics, test_metrics, test_probability = {}, {}, None
+    if "val" in splits:
+        val_metrics = binary_metrics(splits["val"][1], predict_probability(network, tensors["val"][0]), "val")
+    if "test" in splits:
+        test_probability = predict_probability(network, tensors["test"][0])
+        test_metrics = binary_metrics(splits["test"][1], test_probability, "test")
     return TrainResult(
         network=network.cpu().eval(),
-        history=pd.DataFrame(rows),
-        best_epoch=best_epoch,
-        val_metrics=binary_metrics(val_y, val_probability, "val"),
-        test_metrics=binary_metrics(splits["test"][1], test_probability, "test"),
+        history=pd.DataFrame(run.history),
+        best_epoch=run.best_epoch if "val" in splits else run.epoch,
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
         test_probability=test_probability,
     )
 
 
+def _nothing_scored(network: nn.Module) -> TrainResult:
+    """What ranks other than 0 return: the trained network, nothing scored."""
+    return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None)
+
+
 def stage_metrics(result: TrainResult) -> dict[str, float]:
-    """The metrics file: the kept epoch, its val and test scores."""
+    """The metrics file: the kept epoch, its val and test scores (those that exist)."""
     return {"best_epoch": result.best_epoch, **result.val_metrics, **result.test_metrics}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
 from lab.processes.train_dnn_pytorch.densenet import (
     DenseNetParams,
     TrainResult,
@@ -49,6 +51,7 @@ def test_params_defaults_are_valid(params_file: WriteParams) -> None:
 
     assert params.hidden_layers == [32, 16]
     assert (params.device, params.selection_metric) == ("auto", "loss")
+    assert (params.lr_schedule, params.mixed_precision, params.cv_folds) == ("constant", False, 0)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +67,10 @@ def test_params_defaults_are_valid(params_file: WriteParams) -> None:
         ({"epochs": 2.5}, "epochs"),
         ({"device": "tpu"}, "device"),
         ({"selection_metric": "f1"}, "selection_metric"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"mixed_precision": "yes"}, "mixed_precision"),
+        ({"cv_folds": 1}, "cv_folds"),
+        ({"cv_folds": -2}, "cv_folds"),
     ],
 )
 def test_params_reject_a_bad_value_naming_the_key(params_file: WriteParams, values: dict[str, Any], key: str) -> None:
@@ -254,3 +261,167 @@ def test_train_on_cuda_gives_the_same_shapes_and_keys(splits: Splits) -> None:
     cpu_state, cuda_state = on_cpu.network.state_dict(), on_cuda.network.state_dict()
     assert {k: v.shape for k, v in cuda_state.items()} == {k: v.shape for k, v in cpu_state.items()}
     assert all(v.device.type == "cpu" for v in cuda_state.values())
+
+
+# --- checkpoints and resuming ---------------------------------------------------------------------
+
+# Dropout and a cosine schedule: a resume that missed a random state or the scheduler would differ.
+RESUMABLE = {**SHORT, "epochs": 5, "dropout": 0.3, "lr_schedule": "cosine", "batch_size": 16}
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(epoch: int) -> Callable[[int, dict[str, float]], None]:
+    def on_epoch(current: int, _: dict[str, float]) -> None:
+        if current == epoch:
+            raise _Killed
+
+    return on_epoch
+
+
+def _same(a: TrainResult, b: TrainResult) -> bool:
+    state_a, state_b = a.network.state_dict(), b.network.state_dict()
+    return (
+        a.history.equals(b.history)
+        and a.best_epoch == b.best_epoch
+        and all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+        and a.test_metrics == b.test_metrics
+    )
+
+
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits, tmp_path: Path) -> None:
+    params = DenseNetParams(**RESUMABLE)
+    uninterrupted = train(params, splits, CPU, 3, progress=False)
+    lines: list[str] = []
+    with pytest.raises(_Killed):  # dies in epoch 4, after epoch 3's checkpoint
+        train(params, splits, CPU, 3, _kill_at(4), progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
+    saved = CheckpointStore(tmp_path, "k").latest()
+    assert saved is not None and saved["epoch"] == 3
+    assert saved["scheduler"]["last_epoch"] == 3 and saved["optimiser"]["state"]
+    torch.manual_seed(999)  # whatever the process did before, the checkpoint's random state wins
+
+    calls: list[int] = []
+    resumed = train(
+        params,
+        splits,
+        CPU,
+        3,
+        on_epoch=lambda epoch, _: calls.append(epoch),
+        progress=False,
+        checkpoints=CheckpointStore(tmp_path, "k", log=lines.append),
+        log=lines.append,
+    )
+
+    assert calls == [4, 5]
+    assert lines == [f"resuming from checkpoint {tmp_path / 'epoch-0003.pt'} (epoch 3 done)"]
+    assert _same(resumed, uninterrupted)
+    np.testing.assert_array_equal(resumed.test_probability, uninterrupted.test_probability)
+
+
+def test_a_checkpoint_of_another_fingerprint_is_ignored_and_training_starts_from_scratch(
+    splits: Splits, tmp_path: Path
+) -> None:
+    other = DenseNetParams(**{**RESUMABLE, "lr": 0.05})
+    with pytest.raises(_Killed):
+        train(other, splits, CPU, 3, _kill_at(3), progress=False, checkpoints=CheckpointStore(tmp_path, "other"))
+    params = DenseNetParams(**RESUMABLE)
+    lines: list[str] = []
+    calls: list[int] = []
+
+    result = train(
+        params,
+        splits,
+        CPU,
+        3,
+        lambda epoch, _: calls.append(epoch),
+        progress=False,
+        checkpoints=CheckpointStore(tmp_path, "this", log=lines.append),
+    )
+
+    assert calls == [1, 2, 3, 4, 5]
+    assert len(lines) == 1 and "not resumed, starting from scratch" in lines[0]
+    assert _same(result, train(params, splits, CPU, 3, progress=False))
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0005.pt"]
+
+
+def test_the_cosine_schedule_changes_training_and_constant_keeps_it(splits: Splits) -> None:
+    constant = _train(splits, lr_schedule="constant")
+    cosine = _train(splits, lr_schedule="cosine")
+
+    assert _same(constant, _train(splits))
+    assert constant.history["epoch"].tolist() == cosine.history["epoch"].tolist()
+    assert constant.history.loc[0, "train/loss"] == cosine.history.loc[0, "train/loss"]  # same lr in epoch 1
+    assert not constant.history.equals(cosine.history)
+
+
+# --- missing splits -------------------------------------------------------------------------------
+
+
+def test_without_val_the_last_epoch_is_kept_and_no_val_metric_is_logged(splits: Splits) -> None:
+    lines: list[str] = []
+    calls: list[dict[str, float]] = []
+    no_val = {name: split for name, split in splits.items() if name != "val"}
+
+    result = train(DenseNetParams(**SHORT), no_val, CPU, 0, lambda _, m: calls.append(m), False, log=lines.append)
+
+    assert lines == ["no val split: keeping the last epoch (selection on val is impossible) and logging no val metrics"]
+    assert list(result.history.columns) == ["epoch", "train/loss", "train/accuracy"]
+    assert all(set(metrics) == {"train/loss", "train/accuracy"} for metrics in calls)
+    assert (result.best_epoch, result.val_metrics) == (SHORT["epochs"], {})
+    assert set(result.test_metrics) == {f"test/{name}" for name in METRICS}
+    # scoring val never changes training: the train columns are those of a run with val
+    with_val = _train(splits)
+    assert with_val.history[["train/loss", "train/accuracy"]].equals(result.history[["train/loss", "train/accuracy"]])
+    assert stage_metrics(result) == {"best_epoch": SHORT["epochs"], **result.test_metrics}
+
+
+def test_without_test_there_are_no_test_metrics_or_probabilities(splits: Splits) -> None:
+    no_test = {name: split for name, split in splits.items() if name != "test"}
+
+    result = _train(no_test)
+
+    assert (result.test_metrics, result.test_probability) == ({}, None)
+    assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
+    assert stage_metrics(result) == {"best_epoch": result.best_epoch, **result.val_metrics}
+
+
+def test_with_train_alone_training_still_ends_with_a_network(splits: Splits) -> None:
+    result = train(DenseNetParams(**SHORT), {"train": splits["train"]}, CPU, 0, progress=False, log=lambda _: None)
+
+    assert (result.best_epoch, result.val_metrics, result.test_metrics) == (SHORT["epochs"], {}, {})
+    assert len(result.history) == SHORT["epochs"]
+
+
+# --- precision and processes ----------------------------------------------------------------------
+
+
+def test_mixed_precision_on_cpu_is_ignored_with_one_log_line(splits: Splits) -> None:
+    lines: list[str] = []
+
+    mixed = train(DenseNetParams(**SHORT, mixed_precision=True), splits, CPU, 0, progress=False, log=lines.append)
+
+    assert lines == ["mixed_precision ignored on cpu: autocast is used on CUDA only; training in float32"]
+    assert _same(mixed, _train(splits))
+
+
+def test_a_single_process_never_starts_torch_distributed(splits: Splits) -> None:
+    _train(splits)
+
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Splits, tmp_path: Path) -> None:
+    cuda = torch.device("cuda")
+    params = DenseNetParams(**{**SHORT, "device": "cuda", "mixed_precision": True, "hidden_layers": [16], "epochs": 10})
+
+    result = train(params, splits, cuda, 0, progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
+
+    assert np.isfinite(result.history[["train/loss", "val/loss"]].to_numpy()).all()
+    assert result.history["train/loss"].iloc[-1] < result.history["train/loss"].iloc[0]
+    saved = CheckpointStore(tmp_path, "k").latest()
+    assert saved is not None and "cuda" in saved["rng"][0]
+    if not torch.cuda.is_bf16_supported():  # float16 needs loss scaling, and its state is resumed
+        assert saved["scaler"] and "scale" in saved["scaler"]

@@ -1,11 +1,51 @@
-"""Stage `train_dnn_pytorch`: train a dense network, keep its best epoch, test it."""
+"""Stage `train_dnn_pytorch`: train a dense network, keep its best epoch, test it.
+
+A killed run resumes from its last checkpoint when started again. Started by `torchrun
+--nproc_per_node=N -m lab.processes.train_dnn_pytorch.main`, it trains data-parallel on N processes.
+"""
+
+from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lib import cli
 
+if TYPE_CHECKING:
+    from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
+    from lab.processes.train_dnn_pytorch.densenet import DenseNetParams, EpochCallback, Splits, TrainResult
+    from lab.processes.train_dnn_pytorch.distributed import World
+
 STAGE = "train_dnn_pytorch"
+CHECKPOINT_DIR = Path(".checkpoints") / STAGE
+
+
+def _quiet(_: str) -> None:
+    """The log of ranks other than 0: rank 0 says everything once."""
+
+
+def _train(
+    config: DenseNetParams,
+    splits: Splits,
+    device: Any,
+    seed: int,
+    store: CheckpointStore,
+    world: World,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[list[dict[str, float]], TrainResult]:
+    """Cross-validate (if asked and not done before the checkpoint), then train the final network."""
+    from lab.processes.train_dnn_pytorch import cross_validation, densenet
+
+    saved = store.latest()
+    cv_scores: list[dict[str, float]] = []
+    if config.cv_folds:
+        cv_scores = saved["cv_scores"] if saved and "cv_scores" in saved else []
+        if not cv_scores:
+            cv_scores = cross_validation.cross_validate(config, splits["train"], device, seed, world=world)
+        store.extra["cv_scores"] = cv_scores  # resuming the final network skips the folds
+    result = densenet.train(config, splits, device, seed, on_epoch=on_epoch, checkpoints=store, world=world)
+    return cv_scores, result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -15,55 +55,88 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=Path("models/dnn.pt"), help="kept weights and architecture")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/dnn.json"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots/dnn"))
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=CHECKPOINT_DIR,
+        help="per-epoch checkpoints, removed once the outputs are written (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
-    from lab.processes.train_dnn_pytorch import densenet
-    from lib import plots, tracking
+    from lab.processes.train_dnn_pytorch import checkpoints, cross_validation, densenet, distributed, results
+    from lib import tracking
     from lib.datasets import read_splits
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
 
+    world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, densenet.DenseNetParams)
     experiment = params.section("tracking", tracking.TrackingParams).experiment
+    distributed.check_batch_size(config.batch_size, world)
     splits = read_splits(args.data_dir)
-    device = resolve_device(config.device)
-    tracking.prepare(experiment)
-
-    import mlflow
-    import torch
-
-    with tracking.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}, device=str(device)):
-
-        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            mlflow.log_metrics(metrics, step=epoch, synchronous=False)
-
-        result = densenet.train(config, splits, device, seed, on_epoch=log_epoch)
-
-        plot_set = plots.evaluation_plots(splits["test"][1], result.test_probability, "dense network")
-        plot_set.tables["history"] = result.history
-        plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
-        stage_metrics = densenet.stage_metrics(result)
-        with commit_outputs() as outputs:
-            checkpoint = {
-                "state_dict": result.network.state_dict(),
-                "hidden_layers": list(config.hidden_layers),
-                "dropout": config.dropout,
-                "features": list(splits["train"][0].columns),
-            }
-            torch.save(checkpoint, outputs.path(args.model))
-            outputs.write_json(args.metrics, stage_metrics)
-            pngs = plot_set.write(outputs, args.plots_dir)
-
-        mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
-        tracking.log_pngs(pngs)
-        tracking.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), splits["test"][0].head(5))
-    print(
-        f"{STAGE}: best epoch {result.best_epoch}/{config.epochs} on {device}, "
-        f"val/loss {result.val_metrics['val/log_loss']:.4f}, test/accuracy {result.test_metrics['test/accuracy']:.4f}"
+    device = distributed.rank_device(resolve_device(config.device), world)
+    key = checkpoints.fingerprint(
+        params=config.model_dump(),
+        seed=seed,
+        data=checkpoints.directory_digest(args.data_dir),
+        processes=world.size,
+        device=device.type,
     )
+    store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=checkpoints.log_line if world.is_main else _quiet)
+    if world.is_main:
+        tracking.prepare(experiment)
+
+    with distributed.process_group(world, device):
+        if not world.is_main:  # trains its share; rank 0 scores, writes and logs
+            _train(config, splits, device, seed, store, world)
+            world.barrier()
+            return
+
+        import mlflow
+        import torch
+
+        saved = store.latest()
+        resume_run_id = saved.get("mlflow_run_id") if saved else None
+        run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
+        with tracking.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
+            store.extra["mlflow_run_id"] = run_id
+            logged = tracking.logged_steps(run_id, "train/loss") if run_id == resume_run_id else set()
+            for row in saved["history"] if saved else []:  # epochs whose asynchronous logging a kill cut off
+                if row["epoch"] not in logged:
+                    mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+                    logged.add(row["epoch"])
+
+            def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+                if epoch not in logged:
+                    mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+
+            cv_scores, result = _train(config, splits, device, seed, store, world, on_epoch=log_epoch)
+
+            cv_summary = cross_validation.summary(cv_scores) if cv_scores else {}
+            stage_metrics = {**densenet.stage_metrics(result), **cv_summary}
+            plot_set = results.plot_set(result, splits)
+            with commit_outputs() as outputs:
+                checkpoint = {
+                    "state_dict": result.network.state_dict(),
+                    "hidden_layers": list(config.hidden_layers),
+                    "dropout": config.dropout,
+                    "features": list(splits["train"][0].columns),
+                }
+                torch.save(checkpoint, outputs.path(args.model))
+                outputs.write_json(args.metrics, stage_metrics)
+                pngs = plot_set.write(outputs, args.plots_dir)
+            store.clear()
+
+            mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
+            mlflow.log_metrics(cross_validation.fold_metrics(cv_scores))
+            tracking.log_pngs(pngs)
+            example = splits["test" if "test" in splits else "train"][0].head(5)
+            tracking.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), example)
+        world.barrier()
+    print(f"{STAGE}: {results.summary_line(result, config.epochs, str(device))}")
 
 
 if __name__ == "__main__":
