@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.datasets import MODE_SPLITS, SPLITS, DataError, read_split, read_splits, require_split, split_path
+from lib.datasets import MODE_SPLITS, SPLITS, DataError, read_split, read_splits, require_split, split_path, write_split
 from lib.errors import ReprolabError
 
 pytestmark = pytest.mark.unittest
@@ -207,3 +207,21 @@ def test_require_split_names_the_user_and_the_modes_that_write_it(split: str, mo
 
 def test_require_split_accepts_a_present_split() -> None:
     require_split({"val": (_frame(), np.zeros(4, dtype=np.int64))}, "val", "the search")
+
+
+@pytest.mark.unittest
+def test_write_split_round_trips_and_keeps_dictionaries_for_non_float_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(
+        {"a": np.linspace(0, 1, 50, dtype=np.float32), "colour": ["red", "blue"] * 25, "target": [0, 1] * 25}
+    )
+    path = tmp_path / "train.parquet"
+    write_split(frame, path)
+
+    pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
+    columns = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)}
+    assert not any("DICTIONARY" in e for e in encodings["a"])
+    assert any("DICTIONARY" in e for e in encodings["colour"])
+    assert any("DICTIONARY" in e for e in encodings["target"])

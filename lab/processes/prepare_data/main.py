@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from lab.processes.prepare_data import cancer_data
     from lib import tracking
-    from lib.datasets import SPLITS, split_path
+    from lib.datasets import SPLITS, split_path, write_split
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
 
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with commit_outputs() as outputs:
         for name, frame in prepared.splits.items():
             final = split_path(args.out_dir, name)
-            frame.to_parquet(outputs.path(final), index=False)
+            write_split(frame, outputs.path(final))
         outputs.write_json(args.preprocessing, prepared.preprocessing)
         outputs.write_json(args.metrics, prepared.report)
     # A split this mode does not write must not survive from an earlier mode (dvc repro removes the
