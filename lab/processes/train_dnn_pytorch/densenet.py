@@ -10,6 +10,7 @@ saves its whole state after every epoch and resumes from the newest matching che
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -183,7 +184,9 @@ class _Training:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "scaler": None if self.precision.scaler is None else self.precision.scaler.state_dict(),
             "rng": self.world.gather(rng_state(self.generator, self.device)),
-            "history": self.history,
+            # one string, not a pickled object per value: the history grows every epoch, and torch.save's
+            # cost per object made checkpoints of long runs slower than their epochs
+            "history": json.dumps(self.history),
             "best": {"score": self.best_score, "epoch": self.best_epoch, "state": self.best_state},
         }
 
@@ -197,7 +200,7 @@ class _Training:
         if self.precision.scaler is not None and state["scaler"]:
             self.precision.scaler.load_state_dict(state["scaler"])
         restore_rng(state["rng"][self.world.rank], self.generator, self.device)
-        self.history = list(state["history"])
+        self.history = json.loads(state["history"])
         best = state["best"]
         self.best_score, self.best_epoch = best["score"], best["epoch"]
         self.best_state = {k: v.to(self.device) for k, v in best["state"].items()}

@@ -6,6 +6,7 @@ A killed run resumes from its last checkpoint when started again. Started by `to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         with tracking.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             store.extra["mlflow_run_id"] = run_id
             logged = tracking.logged_steps(run_id, "train/loss") if run_id == resume_run_id else set()
-            for row in saved["history"] if saved else []:  # epochs whose asynchronous logging a kill cut off
+            for row in (
+                json.loads(saved["history"]) if saved else []
+            ):  # epochs whose asynchronous logging a kill cut off
                 if row["epoch"] not in logged:
                     mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
                     logged.add(row["epoch"])

@@ -1,0 +1,175 @@
+"""Training throughput of the dense network as the stage runs it, next to a bare PyTorch loop.
+
+The stage's loop is `densenet.train` with what the stage adds to every epoch: scoring val and writing a
+checkpoint. The bare loop trains the same network with the same optimiser, batch size and data, already
+on the device, and does nothing else. Both run in this process on seeded synthetic data, alternating,
+and the figures are medians of per-epoch samples/s after warm-up epochs.
+
+    .venv/bin/python -m benchmarks.dnn_throughput --out lab/docs/benchmarks-dnn.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
+from lab.processes.train_dnn_pytorch.densenet import DenseNetParams, build_network, train
+from lib.params import ParamsFile
+from lib.paths import PARAMS_FILE
+from lib.torch_data import resolve_device
+
+SEED = 0
+
+
+def synthetic_splits(rows: int, features: int) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Seeded `make_classification` rows, 80 % train and 20 % val (what the stage trains and scores on)."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=features, n_informative=features // 2, random_state=SEED)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)]).astype("float64")
+    cut = int(rows * 0.8)
+    return {
+        "train": (frame.iloc[:cut].reset_index(drop=True), y[:cut].astype(np.int64)),
+        "val": (frame.iloc[cut:].reset_index(drop=True), y[cut:].astype(np.int64)),
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def stage_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.device, folder: Path) -> list[float]:
+    """Seconds of each epoch after the first of one `train` call with val scoring and checkpoints.
+
+    An epoch's time runs from one `on_epoch` call to the next, so it holds the previous epoch's
+    checkpoint, this epoch's training and its val scoring: everything the stage does per epoch.
+    """
+    stamps: list[float] = []
+
+    def on_epoch(_: int, __: dict[str, float]) -> None:
+        _sync(device)
+        stamps.append(time.perf_counter())
+
+    store = CheckpointStore(folder, "benchmark", log=lambda _: None)
+    train(params, splits, device, SEED, on_epoch=on_epoch, progress=False, checkpoints=store, log=lambda _: None)
+    store.clear()
+    return [b - a for a, b in itertools.pairwise(stamps)]
+
+
+def bare_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.device) -> list[float]:
+    """Seconds of each epoch after the first of a plain loop: shuffle, forward, loss, backward, step."""
+    torch.manual_seed(SEED)
+    features, labels = splits["train"]
+    x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
+    y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
+    network = build_network(x.shape[1], params.hidden_layers, params.dropout).to(device)
+    optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(SEED)
+    network.train()
+    seconds = []
+    for _ in range(params.epochs):
+        _sync(device)
+        start = time.perf_counter()
+        order = torch.randperm(x.shape[0], generator=generator).to(device)
+        for begin in range(0, x.shape[0], params.batch_size):
+            index = order[begin : begin + params.batch_size]
+            optimiser.zero_grad(set_to_none=True)
+            loss_fn(network(x[index]), y[index]).backward()
+            optimiser.step()
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds[1:]
+
+
+def measure(params: DenseNetParams, splits: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Median per-epoch samples/s of the stage's loop and of the bare loop, alternating `repeats` times."""
+    rows = len(splits["train"][1])
+    stage: list[float] = []
+    bare: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        bare_epoch_seconds(params, splits, device)  # warm-up: allocator, kernels, thread pools
+        for _ in range(repeats):
+            stage += stage_epoch_seconds(params, splits, device, Path(folder))
+            bare += bare_epoch_seconds(params, splits, device)
+    stage_rate = rows / statistics.median(stage)
+    bare_rate = rows / statistics.median(bare)
+    return {"rows": rows, "stage": stage_rate, "bare": bare_rate, "ratio": stage_rate / bare_rate}
+
+
+def machine(device: torch.device) -> str:
+    """One line naming the machine, the device and the library versions."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    return (
+        f"{platform.machine()} {platform.system()}, {os.cpu_count()} logical CPUs, {where}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
+    )
+
+
+def report(results: Sequence[dict[str, float]], params: DenseNetParams, device: torch.device, command: str) -> str:
+    """The benchmark's markdown section: a table of the figures, the machine and the command."""
+    lines = [
+        f"Measured {date.today().isoformat()} on {machine(device)}.",
+        f"Network {params.hidden_layers}, dropout {params.dropout}, Adam lr {params.lr}, batch size "
+        f"{params.batch_size}, {params.epochs} epochs per repeat (the first of each left out as warm-up).",
+        "",
+        "| train rows | stage loop (samples/s) | bare loop (samples/s) | ratio |",
+        "|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        lines.append(f"| {result['rows']:,} | {result['stage']:,.0f} | {result['bare']:,.0f} | {result['ratio']:.2f} |")
+    lines += ["", "Reproduce:", "", "```", command, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure at each `--rows`, print the table, and write it to `--out` when given."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[20_000], help="synthetic rows (80 %% train)")
+    parser.add_argument("--features", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per repeat; the first is warm-up")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    parser.add_argument("--out", type=Path, help="markdown file to write the results to")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    device = resolve_device(args.device)
+    configured = ParamsFile.read(PARAMS_FILE).section("train_dnn_pytorch", DenseNetParams)
+    params = configured.model_copy(update={"epochs": args.epochs, "device": args.device})
+    results = []
+    for rows in args.rows:
+        result = measure(params, synthetic_splits(rows, args.features), device, args.repeats)
+        results.append(result)
+        print(
+            f"{result['rows']:>9,} train rows: stage {result['stage']:,.0f} samples/s, "
+            f"bare {result['bare']:,.0f} samples/s, ratio {result['ratio']:.2f}",
+            flush=True,
+        )
+    command = "python -m benchmarks.dnn_throughput " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = report(results, params, device, command.strip())
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
