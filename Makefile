@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab
+.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -69,6 +69,15 @@ adopt-tuned: setup  ## write the best params of the last `make tune` into params
 launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner runs it (lab/docs/runners.md)
 	@.ci/launch "$(NAME)"
 
+SWEEP ?= sweeps/dnn_lr.yaml
+JOBS ?= 2
+sweep: setup  ## every point of $(SWEEP) as a DVC experiment, $(JOBS) at a time, then ranked (sweeps/README.md)
+	$(IN_ENV) python -m sweeps.main run "$(SWEEP)" --jobs "$(JOBS)"
+
+sweep-launch:  ## tag HEAD sweep-<name of $(SWEEP)>-<time>-<commit> and push it: one GPU job per point
+	@.ci/launch_sweep "$(SWEEP)"
+
 bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
+	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1

@@ -1,0 +1,97 @@
+"""Parameter sweeps as DVC experiments, logged to MLflow.
+
+    python -m sweeps.main run sweeps/dnn_lr.yaml --jobs 2       # make sweep SWEEP=sweeps/dnn_lr.yaml JOBS=2
+    python -m sweeps.main matrix --tag sweep-dnn_lr             # the sweep workflow: the grid as a JSON matrix
+    python -m sweeps.main point --tag sweep-dnn_lr --index 3    # ... one point, in this workspace
+    python -m sweeps.main summary --tag sweep-dnn_lr --out sweep-summary.md   # ... all points, ranked
+
+Run from the project root. Exit status 1 when an experiment failed, 2 for a bad sweep file or params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lib import cli
+from lib.errors import ReprolabError
+from sweeps import grid as sweep_grid
+from sweeps import runner
+
+EXIT_FAILED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = cli.parser("Parameter sweeps as DVC experiments, logged to MLflow.")
+    parser.add_argument("--sweeps", type=Path, default=Path("sweeps"), help="sweep files folder (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="queue every point and run them on this machine")
+    run.add_argument("sweep", type=Path, help="the sweep file")
+    run.add_argument("--jobs", type=int, default=1, help="experiments run at the same time (default: %(default)s)")
+    for name, text in (
+        ("matrix", "print the grid of the tag's sweep file as a JSON list"),
+        ("point", "run one point of the tag's sweep in this workspace"),
+        ("summary", "rank the tag's points (after fetching their experiments)"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--tag", required=True, help="the sweep-* tag: names the sweep file")
+    commands.choices["point"].add_argument("--index", type=int, required=True, help="the point's 1-based index")
+    summary = commands.choices["summary"]
+    summary.add_argument("--remote", default=None, help="git remote to fetch the experiments from first")
+    summary.add_argument("--out", type=Path, default=None, help="also write the summary to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run one command; returns the exit status for experiments that failed."""
+    args = _parser().parse_args(argv)
+    repo = Path.cwd()
+    if args.command == "run":
+        sweep = sweep_grid.read_sweep(args.sweep, args.params)
+        points = sweep_grid.points(sweep)
+        outcome = runner.run_local(repo, sweep, points, args.jobs, args.params)
+        print(f"\n{sweep.source}: ranked by {sweep.metric} ({'max' if sweep.maximize else 'min'} first)\n")
+        print(outcome.table)
+        return _report_failures(outcome.failed, local=True)
+    sweep = sweep_grid.read_sweep(sweep_grid.sweep_file_for_tag(args.tag, args.sweeps), args.params)
+    points = sweep_grid.points(sweep, prefix=args.tag)
+    if args.command == "matrix":
+        print(json.dumps(sweep_grid.matrix(points), separators=(",", ":")))
+        return 0
+    if args.command == "point":
+        if not 1 <= args.index <= len(points):
+            raise ReprolabError(f"--index: 1 to {len(points)} for {sweep.source}, got {args.index}")
+        runner.run_point(repo, points[args.index - 1])
+        return 0
+    if args.remote:
+        runner.pull_experiments(repo, args.remote, points)
+    text, failed = runner.summary(repo, sweep, points, args.tag, args.params)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return _report_failures(failed, local=False)
+
+
+def _report_failures(failed: Sequence[str], local: bool) -> int:
+    if not failed:
+        return 0
+    how = f"see the logs with `dvc queue logs <name>`, e.g. dvc queue logs {failed[0]}" if local else "see their jobs"
+    print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; {how}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _run(argv: Sequence[str] | None = None) -> int:
+    status = 0
+
+    def call(arguments: Sequence[str] | None) -> None:
+        nonlocal status
+        status = main(arguments)
+
+    return cli.run(call, argv) or status
+
+
+if __name__ == "__main__":
+    raise SystemExit(_run())
