@@ -1,0 +1,201 @@
+"""The sweep workflow, run for real: .github/workflows/sweep.yml under `act`, on this machine.
+
+As for the launch workflow (tests/experiments_workflow_test.py, whose stand-ins this reuses): a bare git
+repository plays GitHub, moto's S3 server the DVC remote, a local `mlflow server` the team's. A pushed
+`sweep-duo` tag names sweeps/duo.yaml, a 2-point grid; act runs the grid job, the two point jobs of the
+matrix and the summary job. act ignores `on.push.tags`: the trigger is checked by reading the workflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import mlflow
+import pytest
+import yaml
+
+from lib.paths import PROJ_ROOT
+from tests.conftest import (
+    S3_KEYS,
+    VENV_BIN,
+    make_project_copy,
+    running_mlflow_server,
+    running_s3_server,
+    shrunk_params,
+)
+from tests.experiments_workflow_test import (
+    BUCKET,
+    CHECKOUT,
+    CHECKOUT_ACTION,
+    LAUNCH_FILES,
+    REMOTE_URL,
+    git,
+    runner_env,
+)
+
+pytestmark = pytest.mark.integration
+
+WORKFLOW = ".github/workflows/sweep.yml"
+TAG = "sweep-duo"
+NAMES = (f"{TAG}-1", f"{TAG}-2")
+SWEEP = {"metric": "dnn/val/roc_auc", "params": {"train_dnn_pytorch.lr": [0.003, 0.01]}}
+
+
+@dataclass
+class Swept:
+    """The stand-ins, and act's result for the tag."""
+
+    root: Path
+    remote: Path
+    mlflow: str
+    s3: str
+    output: str
+    returncode: int
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
+    """A project with sweeps/duo.yaml on a bare remote, the tag pushed, the workflow run by act."""
+    root = tmp_path_factory.mktemp("sweep-workflow")
+    with running_mlflow_server(root / "mlflow") as mlflow_uri, running_s3_server(root / "s3", BUCKET) as s3:
+        clone = make_project_copy(root / "clone", shrunk_params())
+        for name in LAUNCH_FILES:
+            shutil.copy2(PROJ_ROOT / name, clone / name)
+        for name in (".ci", ".github", "sweeps"):
+            ignore = shutil.ignore_patterns("__pycache__", "*_test.py")
+            shutil.copytree(PROJ_ROOT / name, clone / name, ignore=ignore, dirs_exist_ok=True)
+        (clone / "sweeps" / "duo.yaml").write_text(yaml.safe_dump(SWEEP, sort_keys=False))
+        identity = ("-c", "user.name=test", "-c", "user.email=test@example.invalid")
+        git("add", "-A", cwd=clone)
+        git(*identity, "commit", "-qm", "A two-point sweep", cwd=clone)
+        remote = root / "github.git"
+        git("init", "--quiet", "--bare", "-b", "main", str(remote), cwd=root)
+        git("remote", "add", "origin", str(remote), cwd=clone)
+        git("push", "--quiet", "-u", "origin", "main", cwd=clone)
+        git("tag", TAG, cwd=clone)
+        git("push", "--quiet", "origin", TAG, cwd=clone)
+
+        (root / "checkout").mkdir()
+        (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
+        lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
+        cache = root / "home" / ".cache" / "reprolab"
+        cache.mkdir(parents=True)
+        (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
+        (cache / f"venv-{lock}-cpu.ready").touch()
+
+        sha = git("rev-parse", "HEAD", cwd=clone)
+        event = root / "event.json"
+        event.write_text(
+            json.dumps(
+                {
+                    "ref": f"refs/tags/{TAG}",
+                    "before": "0" * 40,
+                    "after": sha,
+                    "created": True,
+                    "head_commit": {"id": sha, "message": "A two-point sweep"},
+                    "repository": {"name": "reprolab", "full_name": "team/reprolab", "default_branch": "main"},
+                }
+            )
+        )
+        variables = {"ALLOW_CPU_RUNNER": "true", "MLFLOW_TRACKING_URI": mlflow_uri, "DVC_REMOTE_URL": REMOTE_URL,
+                     "S3_ENDPOINT_URL": s3}  # fmt: skip
+        workdir = root / "act"
+        workdir.mkdir()
+        args = [
+            str(VENV_BIN / "act"), "push",
+            "--eventpath", str(event),
+            "--workflows", str(clone / WORKFLOW),
+            "--directory", str(clone),
+            "-P", "self-hosted=-self-hosted",
+            "-P", "gpu=-self-hosted",
+            "--local-repository", f"{CHECKOUT}={root / 'checkout'}",
+            "--no-skip-checkout",
+            "--action-offline-mode",
+            "--pull=false",
+            "--no-cache-server",
+            "--action-cache-path", str(root / "act-cache"),
+            "--env", "GITHUB_RUN_ID=201",
+            *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
+            *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
+        ]  # fmt: skip
+        done = subprocess.run(
+            args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
+        )
+        (workdir / "act.log").write_text(done.stdout + done.stderr)
+        yield Swept(root, remote, mlflow_uri, s3, done.stdout + done.stderr, done.returncode)
+
+
+def assert_succeeded(swept: Swept) -> None:
+    assert swept.returncode == 0, swept.output[-8000:]
+
+
+def experiment_refs(remote: Path) -> dict[str, str]:
+    """{experiment name: commit} of the experiment refs on the bare remote."""
+    lines = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/exps", cwd=remote).splitlines()
+    return {ref.rsplit("/", 1)[-1]: commit for ref, commit in (line.split() for line in lines)}
+
+
+def test_each_point_pushes_its_experiment_ref(swept: Swept) -> None:
+    assert_succeeded(swept)
+
+    refs = experiment_refs(swept.remote)
+
+    assert set(NAMES) <= set(refs)
+    for name, lr in zip(NAMES, SWEEP["params"]["train_dnn_pytorch.lr"], strict=True):
+        params = yaml.safe_load(git("show", f"{refs[name]}:params.yaml", cwd=swept.remote))
+        assert params["train_dnn_pytorch"]["lr"] == lr
+
+
+def test_each_points_outputs_are_on_the_s3_remote(swept: Swept) -> None:
+    assert_succeeded(swept)
+    s3 = boto3.client(
+        "s3", endpoint_url=swept.s3, region_name="us-east-1", **{k.lower(): v for k, v in S3_KEYS.items()}
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    keys = {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    for commit in (experiment_refs(swept.remote)[name] for name in NAMES):
+        lock = yaml.safe_load(git("show", f"{commit}:dvc.lock", cwd=swept.remote))
+        [model] = [out for out in lock["stages"]["train_dnn_pytorch"]["outs"] if out["path"] == "models/dnn.pt"]
+        assert f"storage/files/md5/{model['md5'][:2]}/{model['md5'][2:]}" in keys
+
+
+def test_each_point_is_a_finished_mlflow_run_tagged_with_the_sweep_tag(swept: Swept) -> None:
+    assert_succeeded(swept)
+    client = mlflow.MlflowClient(tracking_uri=swept.mlflow)
+    experiment = client.get_experiment_by_name("reprolab-example")
+
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`git.tag` = '{TAG}' and tags.`dvc.stage` = 'train_dnn_pytorch'"
+    )
+
+    assert sorted(run.data.tags["dvc.experiment"] for run in runs) == list(NAMES)
+    assert {run.info.status for run in runs} == {"FINISHED"}
+
+
+def test_the_summary_ranks_both_points(swept: Swept) -> None:
+    assert_succeeded(swept)
+
+    rows = [line.split("|")[1:5] for line in swept.output.splitlines() if line.startswith(f"| 1 | {TAG}-")]
+    rows += [line.split("|")[1:5] for line in swept.output.splitlines() if line.startswith(f"| 2 | {TAG}-")]
+
+    assert sorted(row[1].strip() for row in rows) == list(NAMES), swept.output[-4000:]
+    first, second = (float(row[3]) for row in rows)
+    assert first >= second
+    assert f"{swept.mlflow}/#/experiments/" in swept.output
+
+
+@pytest.mark.unittest
+def test_only_sweep_tags_start_the_workflow() -> None:
+    workflow = yaml.safe_load((PROJ_ROOT / WORKFLOW).read_text(encoding="utf-8"))
+
+    assert workflow[True] == {"push": {"tags": ["sweep-*"]}}  # YAML 1.1 reads the key `on` as True
+    assert workflow["permissions"] == {}
+    assert workflow["jobs"]["grid"]["if"] == "startsWith(github.ref, 'refs/tags/sweep-')"
