@@ -91,8 +91,9 @@ def report(results: dict[int, dict[str, tuple[float, float]]], repeats: int) -> 
     return f"""# Scale
 
 Measured {date.today().isoformat()} on {os.cpu_count()} cores, Python {platform.python_version()}. Seconds are the
-median of {repeats} runs of the whole chain per size; peak MiB is the largest of those runs. Targets: the whole pipeline at
-1 million rows under {TARGET_SECONDS} s with every stage under {TARGET_MIB} MiB, and 10x rows costing at most ~10x time.
+median of {repeats} runs of the whole chain per size; peak MiB is the largest of those runs. Targets: the whole
+pipeline at 1 million rows under {TARGET_SECONDS} s with every stage under {TARGET_MIB} MiB,
+and 10x rows costing at most ~10x time.
 Reproduce: `.venv/bin/python -m benchmarks.scale --rows {" ".join(str(s) for s in sizes)} --repeats {repeats}
 --out lab/docs/benchmarks-scale.md`.
 
