@@ -39,8 +39,11 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
+# Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
+# so a file's module-scoped servers and projects are set up once.
+TEST_WORKERS ?= auto
 test: setup lint  ## the quality gates, then the whole test suite
-	$(IN_ENV) python -m pytest
+	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals
@@ -80,4 +83,4 @@ sweep-launch:  ## tag HEAD sweep-<name of $(SWEEP)>-<time>-<commit> and push it:
 bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
-	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1
+	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md

@@ -198,7 +198,8 @@ def test_an_unreachable_tracking_server_fails_fast_before_training(prepared: Pat
     code, lines, seconds = _stage(prepared, DNN, shrunk_params(), MLFLOW_TRACKING_URI=uri)
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking server {uri} does not answer"), lines
-    assert seconds < 10
+    # Seconds, not the minutes MLflow's own retries would take; loose, as the suite runs two at a time.
+    assert seconds < 30
     assert not (prepared / "out").exists()
 
 
