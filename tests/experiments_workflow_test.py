@@ -125,6 +125,80 @@ def launch(clone: Path, name: str) -> str:
     return re.search(r"launched (run-\S+)", done.stdout).group(1)
 
 
+def publish(clone: Path, root: Path) -> Path:
+    """A bare repository under `root` that plays GitHub, with the clone's main branch pushed to it."""
+    remote = root / "github.git"
+    git("init", "--quiet", "--bare", "-b", "main", str(remote), cwd=root)
+    git("remote", "add", "origin", str(remote), cwd=clone)
+    git("push", "--quiet", "-u", "origin", "main", cwd=clone)
+    return remote
+
+
+def seed_runner(root: Path, clone: Path, remote: Path) -> None:
+    """The runner's side: actions/checkout's stand-in cloning from `remote`, and the environment cache
+    seeded. The workflows' key for this lock on the CPU path names the project's own .venv, and the
+    stamp says it is complete, so nothing is installed."""
+    (root / "checkout").mkdir()
+    (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
+    lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
+    cache = root / "home" / ".cache" / "reprolab"
+    cache.mkdir(parents=True)
+    (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
+    (cache / f"venv-{lock}-cpu.ready").touch()
+
+
+def run_act(
+    root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
+    self-hosted GPU runner; `variables` are the repository variables. act's log goes to act-<run_id>/."""
+    remote = root / "github.git"
+    sha = git("rev-parse", f"{tag}^{{commit}}", cwd=remote)
+    event = root / f"event-{tag}.json"
+    event.write_text(
+        json.dumps(
+            {
+                "ref": f"refs/tags/{tag}",
+                "base_ref": None,
+                "before": "0" * 40,
+                "after": sha,
+                "created": True,
+                "deleted": False,
+                "forced": False,
+                "head_commit": {"id": sha, "message": message},
+                "repository": {"name": "reprolab", "full_name": "team/reprolab", "default_branch": "main"},
+            }
+        )
+    )
+    workdir = root / f"act-{run_id}"  # act reads .actrc, .env, .secrets and .vars from here: none
+    workdir.mkdir()
+    args = [
+        str(VENV_BIN / "act"),
+        "push",
+        "--eventpath", str(event),
+        "--workflows", str(clone / workflow),
+        "--directory", str(clone),
+        # Every job on this machine, no Docker; actions/checkout is the local stand-in; nothing fetched.
+        "-P", "ubuntu-latest=-self-hosted",
+        "-P", "self-hosted=-self-hosted",
+        "-P", "gpu=-self-hosted",
+        "--local-repository", f"{CHECKOUT}={root / 'checkout'}",
+        "--no-skip-checkout",
+        "--action-offline-mode",
+        "--pull=false",
+        "--no-cache-server",
+        "--action-cache-path", str(root / "act-cache"),
+        "--env", f"GITHUB_RUN_ID={run_id}",
+        *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
+        *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
+    ]  # fmt: skip
+    done = subprocess.run(
+        args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
+    )
+    (workdir / "act.log").write_text(done.stdout + done.stderr)  # to read when a test fails
+    return done
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Servers, a bare remote holding the project, and two tags launched on its tip."""
@@ -146,21 +220,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         git(*identity, "commit", "-qam", SUBJECT, cwd=clone)
 
-        remote = root / "github.git"
-        git("init", "--quiet", "--bare", "-b", "main", str(remote), cwd=root)
-        git("remote", "add", "origin", str(remote), cwd=clone)
-        git("push", "--quiet", "-u", "origin", "main", cwd=clone)
+        remote = publish(clone, root)
         tags = (launch(clone, "first"), launch(clone, "second"))
-
-        (root / "checkout").mkdir()
-        (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
-        # The runner's environment cache, seeded: the workflow's key for this lock on the CPU path names
-        # the project's own .venv, and the stamp says it is complete.
-        lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
-        cache = root / "home" / ".cache" / "reprolab"
-        cache.mkdir(parents=True)
-        (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
-        (cache / f"venv-{lock}-cpu.ready").touch()
+        seed_runner(root, clone, remote)
         yield Lab(root, remote, clone, mlflow_uri, s3, git("rev-parse", "HEAD", cwd=clone), tags)
 
 
@@ -190,49 +252,7 @@ def run_workflow(lab: Lab, tag: str, run_id: str, **variables: str) -> Run:
         "S3_ENDPOINT_URL": lab.s3,
         **variables,
     }
-    sha = git("rev-parse", f"{tag}^{{commit}}", cwd=lab.remote)
-    event = lab.root / f"event-{tag}.json"
-    event.write_text(
-        json.dumps(
-            {
-                "ref": f"refs/tags/{tag}",
-                "base_ref": None,
-                "before": "0" * 40,
-                "after": sha,
-                "created": True,
-                "deleted": False,
-                "forced": False,
-                "head_commit": {"id": sha, "message": SUBJECT},
-                "repository": {"name": "reprolab", "full_name": "team/reprolab", "default_branch": "main"},
-            }
-        )
-    )
-    workdir = lab.root / f"act-{run_id}"  # act reads .actrc, .env, .secrets and .vars from here: none
-    workdir.mkdir()
-    args = [
-        str(VENV_BIN / "act"),
-        "push",
-        "--eventpath", str(event),
-        "--workflows", str(lab.clone / WORKFLOW),
-        "--directory", str(lab.clone),
-        # Every job on this machine, no Docker; actions/checkout is the local stand-in; nothing fetched.
-        "-P", "ubuntu-latest=-self-hosted",
-        "-P", "self-hosted=-self-hosted",
-        "-P", "gpu=-self-hosted",
-        "--local-repository", f"{CHECKOUT}={lab.root / 'checkout'}",
-        "--no-skip-checkout",
-        "--action-offline-mode",
-        "--pull=false",
-        "--no-cache-server",
-        "--action-cache-path", str(lab.root / "act-cache"),
-        "--env", f"GITHUB_RUN_ID={run_id}",
-        *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
-        *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
-    ]  # fmt: skip
-    done = subprocess.run(
-        args, cwd=workdir, env=runner_env(lab.root / "home"), capture_output=True, text=True, timeout=600, check=False
-    )
-    (workdir / "act.log").write_text(done.stdout + done.stderr)  # to read when a test fails
+    done = run_act(lab.root, lab.clone, WORKFLOW, tag, run_id, SUBJECT, variables)
     tip = git("rev-parse", "refs/heads/main", cwd=lab.remote)
     return Run(tag, run_id, done.stdout + done.stderr, done.returncode, tip)
 

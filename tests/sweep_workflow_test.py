@@ -8,10 +8,7 @@ matrix and the summary job. act ignores `on.push.tags`: the trigger is checked b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,6 @@ import yaml
 from lib.paths import PROJ_ROOT
 from tests.conftest import (
     S3_KEYS,
-    VENV_BIN,
     make_project_copy,
     running_mlflow_server,
     running_s3_server,
@@ -32,12 +28,12 @@ from tests.conftest import (
 )
 from tests.experiments_workflow_test import (
     BUCKET,
-    CHECKOUT,
-    CHECKOUT_ACTION,
     LAUNCH_FILES,
     REMOTE_URL,
     git,
-    runner_env,
+    publish,
+    run_act,
+    seed_runner,
 )
 
 pytestmark = pytest.mark.integration
@@ -75,60 +71,13 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
         identity = ("-c", "user.name=test", "-c", "user.email=test@example.invalid")
         git("add", "-A", cwd=clone)
         git(*identity, "commit", "-qm", "A two-point sweep", cwd=clone)
-        remote = root / "github.git"
-        git("init", "--quiet", "--bare", "-b", "main", str(remote), cwd=root)
-        git("remote", "add", "origin", str(remote), cwd=clone)
-        git("push", "--quiet", "-u", "origin", "main", cwd=clone)
+        remote = publish(clone, root)
         git("tag", TAG, cwd=clone)
         git("push", "--quiet", "origin", TAG, cwd=clone)
-
-        (root / "checkout").mkdir()
-        (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
-        lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
-        cache = root / "home" / ".cache" / "reprolab"
-        cache.mkdir(parents=True)
-        (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
-        (cache / f"venv-{lock}-cpu.ready").touch()
-
-        sha = git("rev-parse", "HEAD", cwd=clone)
-        event = root / "event.json"
-        event.write_text(
-            json.dumps(
-                {
-                    "ref": f"refs/tags/{TAG}",
-                    "before": "0" * 40,
-                    "after": sha,
-                    "created": True,
-                    "head_commit": {"id": sha, "message": "A two-point sweep"},
-                    "repository": {"name": "reprolab", "full_name": "team/reprolab", "default_branch": "main"},
-                }
-            )
-        )
+        seed_runner(root, clone, remote)
         variables = {"ALLOW_CPU_RUNNER": "true", "MLFLOW_TRACKING_URI": mlflow_uri, "DVC_REMOTE_URL": REMOTE_URL,
                      "S3_ENDPOINT_URL": s3}  # fmt: skip
-        workdir = root / "act"
-        workdir.mkdir()
-        args = [
-            str(VENV_BIN / "act"), "push",
-            "--eventpath", str(event),
-            "--workflows", str(clone / WORKFLOW),
-            "--directory", str(clone),
-            "-P", "self-hosted=-self-hosted",
-            "-P", "gpu=-self-hosted",
-            "--local-repository", f"{CHECKOUT}={root / 'checkout'}",
-            "--no-skip-checkout",
-            "--action-offline-mode",
-            "--pull=false",
-            "--no-cache-server",
-            "--action-cache-path", str(root / "act-cache"),
-            "--env", "GITHUB_RUN_ID=201",
-            *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
-            *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
-        ]  # fmt: skip
-        done = subprocess.run(
-            args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
-        )
-        (workdir / "act.log").write_text(done.stdout + done.stderr)
+        done = run_act(root, clone, WORKFLOW, TAG, "201", "A two-point sweep", variables)
         yield Swept(root, remote, mlflow_uri, s3, done.stdout + done.stderr, done.returncode)
 
 
