@@ -19,7 +19,7 @@ import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib import metadata
@@ -270,6 +270,31 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     import mlflow
 
     return {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, key)}
+
+
+def epoch_logger(
+    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool, key: str = "train/loss"
+) -> Callable[[int, dict[str, float]], None]:
+    """Per-epoch metric logging for a run that may continue an earlier one without duplicating steps.
+
+    `history` holds the rows (`epoch` and metrics) a resumed training starts from: those whose logging
+    a kill cut off are logged now. The callback returned logs each later epoch asynchronously, skipping
+    the epochs the run already has (judged by metric `key`) when it was `resumed`.
+    """
+    import mlflow
+
+    logged = logged_steps(run_id, key) if resumed else set()
+    for row in history:
+        epoch = int(row["epoch"])
+        if epoch not in logged:
+            mlflow.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
+            logged.add(epoch)
+
+    def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch not in logged:
+            mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+
+    return log_epoch
 
 
 def log_pngs(paths: Sequence[Path]) -> None:

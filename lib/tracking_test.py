@@ -558,3 +558,22 @@ def test_use_local_store_creates_the_store_and_experiment_once(tmp_path: Path) -
     assert first == again == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     experiments = [e.name for e in mlflow.MlflowClient(first).search_experiments()]
     assert sorted(experiments) == ["Default", "exp"]
+
+
+@pytest.mark.integration
+def test_epoch_logger_logs_the_epochs_a_kill_cut_off_and_skips_those_already_logged(local_store: str) -> None:
+    import mlflow
+
+    tracking.prepare("exp")
+    with tracking.stage_run("stage_x", {"lr": 0.1}) as run_id:
+        mlflow.log_metrics({"train/loss": 0.5, "val/loss": 0.6}, step=1)
+    history = [{"epoch": 1, "train/loss": 0.5, "val/loss": 0.6}, {"epoch": 2, "train/loss": 0.4, "val/loss": 0.5}]
+    with tracking.stage_run("stage_x", {"lr": 0.1}, resume_run_id=run_id):
+        log_epoch = tracking.epoch_logger(run_id, history, resumed=True)
+        log_epoch(2, {"train/loss": 0.4, "val/loss": 0.5})  # already replayed from the history
+        log_epoch(3, {"train/loss": 0.3, "val/loss": 0.45})
+
+    client = mlflow.MlflowClient(local_store)
+    train_loss = client.get_metric_history(run_id, "train/loss")
+    assert [(m.step, m.value) for m in train_loss] == [(1, 0.5), (2, 0.4), (3, 0.3)]
+    assert [m.step for m in client.get_metric_history(run_id, "val/loss")] == [1, 2, 3]

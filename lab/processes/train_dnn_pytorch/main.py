@@ -104,18 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
         with tracking.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             store.extra["mlflow_run_id"] = run_id
-            logged = tracking.logged_steps(run_id, "train/loss") if run_id == resume_run_id else set()
-            for row in (
-                json.loads(saved["history"]) if saved else []
-            ):  # epochs whose asynchronous logging a kill cut off
-                if row["epoch"] not in logged:
-                    mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-                    logged.add(row["epoch"])
-
-            def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-                if epoch not in logged:
-                    mlflow.log_metrics(metrics, step=epoch, synchronous=False)
-
+            history = json.loads(saved["history"]) if saved else []
+            log_epoch = tracking.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
             cv_scores, result = _train(config, splits, device, seed, store, world, on_epoch=log_epoch)
 
             cv_summary = cross_validation.summary(cv_scores) if cv_scores else {}
