@@ -14,6 +14,7 @@ import numpy as np
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS
+from lib.training import loop
 from lib.training.checkpoints import LOG, Log
 from lib.training.distributed import SINGLE, World
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from lib.training.checkpoints import CheckpointStore
-    from lib.training.loop import BuildNetwork, EpochCallback, Trainer, TrainResult
+    from lib.training.loop import BuildNetwork, EpochCallback, TrainResult
     from lib.training.params import TrainingParams
 
 
@@ -57,18 +58,11 @@ def cross_validate(
     *,
     world: World = SINGLE,
     log: Log = LOG,
-    trainer: Trainer | None = None,
-    key: str = "cv_folds",
 ) -> list[dict[str, float]]:
-    """Train one network per fold (with `trainer`, `loop.fit` by default); return each fold's val metrics.
-
-    On ranks other than 0 the list holds empty dicts: rank 0 alone scores.
-    """
-    if trainer is None:
-        from lib.training.loop import fit as trainer
+    """Train one network per fold with `loop.fit`; return each fold's val metrics (empty dicts on ranks but 0)."""
     scores = []
-    for number, splits in enumerate(fold_splits(train, params.cv_folds, seed, key), start=1):
-        result = trainer(params, build, splits, device, seed, progress=False, world=world, log=log)
+    for number, splits in enumerate(fold_splits(train, params.cv_folds, seed, f"{params.section}.cv_folds"), 1):
+        result = loop.fit(params, build, splits, device, seed, progress=False, world=world, log=log)
         scores.append(result.val_metrics)
         if world.is_main:
             log(f"cv fold {number}/{params.cv_folds}: val/roc_auc {result.val_metrics['val/roc_auc']:.4f}")
@@ -86,22 +80,19 @@ def cross_validate_and_fit(
     on_epoch: EpochCallback | None = None,
     world: World = SINGLE,
     log: Log = LOG,
-    key: str = "cv_folds",
 ) -> tuple[list[dict[str, float]], TrainResult]:
     """The folds' scores (with `cv_folds`, else none), then the final network trained on all of train.
 
     The folds' scores go into every checkpoint, so a run resumed during the final training skips them.
     """
-    from lib.training.loop import fit
-
-    saved = checkpoints.latest()
     scores: list[dict[str, float]] = []
     if params.cv_folds:
-        scores = (saved or {}).get("cv_scores") or cross_validate(
-            params, build, splits["train"], device, seed, world=world, log=log, key=key
+        saved = checkpoints.latest() or {}
+        scores = saved.get("cv_scores") or cross_validate(
+            params, build, splits["train"], device, seed, world=world, log=log
         )
         checkpoints.extra["cv_scores"] = scores
-    result = fit(params, build, splits, device, seed, on_epoch, checkpoints=checkpoints, world=world, log=log)
+    result = loop.fit(params, build, splits, device, seed, on_epoch, checkpoints=checkpoints, world=world, log=log)
     return scores, result
 
 

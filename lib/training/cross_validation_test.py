@@ -14,6 +14,7 @@ import torch
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS
+from lib.training import loop
 from lib.training.checkpoints import CheckpointStore
 from lib.training.cross_validation import cross_validate, cross_validate_and_fit, fold_metrics, fold_splits, summary
 from lib.training.loop import BuildNetwork, TrainResult
@@ -57,7 +58,9 @@ def test_too_few_rows_of_a_class_for_the_folds_is_an_error_naming_the_key() -> N
         fold_splits(Split(features, labels), 3, seed=0, key="train_dnn_pytorch.cv_folds")
 
 
-def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_out_fold(splits: Splits) -> None:
+def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_out_fold(
+    splits: Splits, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[Splits] = []
 
     def fake_train(
@@ -69,8 +72,9 @@ def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_ou
         metrics = {f"val/{name}": positives for name in METRICS} | {"val/log_loss": float(len(fold["val"].labels))}
         return TrainResult(None, pd.DataFrame(), 1, metrics, {}, None)  # type: ignore[arg-type]
 
+    monkeypatch.setattr(loop, "fit", fake_train)
     params = TrainingParams(epochs=1, cv_folds=3)
-    scores = cross_validate(params, _network, splits["train"], CPU, 7, trainer=fake_train, log=lambda _: None)
+    scores = cross_validate(params, _network, splits["train"], CPU, 7, log=lambda _: None)
 
     expected_folds = fold_splits(splits["train"], 3, seed=7)
     assert [_rows(f["val"]) for f in seen] == [_rows(f["val"]) for f in expected_folds]

@@ -1,11 +1,9 @@
 """The epoch loop for a binary classifier network: train, score val, keep the best epoch, test it once.
 
 The network is whatever `build(n_features)` returns, ending in one logit. Data is moved to the device
-once and batched there. Each epoch is scored on val; the weights of the best epoch (by
-`selection_metric`) are kept and evaluated once on test. Without a val split the last epoch is kept;
-without a test split there are no test metrics. Given a `CheckpointStore`, training saves its whole
-state after every epoch and resumes from the newest matching checkpoint; given a `World` of several
-processes, it trains data-parallel with rank 0 alone scoring.
+once and batched there. Without a val split the last epoch is kept; without a test split there are no
+test metrics. With a `CheckpointStore` training saves its whole state every epoch and resumes from the
+newest matching checkpoint; with a `World` of several processes it trains data-parallel.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from lib.training.precision import FULL, Precision, choose_precision
 
 BuildNetwork = Callable[[int], nn.Module]  # the feature count -> an untrained network ending in one logit
 EpochCallback = Callable[[int, dict[str, float]], None]
-Trainer = Callable[..., "TrainResult"]  # `fit`, or a stand-in with its signature
 
 
 @dataclass(frozen=True)
@@ -125,14 +122,15 @@ class _Training:
             self.best_score, self.best_epoch = score, self.epoch
             self.best_state = copy.deepcopy(self.network.state_dict())
 
+    def _stateful(self) -> dict[str, Any]:
+        scaler = self.precision.scaler
+        return {"network": self.network, "optimiser": self.optimiser, "scheduler": self.scheduler, "scaler": scaler}
+
     def snapshot(self) -> dict[str, Any]:
         """The checkpoint's content; every process takes part (each adds its random state)."""
         return {
             "epoch": self.epoch,
-            "network": self.network.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "scaler": None if self.precision.scaler is None else self.precision.scaler.state_dict(),
+            **{name: None if part is None else part.state_dict() for name, part in self._stateful().items()},
             "rng": self.world.gather(rng_state(self.generator, self.device)),
             # one string, not a pickled object per value: the history grows every epoch, and torch.save's
             # cost per object made checkpoints of long runs slower than their epochs
@@ -143,12 +141,9 @@ class _Training:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint `snapshot` wrote, in the same world."""
         self.epoch = state["epoch"]
-        self.network.load_state_dict(state["network"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.precision.scaler is not None and state["scaler"]:
-            self.precision.scaler.load_state_dict(state["scaler"])
+        for name, part in self._stateful().items():
+            if part is not None and state[name]:
+                part.load_state_dict(state[name])
         restore_rng(state["rng"][self.world.rank], self.generator, self.device)
         self.history = json.loads(state["history"])
         best = state["best"]

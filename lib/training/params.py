@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -16,6 +16,7 @@ LrSchedule = Literal["constant", "cosine"]
 class TrainingParams(Section):
     """Optimiser, schedule, epochs, device and selection: a stage's params model adds its network's keys."""
 
+    section: ClassVar[str] = "training"  # the params.yaml section, named in errors about these keys
     lr: float = Field(default=1e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=32, ge=1)

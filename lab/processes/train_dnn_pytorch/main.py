@@ -76,7 +76,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             on_epoch=on_epoch,
             world=world,
             log=log,
-            key=f"{STAGE}.cv_folds",
         )
 
     with distributed.process_group(world, device):

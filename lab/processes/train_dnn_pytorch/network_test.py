@@ -5,17 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from lab.processes.train_dnn_pytorch.network import ARCHITECTURES, build_network, load_network, saved_network, train
 from lab.processes.train_dnn_pytorch.params import NetworkParams
-from lib.datasets import Splits
+from lib.datasets import Split, Splits
+from lib.errors import ReprolabError
 from lib.params import ParamsError, ParamsFile
+from lib.training.cross_validation import cross_validate
 
 pytestmark = pytest.mark.unittest
 
@@ -108,3 +113,10 @@ def test_the_saved_network_loads_back_with_the_same_outputs(splits: Splits, tmp_
     with torch.no_grad():
         assert torch.equal(network(x), result.network(x))
     assert result.history["val/loss"].iloc[-1] < result.history["val/loss"].iloc[0]
+
+
+def test_errors_about_training_keys_name_the_stages_section() -> None:
+    few = Split(pd.DataFrame({"f0": np.arange(10, dtype=np.float64)}), np.array([0] * 8 + [1] * 2))
+
+    with pytest.raises(ReprolabError, match=r"^train_dnn_pytorch.cv_folds: 3 folds need .* the smaller class has 2$"):
+        cross_validate(NetworkParams(cv_folds=3), partial(build_network, params=NetworkParams()), few, CPU, 0)
