@@ -235,7 +235,8 @@ def _raw_test_split(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     config = params.section("prepare_data", cancer_data.PrepareParams)
     raw = cancer_data.load_raw(config.source, config.target, params.seed())
     features, labels, _ = cancer_data.validate_raw(raw, config.target, config.source)
-    test = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())["test"][0]
+    splits = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())
+    test = splits["test"].features
     processed, _ = read_split(project / "data" / "processed" / "test.parquet")
     return test.reset_index(drop=True), processed
 

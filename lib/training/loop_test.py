@@ -136,7 +136,7 @@ def test_train_records_one_history_row_per_epoch(splits: Splits) -> None:
     assert (result.history[["train/loss", "val/loss"]].to_numpy() > 0).all()
     assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
     assert set(result.test_metrics) == {f"test/{name}" for name in METRICS}
-    assert result.test_probability.shape == (len(splits["test"][1]),)
+    assert result.test_probability.shape == (len(splits["test"].labels),)
     assert not result.network.training
     assert all(p.device.type == "cpu" for p in result.network.parameters())
 

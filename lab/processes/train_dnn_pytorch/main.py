@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from lib import cli
@@ -54,33 +55,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
     log = checkpoints.stderr_log(STAGE) if world.is_main else checkpoints.quiet
-    key = fingerprint(
-        params=config.model_dump(),
-        seed=seed,
-        data=directory_digest(args.data_dir),
-        processes=world.size,
-        device=device.type,
-    )
+    data = directory_digest(args.data_dir)
+    key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=device.type)
     checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
     if world.is_main:
         store.prepare(experiment)
 
-    def train(on_epoch: loop.EpochCallback | None = None) -> tuple[list[dict[str, float]], loop.TrainResult]:
-        return cross_validation.cross_validate_and_fit(
-            config,
-            lambda n_features: build_network(n_features, config),
-            splits,
-            device,
-            seed,
-            checkpoint_store,
-            on_epoch=on_epoch,
-            world=world,
-            log=log,
-        )
+    build = partial(build_network, params=config)
+    train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
 
     with distributed.process_group(world, device):
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
-            train()
+            train(world=world, log=log)
             world.barrier()
             return
 
@@ -92,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             checkpoint_store.extra["mlflow_run_id"] = run_id
             history = json.loads(saved["history"]) if saved else []
-            cv_scores, result = train(runs.epoch_logger(run_id, history, resumed=run_id == resume_run_id))
+            log_epoch = runs.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
+            cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
             if "test" in splits:
