@@ -210,7 +210,7 @@ def fit(
         range(run.epoch + 1, params.epochs + 1),
         initial=run.epoch,
         total=params.epochs,
-        desc="train_dnn",
+        desc=params.section,
         unit="epoch",
         disable=(None if progress is None else not progress) if world.is_main else True,
     )
