@@ -49,7 +49,7 @@ def read_runtime(folder: Path) -> dict[str, Any]:
 
 def goal_failures(info: Mapping[str, Any], goals_file: Path) -> list[str]:
     """The messages of the goals that the runtime's recorded metrics fail (empty when all pass)."""
-    from goals.criteria import evaluate, read_goals
+    from goals.criteria import judge, read_goals
 
     goals = read_goals(goals_file)
     recorded = info.get("metrics", {})
@@ -57,7 +57,7 @@ def goal_failures(info: Mapping[str, Any], goals_file: Path) -> list[str]:
         name: recorded.get(model.metrics, f"{model.metrics} is not recorded in the runtime")
         for name, model in goals.models.items()
     }
-    return [outcome.message for outcome in evaluate(goals, metrics) if not outcome.passed]
+    return [outcome.message for outcome in judge(goals, metrics) if not outcome.passed]
 
 
 def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bool) -> None:
