@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch
+.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -86,3 +86,6 @@ bench: setup  ## pipeline speed against its floor, and growth with data size; wr
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
+
+verify: setup  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
+	$(IN_ENV) python -m lib.reproduction
