@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from lib.errors import ReprolabError
+from lib.git import git
 from lib.params import ParamsFile, Section
 from lib.pipeline_state import check_current
 
@@ -84,14 +85,13 @@ def read_config(path: Path = RUNTIME_FILE) -> RuntimeConfig:
 def git_state(project: Path) -> GitState:
     """HEAD's commit in `project` and whether tracked files (results included) have uncommitted changes."""
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    return GitState(commit, bool(git("status", "--porcelain", "--untracked-files=no")))
+    commit, changes = (
+        git("rev-parse", "HEAD", cwd=project),
+        git("status", "--porcelain", "--untracked-files=no", cwd=project),
+    )
+    if commit is None or changes is None:
+        raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
+    return GitState(commit, bool(changes))
 
 
 def artifact_name(config: RuntimeConfig, git: GitState) -> str:

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from lib import cli
 from lib.errors import ReprolabError
+from lib.paths import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 ALIAS = "candidate"
-DEFAULT_EXPERIMENT = "reprolab-example"
 
 
 class RegistrationRefused(ReprolabError):
