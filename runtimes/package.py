@@ -148,9 +148,7 @@ def save_model(
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
-    from runtimes.scaled_classifier import CLASSIFIER as CLASSIFIER_KEY
-    from runtimes.scaled_classifier import PREPROCESSING as PREPROCESSING_KEY
-    from runtimes.scaled_classifier import score
+    from runtimes import scaled_classifier as model
 
     preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
     with (project / CLASSIFIER).open("rb") as file:
@@ -158,11 +156,11 @@ def save_model(
     with warnings.catch_warnings():
         # MLflow's hint that integer output columns cannot hold missing values: ours never do.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        signature = infer_signature(example, score(example, classifier, preprocessing))
+        signature = infer_signature(example, model.score(example, classifier, preprocessing))
     mlflow.pyfunc.save_model(
         str(folder),
         python_model=str(MODEL_CODE),
-        artifacts={CLASSIFIER_KEY: str(project / CLASSIFIER), PREPROCESSING_KEY: str(project / PREPROCESSING)},
+        artifacts={model.CLASSIFIER: str(project / CLASSIFIER), model.PREPROCESSING: str(project / PREPROCESSING)},
         signature=signature,
         input_example=example,
         pip_requirements=list(requirements),
