@@ -52,8 +52,10 @@ runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<vers
 	$(IN_ENV) python -m runtimes.build --out dist
 
 PORT ?= 5001
-serve: setup  ## serve this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
-	$(IN_ENV) python -m runtimes.serve --out dist --port $(PORT)
+serve: setup  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+	model="$$($(IN_ENV) python -m runtimes.build --out dist --locate)" && \
+	  $(IN_ENV) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false mlflow models serve -m "$$model" --env-manager local \
+	  --host 127.0.0.1 --port $(PORT)
 
 register: setup goals runtime  ## once the goals pass: register the runtime in MLflow's Model Registry as @candidate
 	$(IN_ENV) python -m runtimes.register --out dist
