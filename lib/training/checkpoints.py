@@ -33,10 +33,6 @@ def stderr_log(prefix: str) -> Log:
 LOG = stderr_log("training")  # the default log of `lib.training`; a stage passes its own
 
 
-def quiet(_: str) -> None:
-    """The log of ranks other than 0: rank 0 says everything once."""
-
-
 def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
     """The random states training draws from: torch's CPU generator (init, dropout on CPU), the
     shuffling generator, and the device's CUDA generator (dropout on CUDA). Nothing draws from

@@ -225,7 +225,8 @@ def fit(
             metrics = {"train/loss": round(train_loss, 6), "train/accuracy": round(train_accuracy, 6)}
             if has_val:
                 scores = binary_metrics(splits["val"].labels, predict_probability(network, tensors["val"][0]), "val")
-                metrics |= {f"val/{name}": scores[f"val/{key}"] for name, key in _VAL_EPOCH_METRICS.items()}
+                scores["val/loss"] = scores["val/log_loss"]
+                metrics |= {key: scores[key] for key in ("val/loss", "val/accuracy", "val/roc_auc")}
                 run.keep_if_best(metrics, params.selection_metric)
             run.history.append({"epoch": epoch, **metrics})
             if on_epoch is not None:
@@ -239,31 +240,17 @@ def fit(
                 checkpoints.save(snapshot)
     if not world.is_main:  # ranks other than 0 return the trained network, nothing scored
         return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None)
-    return _evaluate(run, splits, tensors)
-
-
-# The val figures of every epoch (in the history and `on_epoch`), and the metric each is taken from.
-_VAL_EPOCH_METRICS = {"loss": "log_loss", "accuracy": "accuracy", "roc_auc": "roc_auc"}
-
-
-def _evaluate(run: _Training, splits: Splits, tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> TrainResult:
-    """The kept epoch's network (the best on val, else the last) and its scores on val and test."""
-    network = run.network
+    # the kept epoch (the best on val, else the last), scored once on val and test
     val_metrics, test_metrics, test_probability = {}, {}, None
-    if "val" in splits:
+    if has_val:
         network.load_state_dict(run.best_state)
         val_metrics = binary_metrics(splits["val"].labels, predict_probability(network, tensors["val"][0]), "val")
     if "test" in splits:
         test_probability = predict_probability(network, tensors["test"][0])
         test_metrics = binary_metrics(splits["test"].labels, test_probability, "test")
-    return TrainResult(
-        network=network.cpu().eval(),
-        history=pd.DataFrame(run.history),
-        best_epoch=run.best_epoch if "val" in splits else run.epoch,
-        val_metrics=val_metrics,
-        test_metrics=test_metrics,
-        test_probability=test_probability,
-    )
+    best_epoch = run.best_epoch if has_val else run.epoch
+    history = pd.DataFrame(run.history)
+    return TrainResult(network.cpu().eval(), history, best_epoch, val_metrics, test_metrics, test_probability)
 
 
 def stage_metrics(result: TrainResult) -> dict[str, float]:

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     distributed.check_batch_size(config.batch_size, world, f"{STAGE}.batch_size")
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
-    log = checkpoints.stderr_log(STAGE) if world.is_main else checkpoints.quiet
+    log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
     data = directory_digest(args.data_dir)
     key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=device.type)
     checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
