@@ -7,23 +7,16 @@ says how much the final network's val figures can be trusted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+import torch
 
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS
 from lib.training import loop
-from lib.training.checkpoints import LOG, Log
+from lib.training.checkpoints import LOG, CheckpointStore, Log
 from lib.training.distributed import SINGLE, World
-
-if TYPE_CHECKING:
-    import torch
-
-    from lib.training.checkpoints import CheckpointStore
-    from lib.training.loop import BuildNetwork, EpochCallback, TrainResult
-    from lib.training.params import TrainingParams
+from lib.training.params import TrainingParams
 
 
 def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds") -> list[Splits]:
@@ -39,19 +32,17 @@ def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds") -> l
         raise ReprolabError(
             f"{key}: {folds} folds need at least {folds} rows of each class in train, the smaller class has {smallest}"
         )
+
+    def rows(index: np.ndarray) -> Split:
+        return Split(features.iloc[index].reset_index(drop=True), labels[index])
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [
-        {
-            "train": Split(features.iloc[fit].reset_index(drop=True), labels[fit]),
-            "val": Split(features.iloc[held].reset_index(drop=True), labels[held]),
-        }
-        for fit, held in splitter.split(features, labels)
-    ]
+    return [{"train": rows(fit), "val": rows(held)} for fit, held in splitter.split(features, labels)]
 
 
 def cross_validate(
     params: TrainingParams,
-    build: BuildNetwork,
+    build: loop.BuildNetwork,
     train: Split,
     device: torch.device,
     seed: int,
@@ -71,23 +62,23 @@ def cross_validate(
 
 def cross_validate_and_fit(
     params: TrainingParams,
-    build: BuildNetwork,
+    build: loop.BuildNetwork,
     splits: Splits,
     device: torch.device,
     seed: int,
     checkpoints: CheckpointStore,
     *,
-    on_epoch: EpochCallback | None = None,
+    on_epoch: loop.EpochCallback | None = None,
     world: World = SINGLE,
     log: Log = LOG,
-) -> tuple[list[dict[str, float]], TrainResult]:
+) -> tuple[list[dict[str, float]], loop.TrainResult]:
     """The folds' scores (with `cv_folds`, else none), then the final network trained on all of train.
 
     The folds' scores go into every checkpoint, so a run resumed during the final training skips them.
     """
     scores: list[dict[str, float]] = []
     if params.cv_folds:
-        saved = checkpoints.latest() or {}
+        saved = checkpoints.latest or {}
         scores = saved.get("cv_scores") or cross_validate(
             params, build, splits["train"], device, seed, world=world, log=log
         )

@@ -262,7 +262,7 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits
     lines: list[str] = []
     with pytest.raises(_Killed):  # dies in epoch 4, after epoch 3's checkpoint
         train(params, splits, CPU, 3, _kill_at(4), progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
-    saved = CheckpointStore(tmp_path, "k").latest()
+    saved = CheckpointStore(tmp_path, "k").latest
     assert saved is not None and saved["epoch"] == 3
     assert saved["scheduler"]["last_epoch"] == 3 and saved["optimiser"]["state"]
     torch.manual_seed(999)  # whatever the process did before, the checkpoint's random state wins
@@ -386,7 +386,7 @@ def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Split
 
     assert np.isfinite(result.history[["train/loss", "val/loss"]].to_numpy()).all()
     assert result.history["train/loss"].iloc[-1] < result.history["train/loss"].iloc[0]
-    saved = CheckpointStore(tmp_path, "k").latest()
+    saved = CheckpointStore(tmp_path, "k").latest
     assert saved is not None and "cuda" in saved["rng"][0]
     if not torch.cuda.is_bf16_supported():  # float16 needs loss scaling, and its state is resumed
         assert saved["scaler"] and "scale" in saved["scaler"]
