@@ -40,13 +40,10 @@ def frame_to_tensors(
 def sharded_batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-    """This rank's share of every shuffled global mini-batch, with the global batch's row count.
+    """This rank's slice of every shuffled global mini-batch of `batch_size` rows, and that batch's row count.
 
-    Every rank draws the same permutation from `generator`, cuts it into global batches of `batch_size`
-    rows and takes the `rank`-th of `world_size` equal slices of each (fewer rows, or none, in a short
-    last batch). The count lets each rank scale its summed loss so that averaging gradients across
-    ranks gives the global batch's mean gradient. Slicing whole tensors on the device avoids a
-    DataLoader's per-sample Python work, which dominates for small rows.
+    Every rank draws the same permutation. Slicing tensors on the device avoids a DataLoader's
+    per-sample Python work, which dominates for small rows.
     """
     import torch
 

@@ -1,10 +1,6 @@
 """Per-epoch checkpoints: scratch state that lets a killed run resume and end with the same bytes.
 
-A checkpoint is `<dir>/epoch-NNNN.pt`, written to a temporary file and moved into place with
-`os.replace`, so a kill mid-write leaves the previous checkpoint whole; older ones are removed after.
-Each records a fingerprint of everything that determines the result (`lib.digests.fingerprint`); one
-with another fingerprint is never resumed. The stage clears the directory once its outputs are in
-place (lab/docs/decisions/0006-checkpoints-are-scratch-state.md).
+Written atomically, keyed by a fingerprint, cleared once the outputs are in place (decision 0006).
 """
 
 from __future__ import annotations
@@ -75,17 +71,16 @@ class CheckpointStore:
         self.log(f"resuming from checkpoint {files[-1]} (epoch {state['epoch']} done)")
         return state
 
-    def save(self, state: dict[str, Any]) -> Path:
+    def save(self, state: dict[str, Any]) -> None:
         """Write `state` (with an `epoch`) atomically as the newest checkpoint; remove the older ones."""
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"epoch-{state['epoch']:04d}.pt"
         temporary = self.directory / f".{final.name}.tmp-{os.getpid()}"
         torch.save({**state, **self.extra, "fingerprint": self.key}, temporary)
-        os.replace(temporary, final)
+        os.replace(temporary, final)  # a kill mid-write leaves the previous checkpoint whole
         for old in self.directory.glob("epoch-*.pt"):
             if old != final:
                 old.unlink(missing_ok=True)
-        return final
 
     def clear(self) -> None:
         """Remove the checkpoints and what a kill left, then the directory and `.checkpoints` when empty."""

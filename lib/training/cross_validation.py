@@ -40,26 +40,6 @@ def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds") -> l
     return [{"train": rows(fit), "val": rows(held)} for fit, held in splitter.split(features, labels)]
 
 
-def cross_validate(
-    params: TrainingParams,
-    build: loop.BuildNetwork,
-    train: Split,
-    device: torch.device,
-    seed: int,
-    *,
-    world: World = SINGLE,
-    log: Log = LOG,
-) -> list[dict[str, float]]:
-    """Train one network per fold with `loop.fit`; return each fold's val metrics (empty dicts on ranks but 0)."""
-    scores = []
-    for number, splits in enumerate(fold_splits(train, params.cv_folds, seed, f"{params.section}.cv_folds"), 1):
-        result = loop.fit(params, build, splits, device, seed, progress=False, world=world, log=log)
-        scores.append(result.val_metrics)
-        if world.is_main:
-            log(f"cv fold {number}/{params.cv_folds}: val/roc_auc {result.val_metrics['val/roc_auc']:.4f}")
-    return scores
-
-
 def cross_validate_and_fit(
     params: TrainingParams,
     build: loop.BuildNetwork,
@@ -72,17 +52,20 @@ def cross_validate_and_fit(
     world: World = SINGLE,
     log: Log = LOG,
 ) -> tuple[list[dict[str, float]], loop.TrainResult]:
-    """The folds' scores (with `cv_folds`, else none), then the final network trained on all of train.
+    """With `cv_folds`, one network per fold of train and its val scores; then the final network on all of train.
 
     The folds' scores go into every checkpoint, so a run resumed during the final training skips them.
+    On ranks other than 0 the scores are empty dicts.
     """
-    scores: list[dict[str, float]] = []
-    if params.cv_folds:
-        saved = checkpoints.latest or {}
-        scores = saved.get("cv_scores") or cross_validate(
-            params, build, splits["train"], device, seed, world=world, log=log
-        )
-        checkpoints.extra["cv_scores"] = scores
+    scores = (checkpoints.latest or {}).get("cv_scores", [])
+    if params.cv_folds and not scores:
+        folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds")
+        for number, fold in enumerate(folds, start=1):
+            result = loop.fit(params, build, fold, device, seed, progress=False, world=world, log=log)
+            scores.append(result.val_metrics)
+            if world.is_main:
+                log(f"cv fold {number}/{params.cv_folds}: val/roc_auc {result.val_metrics['val/roc_auc']:.4f}")
+    checkpoints.extra["cv_scores"] = scores
     result = loop.fit(params, build, splits, device, seed, on_epoch, checkpoints=checkpoints, world=world, log=log)
     return scores, result
 

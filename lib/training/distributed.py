@@ -72,10 +72,7 @@ def rank_device(device: torch.device, world: World) -> torch.device:
 
 @contextmanager
 def process_group(world: World, device: torch.device) -> Iterator[None]:
-    """Join the process group for the block (NCCL on CUDA, Gloo on CPU), and wait for every process at its end.
-
-    A world of one starts nothing.
-    """
+    """Join the process group for the block (NCCL on CUDA, Gloo on CPU); a world of one starts nothing."""
     if world.size == 1:
         yield
         return

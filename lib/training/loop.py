@@ -1,10 +1,4 @@
-"""The epoch loop for a binary classifier network: train, score val, keep the best epoch, test it once.
-
-The network is whatever `build(n_features)` returns, ending in one logit. Data is moved to the device
-once and batched there. Without a val split the last epoch is kept; without a test split there are no
-test metrics. With a `CheckpointStore` training saves its whole state every epoch and resumes from the
-newest matching checkpoint; with a `World` of several processes it trains data-parallel.
-"""
+"""The epoch loop for a binary classifier network: train, score val, keep the best epoch, test it once."""
 
 from __future__ import annotations
 
@@ -31,10 +25,9 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The kept network, its per-epoch history, and its single evaluation on test.
+    """The kept network (the best epoch on val, else the last), its per-epoch history, its scores.
 
-    Without a val split `val_metrics` is empty; without a test split `test_metrics` is empty and
-    `test_probability` None. On ranks other than 0 only `network` is meaningful.
+    Metrics of a missing split are empty; on ranks other than 0 only `network` is meaningful.
     """
 
     network: nn.Module
@@ -67,11 +60,9 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None = None,
     world: World = SINGLE,
 ) -> tuple[float, float]:
-    """One pass over shuffled mini-batches; returns (loss, accuracy) averaged over samples.
+    """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples.
 
-    `dtype` autocasts the forward pass (float16 needs a `scaler`). With several processes each trains on
-    its share of every global batch of `batch_size` rows, and the figures returned are over all of them.
-    Totals stay on the device: one host sync per epoch.
+    `dtype` autocasts the forward pass (float16 needs a `scaler`). Totals stay on the device: one host sync.
     """
     network.train()
     scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)  # a disabled scaler passes through
@@ -115,17 +106,10 @@ def fit(
 ) -> TrainResult:
     """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
-    Args:
-        params: how to train (optimiser, schedule, batch size, epochs, selection metric, precision).
-        build: makes the untrained network from the feature count (called once, after seeding).
-        splits: `train`, and `val` and `test` when they exist.
-        device: where tensors and the network live (this process's own device).
-        seed: seeds the weight init, dropout and the shuffling generator.
-        on_epoch: called after every epoch with (epoch, metrics), e.g. to log them (on rank 0 only).
-        progress: show a progress bar; None shows it only on an interactive terminal.
-        checkpoints: where to save a checkpoint after every epoch and resume from; None: neither.
-        world: the processes training together; rank 0 alone scores, calls `on_epoch` and saves.
-        log: where the one-line notes go (no val split, mixed precision ignored).
+    `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
+    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar only on a
+    terminal; `checkpoints` None neither saves nor resumes; in a `world` of several processes rank 0
+    alone scores, calls `on_epoch`, saves and logs.
     """
     from tqdm.auto import tqdm
 
@@ -150,7 +134,7 @@ def fit(
     saved = None if checkpoints is None else checkpoints.latest
     if saved is not None:
         for name, part in stateful.items():
-            if part is not None and saved[name]:
+            if part is not None and saved[name]:  # a disabled scaler's state is empty
                 part.load_state_dict(saved[name])
         restore_rng(saved["rng"][world.rank], generator, device)
         epoch, history, best = saved["epoch"], json.loads(saved["history"]), saved["best"]

@@ -25,12 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=Path("models/dnn.pt"), help="kept weights and architecture")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/dnn.json"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots/dnn"))
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        default=CHECKPOINTS_DIR / STAGE,
-        help="per-epoch checkpoints, removed once the outputs are written (default: %(default)s)",
-    )
+    parser.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINTS_DIR / STAGE, help="removed at the end")
     args = parser.parse_args(argv)
 
     import torch
