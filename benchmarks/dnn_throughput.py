@@ -33,7 +33,7 @@ from lab.processes.train_dnn_pytorch.params import NetworkParams
 from lib.datasets import Split, Splits
 from lib.params import ParamsFile
 from lib.paths import PARAMS_FILE
-from lib.torch_data import frame_to_tensors, resolve_device
+from lib.torch_data import frame_to_tensors, resolve_device, sharded_batches
 from lib.training.checkpoints import CheckpointStore
 
 SEED = 0
@@ -65,7 +65,7 @@ def stage_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.dev
 
 
 def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.device) -> list[float]:
-    """Seconds of each epoch after the first of a plain loop: shuffle, forward, loss, backward, step."""
+    """Seconds of each epoch after the first of a plain loop: shuffled batches, forward, loss, backward, step."""
     torch.manual_seed(SEED)
     x, y = frame_to_tensors(*splits["train"], device)
     network = build_network(x.shape[1], params).to(device).train()
@@ -73,11 +73,9 @@ def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.devi
     generator = torch.Generator().manual_seed(SEED)
     stamps = []
     for _ in range(params.epochs):
-        order = torch.randperm(x.shape[0], generator=generator).to(device)
-        for begin in range(0, x.shape[0], params.batch_size):
-            index = order[begin : begin + params.batch_size]
+        for xb, yb, _ in sharded_batches(x, y, params.batch_size, generator):
             optimiser.zero_grad(set_to_none=True)
-            nn.functional.binary_cross_entropy_with_logits(network(x[index]), y[index]).backward()
+            nn.functional.binary_cross_entropy_with_logits(network(xb), yb).backward()
             optimiser.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+import torch
 
 from lib.errors import ReprolabError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    import torch
-
-DeviceName = Literal["auto", "cpu", "cuda"]
 
 
-def resolve_device(name: DeviceName) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when available, else CPU; asking for `cuda` without one is an error."""
-    import torch
-
     if name == "cuda" and not torch.cuda.is_available():
         raise ReprolabError("device: 'cuda' requested but CUDA is not available (use 'auto' or 'cpu')")
     if name == "auto":
@@ -30,8 +27,6 @@ def frame_to_tensors(
     features: pd.DataFrame, labels: np.ndarray, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features as float32 and labels as float32 column, both moved to `device` once."""
-    import torch
-
     x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
     y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
     return x, y
@@ -45,8 +40,6 @@ def sharded_batches(
     Every rank draws the same permutation. Slicing tensors on the device avoids a DataLoader's
     per-sample Python work, which dominates for small rows.
     """
-    import torch
-
     n = x.shape[0]
     order = torch.randperm(n, generator=generator).to(x.device)
     per_rank = batch_size // world_size

@@ -48,16 +48,6 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
-def check_batch_size(batch_size: int, world: World, key: str = "batch_size") -> int:
-    """The per-process batch size; the global `batch_size` (params key `key`) must split evenly over the processes."""
-    if batch_size % world.size:
-        raise ReprolabError(
-            f"{key}: {batch_size} does not split evenly over {world.size} processes (WORLD_SIZE); "
-            "choose a multiple of the process count"
-        )
-    return batch_size // world.size
-
-
 def rank_device(device: torch.device, world: World) -> torch.device:
     """Each process's own device: GPU LOCAL_RANK when training on CUDA with several processes."""
     if world.size == 1 or device.type != "cuda":

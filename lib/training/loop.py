@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lib.datasets import Splits
+from lib.errors import ReprolabError
 from lib.evaluation import binary_metrics
 from lib.torch_data import frame_to_tensors, sharded_batches
 from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
@@ -113,6 +114,11 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    if params.batch_size % world.size:
+        raise ReprolabError(
+            f"{params.section}.batch_size: {params.batch_size} does not split evenly over {world.size} processes "
+            "(WORLD_SIZE); choose a multiple of the process count"
+        )
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: frame_to_tensors(*split, device) for name, split in splits.items()}

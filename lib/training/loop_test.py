@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from lib.datasets import Splits
+from lib.errors import ReprolabError
 from lib.evaluation import METRICS
 from lib.training.checkpoints import CheckpointStore
+from lib.training.distributed import World
 from lib.training.loop import BuildNetwork, TrainResult, fit, predict_probability, stage_metrics, train_epoch
 from lib.training.params import TrainingParams
 
@@ -369,6 +371,11 @@ def test_mixed_precision_on_cpu_is_ignored_with_one_log_line(splits: Splits) -> 
 
     assert lines == ["mixed_precision ignored on cpu: autocast is used on CUDA only; training in float32"]
     assert _same(mixed, _train(splits))
+
+
+def test_the_global_batch_must_split_evenly_over_the_processes(splits: Splits) -> None:
+    with pytest.raises(ReprolabError, match=r"^training.batch_size: 30 does not split evenly over 4 processes"):
+        train({**SHORT, "batch_size": 30}, splits, CPU, 0, world=World(size=4))
 
 
 def test_a_single_process_never_starts_torch_distributed(splits: Splits) -> None:

@@ -15,7 +15,6 @@ from lib import cli
 from lib.paths import CHECKPOINTS_DIR
 
 STAGE = "train_dnn_pytorch"
-MODEL_NAME = "dense network"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -46,7 +45,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed = params.seed()
     config = params.section(STAGE, NetworkParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
-    distributed.check_batch_size(config.batch_size, world, f"{STAGE}.batch_size")
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
     log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
@@ -74,9 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
             if "test" in splits:
-                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, MODEL_NAME)
+                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, "dense network")
             else:  # every declared output exists: header-only tables, figures that say "no test split"
-                plot_set = plots.missing_split_plots(MODEL_NAME)
+                plot_set = plots.missing_split_plots("dense network")
             plot_set.tables["history"] = result.history
             plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
             with commit_outputs() as outputs:
