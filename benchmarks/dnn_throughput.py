@@ -1,10 +1,5 @@
-"""Training throughput of the dense network as the stage runs it, next to a bare PyTorch loop.
-
-The stage's loop is `network.train` (`lib.training.loop.fit`) with val scored and a checkpoint written
-every epoch; the bare loop trains the same network, optimiser, batch size and on-device data and does
-nothing else. Both run in this process on seeded synthetic data, alternating; figures are medians of
-per-epoch samples/s, the first epoch of each repeat left out. `--out` puts the figures into the page,
-whose prose (how to read them, what profiling changed) stays as written there.
+"""Training throughput of the dense network as the stage runs it (`network.train`, val scored and a checkpoint
+written every epoch), next to a bare PyTorch loop of the same network, optimiser, batches and data.
 
     .venv/bin/python -m benchmarks.dnn_throughput --out lab/docs/benchmarks-dnn.md
 """

@@ -41,12 +41,11 @@ class TrainResult:
 
 def autocast_dtype(mixed_precision: bool, device: torch.device, log: Log) -> torch.dtype | None:
     """Mixed precision on CUDA only: bfloat16 where the GPU has it, else float16; None is float32."""
-    if not mixed_precision:
-        return None
-    if device.type != "cuda":
+    if mixed_precision and device.type != "cuda":
         log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only; training in float32")
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif mixed_precision:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
 
 
 def train_epoch(
