@@ -28,8 +28,7 @@ LOG = stderr_log("training")  # the default log of `lib.training`; a stage passe
 
 
 def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    """The random states training draws from: torch's CPU generator (init, dropout on CPU), the shuffling
-    generator, and the CUDA generator (dropout on CUDA). Python's and NumPy's are not drawn from."""
+    """The random states training draws from (init and dropout, shuffling); not Python's or NumPy's."""
     state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)

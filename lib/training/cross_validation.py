@@ -1,9 +1,5 @@
-"""k-fold cross-validation of a network on the train split (`cv_folds` > 0), then the final network.
-
-Each fold trains a fresh network on the other folds exactly as the final one is trained, with the
-held-out fold in the role of val (it picks the kept epoch and is scored). The spread of those scores
-says how much the final network's val figures can be trusted.
-"""
+"""k-fold cross-validation on train (`cv_folds` > 0): each fold trained as the final network is, the held-out
+fold as val; the spread of their scores says how far the final network's val figures can be trusted."""
 
 from __future__ import annotations
 
@@ -20,10 +16,7 @@ from lib.training.params import TrainingParams
 
 
 def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds") -> list[Splits]:
-    """`train` cut into `folds` seeded, stratified folds: per fold, the rest as `train`, the fold as `val`.
-
-    Too few rows of a class for the folds is an error naming the params `key`.
-    """
+    """`train` cut into seeded, stratified folds: per fold, the rest as `train`, the fold as `val`."""
     from sklearn.model_selection import StratifiedKFold
 
     features, labels = train

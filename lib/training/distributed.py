@@ -1,7 +1,4 @@
-"""Data-parallel training across the processes `torchrun` starts (WORLD_SIZE > 1 in the environment).
-
-A plain `python -m` start is a world of one: no process group, no wrapping, so it runs as one process.
-"""
+"""Data-parallel training across the processes `torchrun` starts; a plain `python -m` start is a world of one."""
 
 from __future__ import annotations
 
