@@ -1,9 +1,6 @@
-"""Build this checkout's runtime: `python -m runtimes.build --out dist` (`--locate`: print its model folder).
+"""Build this checkout's runtime (`python -m runtimes.build --out dist`), or print its model folder (`--locate`).
 
-A runtime is a folder `<name>-<version>-<short commit>` (and the same as a zip) holding the MLflow pyfunc
-model `scaled_classifier.py` at `model_dir/model/`, MLflow's own `Dockerfile` serving it (written by
-`mlflow models generate-dockerfile`, which puts the model there) and `runtime.json`: git commit, params,
-metrics and every output md5 in `dvc.lock`. Nothing is built unless DVC's status says the outputs are current.
+The runtime's layout, and why it is built this way, are in runtimes/README.md and decision 0004.
 """
 
 from __future__ import annotations
@@ -18,8 +15,11 @@ import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
+import pandas as pd
+import yaml
 from pydantic import Field
 
 from lib import cli
@@ -28,14 +28,10 @@ from lib.git import git
 from lib.params import ParamsFile, Section
 from lib.pipeline_state import check_current
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 HERE = Path(__file__).resolve().parent
 CLASSIFIER, PREPROCESSING = "models/classifier.pkl", "models/preprocessing.json"
 METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
-# The input example comes from val; with `prepare_data.split: train` or `train_test` there is none, so from train.
-EXAMPLE_SPLITS = ("data/processed/val.parquet", "data/processed/train.parquet")
+EXAMPLE_SPLIT = "data/processed/train.parquet"  # the one split every `prepare_data.split` writes
 # The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
 REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
 METADATA_FILE = "runtime.json"
@@ -59,11 +55,6 @@ class GitState(NamedTuple):
     commit: str
     dirty: bool
 
-    @property
-    def short(self) -> str:
-        """The abbreviated commit used in artefact names."""
-        return self.commit[:7]
-
 
 def read_config(path: Path = HERE / "runtime.yaml") -> RuntimeConfig:
     """Validate the runtime config file; the error names the file and the bad key."""
@@ -81,7 +72,7 @@ def git_state(project: Path) -> GitState:
 
 def artifact_name(config: RuntimeConfig, git: GitState) -> str:
     """`<name>-<version>-<short commit>`, with `-dirty` when the working tree differs from the commit."""
-    return f"{config.name}-{config.version}-{git.short}" + ("-dirty" if git.dirty else "")
+    return f"{config.name}-{config.version}-{git.commit[:7]}" + ("-dirty" if git.dirty else "")
 
 
 def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
@@ -91,9 +82,6 @@ def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
 
 def raw_rows(processed: pd.DataFrame, preprocessing: Mapping[str, Any], rows: int) -> pd.DataFrame:
     """The first `rows` of a processed split with the scaling undone: raw feature values, as a client sends."""
-    import numpy as np
-    import pandas as pd
-
     features = list(preprocessing["features"])
     scaled = processed[features].head(rows).to_numpy(dtype=np.float64)
     raw = scaled * np.asarray(preprocessing["scale"]) + np.asarray(preprocessing["mean"])
@@ -110,7 +98,7 @@ def metadata(
         "version": config.version,
         "artifact": artifact_name(config, git),
         "model": {"selected": selected, "source": CLASSIFIER, "preprocessing": PREPROCESSING},
-        "git": {"commit": git.commit, "short": git.short, "dirty": git.dirty},
+        "git": {"commit": git.commit, "short": git.commit[:7], "dirty": git.dirty},
         "data_version": outs.get("data/processed"),
         "dvc_lock_outs": dict(sorted(outs.items())),
         "params": dict(params),
@@ -130,8 +118,6 @@ def generate_dockerfile(model: Path, folder: Path) -> None:
 def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     """Build the runtime from `project`'s current outputs into `out_dir`, replacing one of the same name."""
     import mlflow.pyfunc
-    import pandas as pd
-    import yaml
 
     from lib.tracking.models import pip_requirements
     from runtimes import scaled_classifier
@@ -144,8 +130,7 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     outs = lock_outs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
     info = metadata(config, state, ParamsFile.read(project / "params.yaml").data, metrics, outs)
     preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
-    split = next((path for path in EXAMPLE_SPLITS if (project / path).is_file()), EXAMPLE_SPLITS[-1])
-    example = raw_rows(pd.read_parquet(project / split), preprocessing, rows=5)
+    example = raw_rows(pd.read_parquet(project / EXAMPLE_SPLIT), preprocessing, rows=5)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name

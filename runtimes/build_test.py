@@ -76,7 +76,7 @@ def test_git_state_reads_the_commit_and_sees_uncommitted_changes(tmp_path: Path)
     git("add", "-A")
     git("commit", "-qm", "results")
     clean = build.git_state(tmp_path)
-    assert len(clean.commit) == 40 and not clean.dirty and clean.short == clean.commit[:7]
+    assert len(clean.commit) == 40 and not clean.dirty
     (tmp_path / "untracked.txt").write_text("ignored: only tracked files count")
     assert not build.git_state(tmp_path).dirty
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")

@@ -34,19 +34,14 @@ def read_runtime(folder: Path) -> dict[str, Any]:
     return json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
 
 
-def goal_failures(info: Mapping[str, Any], goals_file: Path) -> list[str]:
-    """The messages of the goals that the runtime's recorded metrics fail (empty when all pass)."""
+def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bool) -> None:
+    """Raise RegistrationRefused unless the runtime's recorded metrics meet the goals and it names a clean commit."""
     goals, recorded = read_goals(goals_file), info.get("metrics", {})
     metrics = {
         name: recorded.get(model.metrics, f"{model.metrics} is not recorded in the runtime")
         for name, model in goals.models.items()
     }
-    return [outcome.message for outcome in judge(goals, metrics) if not outcome.passed]
-
-
-def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bool) -> None:
-    """Raise RegistrationRefused unless the goals pass and the runtime names a clean commit."""
-    if failures := goal_failures(info, goals_file):
+    if failures := [outcome.message for outcome in judge(goals, metrics) if not outcome.passed]:
         raise RegistrationRefused(f"{info['artifact']}: goals not met: " + "; ".join(failures))
     if info["git"]["dirty"] and not allow_dirty:
         raise RegistrationRefused(
