@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import clean_env, make_project_copy
+from tests.support import clean_env, make_project_copy
 
 STAGES = {
     "prepare_data": "lab.processes.prepare_data.main",
@@ -63,7 +63,7 @@ def median_of(repeats: int, args: Sequence[str], cwd: Path) -> float:
 
 def _is_mlflow(function: tuple[str, int, str]) -> bool:
     path = function[0].replace(os.sep, "/")
-    return "/site-packages/mlflow/" in path or path.endswith("/lib/tracking.py")
+    return "/site-packages/mlflow/" in path or "/lib/tracking/" in path
 
 
 def _is_project(function: tuple[str, int, str], root: Path) -> bool:
@@ -74,7 +74,7 @@ def mlflow_seconds(profile: Path, root: Path) -> tuple[float, float]:
     """(seconds spent in MLflow, total seconds) from a cProfile dump of one stage process.
 
     MLflow's time is the cumulative time of every call the project's own code makes into MLflow or into
-    lib/tracking.py (importing mlflow, opening the store, starting and ending runs, logging params,
+    lib/tracking/ (importing mlflow, opening the store, starting and ending runs, logging params,
     metrics, plots and models). Calls inside those are already part of that cumulative time.
     """
     stats = pstats.Stats(str(profile))
@@ -201,7 +201,7 @@ Reproduce with `make bench`, or
 ## MLflow's share of each stage
 
 Each stage run under cProfile (which slows Python-heavy code, so the seconds are above the plain
-figures): the time the project's code spends in calls into MLflow and `lib/tracking.py` (importing
+figures): the time the project's code spends in calls into MLflow and `lib/tracking/` (importing
 mlflow, opening the store, starting and ending the run, logging params, per-epoch metrics, PNGs and the
 model), against the whole profiled process. Interpreter exit is not profiled.
 

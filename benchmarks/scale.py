@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.pipeline_speed import STAGES
-from tests.conftest import clean_env, make_project_copy, shrunk_params
+from tests.support import clean_env, make_project_copy, shrunk_params
 
 SCALE_PARAMS = {
     "prepare_data": {"source": "sklearn:make_classification", "synthetic_features": 30},

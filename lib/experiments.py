@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lib.errors import ReprolabError
-from lib.tracking import flatten
+from lib.tracking.runs import flatten
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -213,7 +213,7 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     """
     import pandas as pd
 
-    from lib.tracking import pip_requirements
+    from lib.tracking.models import pip_requirements
 
     project, out_dir = Path(project).resolve(), Path(out_dir).resolve()
     outs = recorded_outputs(project)

@@ -76,11 +76,11 @@ def register(folder: Path, info: Mapping[str, Any], alias: str = ALIAS) -> Regis
     """Log the runtime to an MLflow run, register its model, tag the version and set `alias` on it."""
     import mlflow
 
-    from lib import tracking
+    from lib.tracking import store
     from runtimes.package import METADATA_FILE, MODEL_DIR
 
     experiment = info.get("params", {}).get("tracking", {}).get("experiment", DEFAULT_EXPERIMENT)
-    tracking.prepare(experiment)
+    store.prepare(experiment)
     folder = Path(folder)
     artifact, commit = info["artifact"], info["git"]["commit"]
     links = {

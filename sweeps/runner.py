@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib import tracking
 from lib.errors import ReprolabError
 from lib.params import ParamsFile
+from lib.tracking import store
 from sweeps.grid import Point, Sweep
 from sweeps.results import DONE, experiment_states, markdown_table, ranking
 
@@ -74,13 +74,13 @@ def exp_show(repo: Path) -> list[dict[str, Any]]:
 
 def prepare_tracking(repo: Path, params_file: Path) -> str:
     """Create the MLflow store and experiment (or check the server) once, before experiments fan out."""
-    from lib.tracking import TrackingParams
+    from lib.tracking.store import TrackingParams
 
     experiment = ParamsFile.read(params_file).section("tracking", TrackingParams).experiment
-    if tracking.tracking_uri() is None:
-        return tracking.use_local_store(experiment, repo)
-    tracking.prepare(experiment)
-    return str(tracking.tracking_uri())
+    if store.tracking_uri() is None:
+        return store.use_local_store(experiment, repo)
+    store.prepare(experiment)
+    return str(store.tracking_uri())
 
 
 def queue(repo: Path, grid: Sequence[Point]) -> None:
@@ -182,10 +182,10 @@ def mlflow_links(uri: str, experiment: str, tag: str) -> dict[str, str]:
 
 def summary(repo: Path, sweep: Sweep, grid: Sequence[Point], tag: str, params_file: Path) -> tuple[str, list[str]]:
     """The CI summary in Markdown (the ranked table, MLflow links, failed points) and the failed points."""
-    from lib.tracking import TrackingParams
+    from lib.tracking.store import TrackingParams
 
     experiment = ParamsFile.read(params_file).section("tracking", TrackingParams).experiment
-    uri = tracking.tracking_uri()
+    uri = store.tracking_uri()
     links: dict[str, str] = {}
     note = ""
     if uri:

@@ -1,179 +1,19 @@
-"""Fixtures for pipeline-level tests: a throw-away copy of the project with a shrunk params file."""
+"""Fixtures for pipeline-level tests: a throw-away project copy, a real MLflow server."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from lib.paths import PROJ_ROOT
-
-VENV_BIN = Path(sys.executable).parent
-# What a project copy needs to run the pipeline: code, pipeline definition, params, DVC config.
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", ".dvc/.gitignore", ".gitignore")
-PROJECT_DIRS = ("lab", "lib")
-
-SHRUNK = {
-    "train_standard_classifiers": {
-        "models": ["logistic_regression", "naive_bayes", "random_forest"],
-        "cv_folds": 3,
-        "hyperparams": {"random_forest": {"n_estimators": 10, "max_depth": 4}},
-    },
-    "train_dnn_pytorch": {"epochs": 3, "hidden_layers": [8], "batch_size": 64},
-}
-
-
-def shrunk_params(overrides: dict | None = None) -> dict:
-    """The project's real params.yaml with SHRUNK (and `overrides`) merged into its sections."""
-    params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    for source in (SHRUNK, overrides or {}):
-        for section, values in source.items():
-            if isinstance(values, dict):
-                params[section] = {**params[section], **values}
-            else:
-                params[section] = values
-    return params
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment with the project's venv first on PATH and no tracking or CI variables."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "GITHUB_", "REPROLAB_", "DVC_")) and k != "RUNNER_NAME"
-    }
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"  # tests never reach the network
-    env.update(extra)
-    return env
-
-
-def run(args: Sequence[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run a command in `cwd` with `clean_env`, capturing text output."""
-    return subprocess.run(
-        list(args), cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def make_project_copy(destination: Path, params: dict) -> Path:
-    """Copy the project's code and pipeline into `destination`, as a git repo with one commit."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJ_ROOT / name, target)
-    for name in PROJECT_DIRS:
-        shutil.copytree(
-            PROJ_ROOT / name,
-            destination / name,
-            ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
-        )
-    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    for command in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(command, cwd=destination, check=True, capture_output=True)
-    return destination
+from tests.support import make_project_copy, running_mlflow_server, shrunk_params
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh project copy with the shrunk params, in tmp_path."""
     return make_project_copy(tmp_path / "project", shrunk_params())
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serving(args: Sequence[str], root: Path, url: str, what: str) -> Iterator[None]:
-    """Run the server `args` in `root` (its log in `root`/server.log) until `url` answers; stop it after."""
-    import time
-    import urllib.error
-    import urllib.request
-
-    root.mkdir(parents=True, exist_ok=True)
-    log = root / "server.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(list(args), cwd=root, env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.5)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@contextmanager
-def running_mlflow_server(root: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite store and artefacts in `root`; yields its URI."""
-    uri = f"http://127.0.0.1:{free_port()}"
-    args = [
-        str(VENV_BIN / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        uri.rsplit(":", 1)[1],
-        "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    with serving(args, root, f"{uri}/health", "mlflow server"):
-        yield uri
-
-
-S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
-
-
-@contextmanager
-def running_s3_server(root: Path, bucket: str) -> Iterator[str]:
-    """An S3 API server (moto's) on 127.0.0.1 holding an empty `bucket`; yields its endpoint URL."""
-    import boto3
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    with serving([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], root, endpoint, "S3 server"):
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
-        )
-        s3.create_bucket(Bucket=bucket)
-        yield endpoint
 
 
 @pytest.fixture

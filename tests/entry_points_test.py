@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port, run, shrunk_params
+from tests.support import free_port, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ BAD_PARAMS = [
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project copy whose data/processed exists, so the training stages get as far as their params."""
-    from tests.conftest import make_project_copy
+    from tests.support import make_project_copy
 
     project = make_project_copy(tmp_path_factory.mktemp("entry") / "project", shrunk_params())
     done = run([sys.executable, "-m", PREPARE], project, MLFLOW_TRACKING_URI=f"sqlite:///{project}/mlflow.db")

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import (
+from tests.support import (
     S3_KEYS,
     VENV_BIN,
     free_port,

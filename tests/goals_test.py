@@ -14,7 +14,7 @@ import pytest
 
 from goals import criteria
 from lib.paths import PROJ_ROOT
-from tests.conftest import run
+from tests.support import run
 
 GOALS = """
 models:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import run
+from tests.support import run
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import make_project_copy, run, shrunk_params
+from tests.support import make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import VENV_BIN, run
+from tests.support import VENV_BIN, run
 
 pytestmark = pytest.mark.integration
 

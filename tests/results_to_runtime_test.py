@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import clean_env, free_port, make_project_copy, run, shrunk_params
+from tests.support import clean_env, free_port, make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_project_copy, run, shrunk_params
+from tests.support import make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 

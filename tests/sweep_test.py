@@ -20,7 +20,7 @@ import yaml
 from lib.experiments import exp_show_frame
 from lib.paths import PROJ_ROOT
 from sweeps.grid import override_value
-from tests.conftest import make_project_copy, run, shrunk_params
+from tests.support import make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 

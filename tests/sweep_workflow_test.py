@@ -19,13 +19,6 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.conftest import (
-    S3_KEYS,
-    make_project_copy,
-    running_mlflow_server,
-    running_s3_server,
-    shrunk_params,
-)
 from tests.experiments_workflow_test import (
     BUCKET,
     LAUNCH_FILES,
@@ -34,6 +27,13 @@ from tests.experiments_workflow_test import (
     publish,
     run_act,
     seed_runner,
+)
+from tests.support import (
+    S3_KEYS,
+    make_project_copy,
+    running_mlflow_server,
+    running_s3_server,
+    shrunk_params,
 )
 
 pytestmark = pytest.mark.integration

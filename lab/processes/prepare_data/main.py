@@ -19,17 +19,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from lab.processes.prepare_data import cancer_data
-    from lib import tracking
     from lib.datasets import SPLITS, split_path, write_split
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
+    from lib.tracking import runs, store
 
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, cancer_data.PrepareParams)
-    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    experiment = params.section("tracking", store.TrackingParams).experiment
     raw = cancer_data.load_raw(config.source, config.target, seed, config.synthetic_rows, config.synthetic_features)
-    tracking.prepare(experiment)
+    store.prepare(experiment)
 
     prepared = cancer_data.prepare(raw, config, seed)
 
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import mlflow
 
-    with tracking.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
+    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
         mlflow.log_metrics(prepared.report)
         mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
     print(

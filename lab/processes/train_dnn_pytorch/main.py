@@ -65,17 +65,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from lab.processes.train_dnn_pytorch import checkpoints, cross_validation, densenet, distributed, results
-    from lib import tracking
     from lib.datasets import read_splits
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
+    from lib.tracking import models, runs, store
 
     world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, densenet.DenseNetParams)
-    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    experiment = params.section("tracking", store.TrackingParams).experiment
     distributed.check_batch_size(config.batch_size, world)
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
@@ -86,27 +86,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         processes=world.size,
         device=device.type,
     )
-    store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=checkpoints.log_line if world.is_main else _quiet)
+    checkpoint_store = checkpoints.CheckpointStore(
+        args.checkpoint_dir, key, log=checkpoints.log_line if world.is_main else _quiet
+    )
     if world.is_main:
-        tracking.prepare(experiment)
+        store.prepare(experiment)
 
     with distributed.process_group(world, device):
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
-            _train(config, splits, device, seed, store, world)
+            _train(config, splits, device, seed, checkpoint_store, world)
             world.barrier()
             return
 
         import mlflow
         import torch
 
-        saved = store.latest()
+        saved = checkpoint_store.latest()
         resume_run_id = saved.get("mlflow_run_id") if saved else None
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
-        with tracking.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
-            store.extra["mlflow_run_id"] = run_id
+        with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
+            checkpoint_store.extra["mlflow_run_id"] = run_id
             history = json.loads(saved["history"]) if saved else []
-            log_epoch = tracking.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
-            cv_scores, result = _train(config, splits, device, seed, store, world, on_epoch=log_epoch)
+            log_epoch = runs.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
+            cv_scores, result = _train(config, splits, device, seed, checkpoint_store, world, on_epoch=log_epoch)
 
             cv_summary = cross_validation.summary(cv_scores) if cv_scores else {}
             stage_metrics = {**densenet.stage_metrics(result), **cv_summary}
@@ -121,13 +123,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 torch.save(checkpoint, outputs.path(args.model))
                 outputs.write_json(args.metrics, stage_metrics)
                 pngs = plot_set.write(outputs, args.plots_dir)
-            store.clear()
+            checkpoint_store.clear()
 
             mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
             mlflow.log_metrics(cross_validation.fold_metrics(cv_scores))
-            tracking.log_pngs(pngs)
+            runs.log_pngs(pngs)
             example = splits["test" if "test" in splits else "train"][0].head(5)
-            tracking.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), example)
+            models.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), example)
         world.barrier()
     print(f"{STAGE}: {results.summary_line(result, config.epochs, str(device))}")
 

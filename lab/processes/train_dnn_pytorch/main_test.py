@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import torch
 
-from tests.conftest import VENV_BIN, clean_env, make_project_copy, run, shrunk_params
+from tests.support import VENV_BIN, clean_env, make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
 

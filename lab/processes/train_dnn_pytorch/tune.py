@@ -247,7 +247,7 @@ def make_objective(
     import optuna
 
     from lab.processes.train_dnn_pytorch import densenet
-    from lib import tracking
+    from lib.tracking import runs
 
     epoch_metric = EPOCH_METRIC[config.metric]
 
@@ -255,7 +255,7 @@ def make_objective(
         values = suggest(trial, config.search_space)
         params = trial_params(base, values)
         logged = {"trial": trial.number, **values}
-        with tracking.stage_run(SECTION, logged, device=str(device), nested_name=f"trial-{trial.number}") as run_id:
+        with runs.stage_run(SECTION, logged, device=str(device), nested_name=f"trial-{trial.number}") as run_id:
             trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
             mlflow.set_tag("optuna.trial_number", str(trial.number))
 

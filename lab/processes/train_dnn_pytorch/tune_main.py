@@ -30,18 +30,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from lab.processes.train_dnn_pytorch import tune
     from lab.processes.train_dnn_pytorch.densenet import DenseNetParams
-    from lib import tracking
     from lib.datasets import read_splits, require_split, split_path
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
+    from lib.tracking import runs, store
 
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(tune.SECTION, tune.TuneParams)
     base = params.section(tune.TRAIN_SECTION, DenseNetParams)
     raw_base = dict(params.data[tune.TRAIN_SECTION])
-    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    experiment = params.section("tracking", store.TrackingParams).experiment
     if args.trials is not None and args.trials < 1:
         raise tune.TuneError(f"--trials: must be at least 1, got {args.trials}")
     n_trials = args.trials or config.n_trials
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     require_split(splits, "val", f"the hyperparameter search ({tune.SECTION})")
     splits.pop("test", None)  # the search never looks at test
     device = resolve_device(base.device)
-    tracking.prepare(experiment)
+    store.prepare(experiment)
 
     data = hashlib.sha256(b"".join(split_path(args.data_dir, name).read_bytes() for name in splits)).hexdigest()
     args.storage.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     logged = {"seed": seed, tune.SECTION: config.model_dump(), tune.TRAIN_SECTION: base.model_dump()}
     resume = study.user_attrs.get(tune.USER_ATTR_RUN_ID)
-    with tracking.stage_run(tune.SECTION, logged, device=str(device), resume_run_id=resume) as run_id:
+    with runs.stage_run(tune.SECTION, logged, device=str(device), resume_run_id=resume) as run_id:
         study.set_user_attr(tune.USER_ATTR_RUN_ID, run_id)
         mlflow.set_tags(
             {

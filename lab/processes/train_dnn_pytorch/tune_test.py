@@ -288,7 +288,7 @@ SHRUNK_SEARCH = {
 
 @pytest.mark.integration
 def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
-    from tests.conftest import make_project_copy, run, shrunk_params
+    from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"train_dnn_pytorch": {"epochs": 2, "device": "cpu"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
     project = make_project_copy(tmp_path / "project", params)
@@ -343,7 +343,7 @@ def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_param
 
 @pytest.mark.integration
 def test_tune_main_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
-    from tests.conftest import make_project_copy, run, shrunk_params
+    from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"prepare_data": {"split": "train_test"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
     project = make_project_copy(tmp_path / "project", params)

@@ -20,17 +20,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     import pickle
 
     from lab.processes.train_standard_classifiers import classifiers
-    from lib import plots, tracking
+    from lib import plots
     from lib.datasets import read_splits
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
+    from lib.tracking import models, runs, store
 
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, classifiers.ClassifiersParams)
-    experiment = params.section("tracking", tracking.TrackingParams).experiment
+    experiment = params.section("tracking", store.TrackingParams).experiment
     splits = read_splits(args.data_dir)
-    tracking.prepare(experiment)
+    store.prepare(experiment)
 
     selection = classifiers.train_and_select(config, splits, seed)
 
@@ -62,18 +63,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
 
     logged = {"seed": seed, STAGE: config.model_dump()}
-    with tracking.stage_run(STAGE, logged):
+    with runs.stage_run(STAGE, logged):
         for candidate in selection.candidates:
             child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
-            with tracking.stage_run(STAGE, child_params, nested_name=candidate.name):
+            with runs.stage_run(STAGE, child_params, nested_name=candidate.name):
                 mlflow.log_metrics(
                     {f"cv/{metric}_mean": candidate.cv_mean, f"cv/{metric}_std": candidate.cv_std}
                     | candidate.val_metrics
                 )
         mlflow.set_tag("selected", best.name)
         mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
-        tracking.log_pngs(pngs)
-        tracking.log_sklearn_model(best.model, splits.get("test", splits["train"])[0].head(5))
+        runs.log_pngs(pngs)
+        models.log_sklearn_model(best.model, splits.get("test", splits["train"])[0].head(5))
     keys = [key for key in (selection.selected_by, f"test/{metric}") if key in stage_metrics]
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"

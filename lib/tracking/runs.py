@@ -1,0 +1,100 @@
+"""A stage's MLflow run: its params, continuing a killed run, per-epoch metrics and plot files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lib.tracking.provenance import run_tags
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"a": {"b": 1}}` -> `{"a.b": "1"}`: nested params as MLflow param names and values."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def resumable_run(run_id: str) -> bool:
+    """Whether run `run_id` exists in the tracking store and is not deleted, so it can be continued."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.lifecycle_stage == "active"
+
+
+@contextmanager
+def stage_run(
+    stage: str,
+    params: Mapping[str, Any],
+    device: str | None = None,
+    nested_name: str | None = None,
+    resume_run_id: str | None = None,
+) -> Iterator[str]:
+    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id.
+
+    With `resume_run_id` naming a run that still exists (see `resumable_run`), that run is continued
+    instead: its tags are set again, its params (the same, or it would not be resumed) are not.
+    """
+    import mlflow
+
+    run_name = nested_name or stage
+    if resume_run_id is not None and resumable_run(resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id, tags=run_tags(stage, device)) as run:
+            yield run.info.run_id
+    else:
+        with mlflow.start_run(run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)) as run:
+            mlflow.log_params(flatten(params))
+            yield run.info.run_id
+    mlflow.flush_async_logging()
+
+
+def logged_steps(run_id: str, key: str) -> set[int]:
+    """The steps at which run `run_id` already has metric `key` (to continue a run without duplicates)."""
+    import mlflow
+
+    return {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, key)}
+
+
+def epoch_logger(
+    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool, key: str = "train/loss"
+) -> Callable[[int, dict[str, float]], None]:
+    """Per-epoch metric logging for a run that may continue an earlier one without duplicating steps.
+
+    `history` holds the rows (`epoch` and metrics) a resumed training starts from: those whose logging
+    a kill cut off are logged now. The callback returned logs each later epoch asynchronously, skipping
+    the epochs the run already has (judged by metric `key`) when it was `resumed`.
+    """
+    import mlflow
+
+    logged = logged_steps(run_id, key) if resumed else set()
+    for row in history:
+        epoch = int(row["epoch"])
+        if epoch not in logged:
+            mlflow.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
+            logged.add(epoch)
+
+    def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch not in logged:
+            mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+
+    return log_epoch
+
+
+def log_pngs(paths: Sequence[Path]) -> None:
+    """Log PNG files the stage already wrote as artifacts under `plots/` (no second rendering)."""
+    import mlflow
+
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="plots")

@@ -1,0 +1,132 @@
+"""Where runs go, and whether the server there answers.
+
+With `MLFLOW_TRACKING_URI` unset, runs go to a local store at the DVC project root (`DVC_ROOT`, else
+the working directory): `mlflow.db`, MLflow's default SQLite file, with artifacts under `mlruns/`, both
+git-ignored. Anchoring it at `DVC_ROOT` matters for queued `dvc exp run` experiments: they run in a
+temporary copy under .dvc/tmp/exps/, where a store relative to the working directory would be deleted
+with the copy, while DVC points `DVC_ROOT` at the parent project. When the URI names a server, it must
+answer before any compute starts: MLflow's own retries would otherwise spend minutes against a closed port.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pydantic import Field
+
+from lib.errors import ReprolabError
+from lib.params import Section
+from lib.paths import DEFAULT_EXPERIMENT
+
+ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_DVC_ROOT = "DVC_ROOT"  # set by DVC for every stage; the parent project's root for queued experiments
+LOCAL_STORE = "mlflow.db"
+LOCAL_ARTIFACTS = "mlruns"
+SERVER_CHECK_TIMEOUT_S = 5.0
+# Fail in seconds, not minutes, if a server that answered the health check goes away mid-run.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class TrackingParams(Section):
+    """The `tracking` section of params.yaml."""
+
+    experiment: str = Field(default=DEFAULT_EXPERIMENT, min_length=1)
+
+
+class TrackingUnavailable(ReprolabError):
+    """The configured MLflow tracking server does not answer."""
+
+
+def tracking_uri() -> str | None:
+    """The tracking URI from the environment, or None for MLflow's default local store."""
+    return os.environ.get(ENV_URI) or None
+
+
+def local_store_root() -> Path:
+    """The folder of the default local store: `DVC_ROOT` when DVC runs the stage, else the working directory."""
+    return Path(os.environ.get(ENV_DVC_ROOT) or os.getcwd()).resolve()
+
+
+def local_store_uri(root: Path) -> str:
+    """The SQLite URI of the local store in `root` (the file MLflow's own default names, made absolute)."""
+    return f"sqlite:///{Path(root).resolve() / LOCAL_STORE}"
+
+
+def local_artifact_location(root: Path, experiment: str) -> str:
+    """Where a local store in `root` keeps the artifacts of `experiment`: `root`/mlruns/<experiment>."""
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-.") or "experiment"
+    return (Path(root).resolve() / LOCAL_ARTIFACTS / folder).as_uri()
+
+
+def use_local_store(experiment: str, root: Path | None = None) -> str:
+    """Point MLflow at the local store in `root` (default: `local_store_root()`), creating the store and
+    `experiment` when missing, with the experiment's artifacts in the same root; returns the store's URI.
+
+    MLflow would put a new experiment's artifacts under ./mlruns of whatever directory creates it first.
+    Creating the store is the step that must not run in many processes at once (a brand-new SQLite file
+    is corrupted by concurrent schema creation): `make sweep` calls this once before it starts workers.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    root = local_store_root() if root is None else Path(root).resolve()
+    uri = local_store_uri(root)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    if client.get_experiment_by_name(experiment) is None:
+        try:
+            client.create_experiment(experiment, artifact_location=local_artifact_location(root, experiment))
+        except MlflowException:
+            if client.get_experiment_by_name(experiment) is None:  # not a concurrent creation: a real error
+                raise
+    return uri
+
+
+def check_tracking_server(uri: str | None, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
+    """Raise TrackingUnavailable unless `uri` is local or its server answers within `timeout` s."""
+    if uri is None or not uri.startswith(("http://", "https://")):
+        return
+    health = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            response.read(64)
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:  # it answered; authentication is MLflow's business
+            return
+        reason = f"HTTP {exc.code}"
+    # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
+    else:
+        return
+    raise TrackingUnavailable(
+        f"MLflow tracking server {uri} does not answer ({reason}); "
+        f"start it, or unset {ENV_URI} to log to the local store"
+    )
+
+
+def prepare(experiment: str) -> None:
+    """Check the server (if any) answers, then select `experiment`. Call before any compute."""
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    uri = tracking_uri()
+    check_tracking_server(uri)
+    import mlflow
+
+    try:
+        if uri is None:
+            use_local_store(experiment)
+        mlflow.set_experiment(experiment)
+    except Exception as exc:  # MLflow raises its own and requests' errors here
+        where = uri or f"the local store {local_store_uri(local_store_root())}"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingUnavailable(f"MLflow at {where}: cannot use experiment '{experiment}': {first_line}") from None
