@@ -170,7 +170,7 @@ def assert_succeeded(result: Run) -> None:
     assert result.returncode == 0, result.output[-6000:]
     assert "reusing the environment" in result.output, "the seeded environment cache was not used"
     assert "Success - Main goals" in result.output
-    assert re.search(r"\b\d+ passed\b", result.output), "the goals did not run"
+    assert re.search(r"\d+ passed", result.output), "the goals did not run"  # pytest colours it under act
 
 
 @pytest.mark.integration
