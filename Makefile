@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint unit test bench launch goals runtime serve register lab sweep sweep-launch
+.PHONY: setup run lint unit test bench launch goals runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -55,8 +55,10 @@ runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<vers
 	$(IN_ENV) python -m runtimes.build --out dist
 
 PORT ?= 5001
-serve: setup  ## serve this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
-	$(IN_ENV) python -m runtimes.serve --out dist --port $(PORT)
+serve: setup  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+	model="$$($(IN_ENV) python -m runtimes.build --out dist --locate)" && \
+	  $(IN_ENV) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false mlflow models serve -m "$$model" --env-manager local \
+	  --host 127.0.0.1 --port $(PORT)
 
 register: setup goals runtime  ## once the goals pass: register the runtime in MLflow's Model Registry as @candidate
 	$(IN_ENV) python -m runtimes.register --out dist
@@ -87,3 +89,6 @@ bench: setup  ## pipeline speed against its floor, and growth with data size; wr
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
+
+verify: setup  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
+	$(IN_ENV) python -m lib.reproduction
