@@ -1,6 +1,6 @@
 # The README's commands. `make run` runs the example pipeline, `make test` the quality gates (`make lint`)
-# and then the test suite; all first install what they need: Pipenv (into .tools/ when it is not on
-# PATH), then the locked environment.
+# and then the whole test suite, `make unit` the unit tests alone; all first install what they need:
+# Pipenv (into .tools/ when it is not on PATH), then the locked environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch verify
+.PHONY: setup run lint unit test bench launch goals runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -39,9 +39,12 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
-# Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
-# so a file's module-scoped servers and projects are set up once.
+# Tests run in parallel, a worker per core. In `make test` each file stays on one worker (most of its tests
+# wait on subprocesses), so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
+unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
+	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
 test: setup lint  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
