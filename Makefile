@@ -48,6 +48,17 @@ unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in para
 test: setup lint  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# CI's lanes (lab/docs/testing.md, "CI"): `make lint` and `make unit` first, then these two. The workflow
+# tests run the launch and sweep workflows under act, and `make launch`: CI runs them only when what they
+# test changes, and nightly.
+.PHONY: integration workflow-tests
+WORKFLOW_TESTS := tests/experiments_workflow_test.py tests/sweep_workflow_test.py tests/launch_test.py
+integration: setup  ## the integration tests but the workflow tests, in parallel
+	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(WORKFLOW_TESTS))
+
+workflow-tests: setup  ## the workflows run under act, and make launch
+	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(WORKFLOW_TESTS)
+
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals
 
