@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch verify
+.PHONY: setup run lint test bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -39,11 +39,20 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
+# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 # Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
 # so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
-test: setup lint  ## the quality gates, then the whole test suite
+test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+report: setup  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
+	$(IN_ENV) python -m lib.report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals

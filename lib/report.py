@@ -27,7 +27,6 @@ from lib.errors import ReprolabError
 from lib.git import git
 from lib.paths import DEFAULT_EXPERIMENT
 from lib.tracking import store
-from lib.tracking.runs import flatten
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -88,15 +87,13 @@ def text_at(root: Path, revision: Revision, path: str) -> str | None:
 
 
 def metric_changes(repo: Repo, revision: Revision, base: str | None) -> dict[str, dict[str, dict[str, Any]]]:
-    """{metrics file: {metric: {"new", "old"}}}: every metric at `revision`, and its value at `base`."""
+    """{metrics file: {metric: {"new", "old", "diff"}}}: every metric at `revision`, and its value at `base`."""
+    from dvc.utils.diff import diff, format_dict
+
     if base is not None:
         return repo.metrics.diff(a_rev=base, b_rev=revision.rev or WORKSPACE, all=True).get("diff", {})
-    shown = repo.metrics.show(revs=[revision.rev or WORKSPACE], hide_workspace=False)
-    files = next(iter(shown.values()), {}).get("data", {})
-    return {
-        path: {key: {"new": value, "old": None} for key, value in flatten(file.get("data") or {}).items()}
-        for path, file in files.items()
-    }
+    shown = repo.metrics.show(revs=[revision.rev] if revision.rev else None, hide_workspace=False)
+    return diff({}, format_dict(shown.get(revision.rev or WORKSPACE, {}).get("data", {})), with_unchanged=True)
 
 
 def goal_rows(
