@@ -276,18 +276,19 @@ def _time(milliseconds: int) -> str:
 def facts(root: Path, revision: Revision, base: str | None, runs: list[Run] | str) -> list[tuple[str, str]]:
     """What ran, where and when: commit, tag, branch, the pipeline run's start, and the base compared with."""
     subject = git("log", "-1", "--format=%s", revision.commit, cwd=root) or ""
-    tags = (git("tag", "--points-at", revision.commit, cwd=root) or "").split()
     branch = None if revision.rev else git("branch", "--show-current", cwd=root)
-    started, ran_on = "unknown (no MLflow runs found)", revision.commit
+    started, ran_on, tags = "unknown (no MLflow runs found)", revision.commit, []
     if not isinstance(runs, str):
-        tags += sorted({run.data.tags["git.tag"] for run in runs if "git.tag" in run.data.tags} - set(tags))
+        tags += sorted({run.data.tags["git.tag"] for run in runs if "git.tag" in run.data.tags})
         branch = branch or runs[0].data.tags.get("git.branch")
         started = f"{_time(runs[0].info.start_time)}, pipeline run {runs[0].data.tags.get('pipeline_run_id')}"
         ran_on = runs[0].data.tags.get("git.commit", ran_on)
+    for commit in dict.fromkeys((revision.commit, ran_on)):  # a launch tag names the commit the run started from
+        tags += (git("tag", "--points-at", commit, cwd=root) or "").split()
     contains = git("branch", "--contains", revision.commit, "--format=%(refname:short)", cwd=root) or ""
     return [
         ("commit", f"{revision.commit} ({subject})" + (" + the workspace's files" if revision.rev is None else "")),
-        ("tag", ", ".join(tags) or "none"),
+        ("tag", ", ".join(dict.fromkeys(tags)) or "none"),
         ("branch", branch or ", ".join(contains.split()) or "unknown"),
         ("ran", started + (f", on commit {ran_on}" if ran_on != revision.commit else "")),
         ("committed", git("log", "-1", "--format=%cI", revision.commit, cwd=root) or "unknown"),
