@@ -1,6 +1,6 @@
 # The README's commands. `make run` runs the example pipeline, `make test` the quality gates (`make lint`)
-# and then the test suite; all first install what they need: Pipenv (into .tools/ when it is not on
-# PATH), then the locked environment.
+# and then the whole test suite, `make unit` the unit tests alone; all first install what they need:
+# Pipenv (into .tools/ when it is not on PATH), then the locked environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals report runtime serve register lab sweep sweep-launch verify
+.PHONY: setup run lint unit test bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -45,9 +45,12 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-# Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
-# so a file's module-scoped servers and projects are set up once.
+# Tests run in parallel, a worker per core. In `make test` each file stays on one worker (most of its tests
+# wait on subprocesses), so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
+unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
+	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
 test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
@@ -61,8 +64,10 @@ runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<vers
 	$(IN_ENV) python -m runtimes.build --out dist
 
 PORT ?= 5001
-serve: setup  ## serve this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
-	$(IN_ENV) python -m runtimes.serve --out dist --port $(PORT)
+serve: setup  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+	model="$$($(IN_ENV) python -m runtimes.build --out dist --locate)" && \
+	  $(IN_ENV) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false mlflow models serve -m "$$model" --env-manager local \
+	  --host 127.0.0.1 --port $(PORT)
 
 register: setup goals runtime  ## once the goals pass: register the runtime in MLflow's Model Registry as @candidate
 	$(IN_ENV) python -m runtimes.register --out dist

@@ -59,7 +59,9 @@ def test_nested_metrics_and_lists_are_compared_value_by_value() -> None:
     verdict = Verdict()
     before = {"scale": {"mean": [1.0, 2.0]}, "nan": float("nan")}
 
-    compare_json("p.json", json.dumps(before), json.dumps({"scale": {"mean": [1.0, 2.5]}, "nan": float("nan")}), verdict)
+    after = {"scale": {"mean": [1.0, 2.5]}, "nan": float("nan")}
+
+    compare_json("p.json", json.dumps(before), json.dumps(after), verdict)
 
     assert verdict.failures == ["p.json scale/mean/1: committed 2.0, now 2.5"]
 

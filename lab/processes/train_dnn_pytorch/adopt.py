@@ -113,7 +113,7 @@ def adopt(text: str, tuned: Mapping[str, Any], source: str) -> str:
     """
     import yaml
 
-    from lab.processes.train_dnn_pytorch.densenet import DenseNetParams
+    from lab.processes.train_dnn_pytorch.params import NetworkParams as DenseNetParams
     from lib.params import ParamsError, ParamsFile
 
     section = tuned.get("section", SECTION)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, StrictInt, Tag, ValidationError
 
-from lab.processes.train_dnn_pytorch.densenet import DenseNetParams
+from lab.processes.train_dnn_pytorch.params import NetworkParams as DenseNetParams
 from lib.errors import ReprolabError
 from lib.params import Section
 
@@ -246,7 +246,7 @@ def make_objective(
     import mlflow
     import optuna
 
-    from lab.processes.train_dnn_pytorch import densenet
+    from lab.processes.train_dnn_pytorch import network as densenet
     from lib.tracking import runs
 
     epoch_metric = EPOCH_METRIC[config.metric]

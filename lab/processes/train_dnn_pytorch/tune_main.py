@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import yaml
 
     from lab.processes.train_dnn_pytorch import tune
-    from lab.processes.train_dnn_pytorch.densenet import DenseNetParams
+    from lab.processes.train_dnn_pytorch.params import NetworkParams as DenseNetParams
     from lib.datasets import read_splits, require_split, split_path
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile

@@ -258,7 +258,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(splits: Splits, 
         no_test = {name: part for name, part in splits.items() if name != "test"}
         with mlflow.start_run():
             study.optimize(tune.make_objective(config, BASE, no_test, torch.device("cpu"), 0), n_trials=1)
-        from lab.processes.train_dnn_pytorch.densenet import train
+        from lab.processes.train_dnn_pytorch.network import train
 
         expected = train(tune.trial_params(BASE, {"lr": 0.01, "epochs": 2}), no_test, torch.device("cpu"), 0)
         run = mlflow.get_run(study.best_trial.user_attrs[tune.USER_ATTR_RUN_ID])
