@@ -39,8 +39,10 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
-# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root).
-CHROMIUM := /usr/bin/chromium
+# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root);
+# CHROMIUM=<path> names another Chromium or Chrome binary for it.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium

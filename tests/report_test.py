@@ -4,6 +4,7 @@ no request for anything outside the file, the run's metrics, params, goals and M
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -65,8 +66,8 @@ def open_offline(page: Path, folder: Path) -> tuple[str, list[str]]:
     The browser's own background traffic (update and sign-in checks) has no initiating origin in the net
     log; every request the page makes carries the page's origin (`null` for a file), so it is counted.
     """
-    chromium = shutil.which("chromium")
-    assert chromium, "no chromium on PATH: `make test` installs Debian's package"
+    chromium = shutil.which(os.environ.get("CHROMIUM") or "chromium")
+    assert chromium, "no chromium: `make test` installs Debian's package; CHROMIUM=<path> names another"
     net_log = folder / "net-log.json"
     done = subprocess.run(
         [
