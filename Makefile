@@ -57,7 +57,7 @@ test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 report: setup  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
-	$(IN_ENV) python -m lib.report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
+	$(IN_ENV) python -m reports.run_report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals

@@ -48,15 +48,15 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A project copy run on the shrunk params and committed with its results, then once more with fewer
     epochs (`dvc exp run`) in the workspace; the reports of the commit (`--rev HEAD`) and of the workspace."""
     project = make_project_copy(tmp_path_factory.mktemp("report") / "project", shrunk_params())
-    (project / "goals").mkdir()
-    shutil.copy2(PROJ_ROOT / "goals" / "goals.yaml", project / "goals" / "goals.yaml")
+    for folder in ("reports", "goals"):
+        shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "*_test.py"))
     _ok(run(["dvc", "repro"], project))
     _ok(run(["git", "add", "-A"], project))
     _ok(run([*COMMIT, "results"], project))
     # An experiment on top, left in the workspace: its params and results differ from the commit's.
     _ok(run(["dvc", "exp", "run", "-S", "train_dnn_pytorch.epochs=2"], project))
-    committed = _ok(run([sys.executable, "-m", "lib.report", "--rev", "HEAD"], project)).strip()
-    workspace = _ok(run([sys.executable, "-m", "lib.report"], project)).strip()
+    committed = _ok(run([sys.executable, "-m", "reports.run_report", "--rev", "HEAD"], project)).strip()
+    workspace = _ok(run([sys.executable, "-m", "reports.run_report"], project)).strip()
     return {"project": project, "committed": project / committed, "workspace": project / workspace}
 
 
@@ -177,6 +177,6 @@ def test_workspace_report_compares_with_head(reports: dict[str, Path]) -> None:
 
 
 def test_unknown_revision_is_one_line(reports: dict[str, Path]) -> None:
-    done = run([sys.executable, "-m", "lib.report", "--rev", "no-such-commit"], reports["project"])
+    done = run([sys.executable, "-m", "reports.run_report", "--rev", "no-such-commit"], reports["project"])
     assert done.returncode == 2
     assert done.stderr.strip() == "error: git: unknown revision 'no-such-commit' (a commit, tag or branch)"

@@ -1,6 +1,6 @@
 """A run's report: one HTML file that shows a person what ran and what came out, and works offline.
 
-`make report` (`python -m lib.report`) writes it for the workspace, or for any commit with `--rev`:
+`make report` (`python -m reports.run_report`) writes it for the workspace, or for any commit with `--rev`:
 the commit, tag, branch and when it ran; every metric with its change against a base commit (the
 workspace's HEAD, or the commit's parent, or `--base`); the params that changed; the goals of
 goals/goals.yaml; links to the pipeline run's MLflow runs; and every plot of dvc.yaml, drawn by DVC's
@@ -94,31 +94,6 @@ def metric_changes(repo: Repo, revision: Revision, base: str | None) -> dict[str
         return repo.metrics.diff(a_rev=base, b_rev=revision.rev or WORKSPACE, all=True).get("diff", {})
     shown = repo.metrics.show(revs=[revision.rev] if revision.rev else None, hide_workspace=False)
     return diff({}, format_dict(shown.get(revision.rev or WORKSPACE, {}).get("data", {})), with_unchanged=True)
-
-
-def goal_rows(
-    goals: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]
-) -> list[tuple[str, str, Any, str, bool]]:
-    """(model, metric, value, goal, met) for every bound and comparison of a goals file, over `metrics`
-    ({metrics file: {metric: value}}); a missing value fails its goal."""
-    values = {name: metrics.get(model["metrics"], {}) for name, model in goals.get("models", {}).items()}
-    labels = {name: model.get("label", name) for name, model in goals.get("models", {}).items()}
-    rows = []
-    for name, model in goals.get("models", {}).items():
-        for bound, sign, meets in (("minimum", "≥", float.__ge__), ("maximum", "≤", float.__le__)):
-            for metric, goal in (model.get(bound) or {}).items():
-                value = values[name].get(metric)
-                met = isinstance(value, int | float) and meets(float(value), float(goal))
-                rows.append((labels[name], metric, value, f"{sign} {goal}", met))
-    for comparison in goals.get("comparisons", []):
-        name, baseline = comparison["model"], comparison["baseline"]
-        for metric, margin in comparison.get("max_shortfall", {}).items():
-            value, reference = values[name].get(metric), values[baseline].get(metric)
-            numbers = all(isinstance(v, int | float) for v in (value, reference))
-            met = numbers and reference - value <= margin + 1e-12
-            goal = f"at most {margin} below {labels[baseline]}" + (f" ({reference:.4g})" if numbers else "")
-            rows.append((labels[name], metric, value, goal, met))
-    return rows
 
 
 def mlflow_runs(revision: Revision, experiment: str, root: Path) -> tuple[str, list[Run] | str]:
@@ -223,26 +198,34 @@ def params_html(changes: Mapping[str, Mapping[str, Mapping[str, Any]]], base: st
 
 
 def goals_html(goals_text: str | None, changes: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    """The goals table: every criterion of the goals file, its value and whether it is met."""
+    """Every criterion of the goals file judged as `make goals` judges it, over the metrics in `changes`."""
+    from pydantic import ValidationError
+
+    from goals.criteria import Goals, GoalsError, judge
+
     if goals_text is None:
         return f'<p class="note">No {GOALS_FILE}.</p>'
     try:
-        metrics = {path: {key: value.get("new") for key, value in values.items()} for path, values in changes.items()}
-        rows = goal_rows(yaml.safe_load(goals_text) or {}, metrics)
-    except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
-        return f'<p class="fail">{GOALS_FILE} could not be read: {html.escape(repr(exc))}</p>'
-    return _table(
-        ["model", "metric", "value", "goal", ""],
+        goals = Goals.model_validate(yaml.safe_load(goals_text))
+        outcomes = judge(
+            goals,
+            {
+                name: {key: value.get("new") for key, value in changes[model.metrics].items()}
+                if model.metrics in changes
+                else f"no {model.metrics} in this revision"
+                for name, model in goals.models.items()
+            },
+        )
+    except (GoalsError, ValidationError, yaml.YAMLError) as exc:
+        return f'<p class="fail">{GOALS_FILE}: {html.escape(str(exc).splitlines()[0])}</p>'
+    rows = [
         [
-            [
-                f"<td>{html.escape(model)}</td><td>{html.escape(metric)}</td>",
-                _cell(value),
-                f"<td>{html.escape(goal)}</td>",
-                f'<td class="{"pass" if met else "fail"}">{"met" if met else "NOT MET"}</td>',
-            ]
-            for model, metric, value, goal, met in rows
-        ],
-    )
+            f"<td>{html.escape(outcome.message)}</td>",
+            f'<td class="{"pass" if outcome.passed else "fail"}">{"met" if outcome.passed else "NOT MET"}</td>',
+        ]
+        for outcome in outcomes
+    ]
+    return _table(["criterion", ""], rows)
 
 
 def runs_html(uri: str, runs: list[Run] | str) -> str:
