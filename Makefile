@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint unit test bench launch goals runtime serve register lab sweep sweep-launch verify
+.PHONY: setup run lint unit test bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -39,21 +39,32 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
+# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root);
+# CHROMIUM=<path> names another Chromium or Chrome binary for it.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 # Tests run in parallel, a worker per core. In `make test` each file stays on one worker (most of its tests
 # wait on subprocesses), so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
 unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
 	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
 
-test: setup lint  ## the quality gates, then the whole test suite
+test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+report: setup  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
+	$(IN_ENV) python -m reports.run_report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
 
 # CI's lanes (lab/docs/testing.md, "CI"): `make lint` and `make unit` first, then these two. The workflow
 # tests run the launch and sweep workflows under act, and `make launch`: CI runs them only when what they
 # test changes, and nightly.
 .PHONY: integration workflow-tests
 WORKFLOW_TESTS := tests/experiments_workflow_test.py tests/sweep_workflow_test.py tests/launch_test.py
-integration: setup  ## the integration tests but the workflow tests, in parallel
+integration: setup $(CHROMIUM)  ## the integration tests but the workflow tests, in parallel
 	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(WORKFLOW_TESTS))
 
 workflow-tests: setup  ## the workflows run under act, and make launch
