@@ -336,7 +336,7 @@ def test_the_lock_job_checks_the_lock_and_the_gpu_runners_torch() -> None:
     scripts = "\n".join(step.get("run", "") for step in steps)
 
     assert ".tools/bin/pipenv verify" in scripts
-    assert "https://pypi.org/pypi/torch/{version}/json" in scripts and "-cp311-cp311-manylinux" in scripts
+    assert "https://pypi.org/pypi/torch/json" in scripts and "-cp311-cp311-manylinux" in scripts
 
 
 def test_the_quality_gates_page_names_every_job_as_a_required_check() -> None:
