@@ -306,7 +306,7 @@ def test_the_workflow_tests_run_when_their_inputs_change(
     [
         ("schedule", ""),  # nightly
         ("push", "0" * 40),  # a new branch
-        ("push", "1234567890abcdef1234567890abcdef12345678"),  # a force push: the old tip is not here
+        ("push", "ab" * 20),  # a force push: the old tip is not here
     ],
 )
 def test_the_workflow_tests_run_nightly_and_whenever_the_history_is_unknown(
