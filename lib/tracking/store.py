@@ -18,6 +18,7 @@ from lib.params import Section
 from lib.paths import DEFAULT_EXPERIMENT
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+LOCAL_STORE = "mlflow.db"
 # Fail in seconds, not minutes, if a server that answered the health check goes away mid-run.
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
@@ -48,7 +49,7 @@ def local_store_root() -> Path:
 
 def local_store_uri(root: Path) -> str:
     """The SQLite URI of the local store in `root` (the file MLflow's own default names, made absolute)."""
-    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{Path(root).resolve() / LOCAL_STORE}"
 
 
 def local_artifact_location(root: Path, experiment: str) -> str:
