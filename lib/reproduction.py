@@ -1,8 +1,6 @@
-"""Does this commit's pipeline reproduce its committed results? `make verify` asks, in a scratch copy.
-
-HEAD is cloned into a temporary folder sharing this project's DVC cache, `dvc repro -f` runs there, and its
-`dvc.lock` is compared with the committed one: identical, reproduced within TOLERANCE (bytes differ, every
-metric and plot value is close), or not reproduced (exit 1). See lab/docs/reproducibility.md.
+"""Does this commit's pipeline reproduce its committed results? `make verify` asks: HEAD is cloned into a
+scratch folder sharing this project's DVC cache, `dvc repro -f` runs there, and its outputs are compared with
+the committed ones. The three verdicts are explained in lab/docs/reproducibility.md.
 """
 
 import argparse
@@ -122,7 +120,7 @@ def reproduce(project: Path, scratch: Path) -> None:
         ["dvc", "repro", "--force", "--quiet"],
     ):
         done = subprocess.run(
-            args, cwd=scratch if args[0] == "dvc" else project, env=env, capture_output=True, text=True, check=False
+            args, cwd=scratch if args[0] == "dvc" else project, env=env, capture_output=True, text=True
         )
         if done.returncode and args[1] != "checkout":
             raise SystemExit(f"verify: `{' '.join(args)}` failed:\n{(done.stdout + done.stderr)[-3000:]}")
