@@ -62,14 +62,14 @@ def logged_steps(run_id: str, key: str) -> set[int]:
 
 
 def epoch_logger(
-    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool, key: str = "train/loss"
+    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool
 ) -> Callable[[int, dict[str, float]], None]:
     """Per-epoch logging for a run that may continue an earlier one: the rows of `history` (`epoch` and
     metrics) a kill cut off are logged now; the callback returned logs later epochs asynchronously,
-    skipping those the run already has (judged by metric `key`) when it was `resumed`."""
+    skipping those the run already has (judged by `train/loss`) when it was `resumed`."""
     import mlflow
 
-    logged = logged_steps(run_id, key) if resumed else set()
+    logged = logged_steps(run_id, "train/loss") if resumed else set()
     for row in history:
         epoch = int(row["epoch"])
         if epoch not in logged:
