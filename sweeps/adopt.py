@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,21 +102,6 @@ def adopt(text: str, tuned: Mapping[str, Any], source: str) -> str:
     return edited
 
 
-def replace_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, keeping the file's mode."""
-    path = Path(path)
-    mode = path.stat().st_mode & 0o777
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Read the tuned file and params.yaml, write the tuned values into the section, report the changes."""
     parser = cli.parser(__doc__)
@@ -126,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import yaml
+
+    from lib.outputs import commit_outputs
 
     try:
         tuned = yaml.safe_load(args.tuned.read_text(encoding="utf-8"))
@@ -138,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not isinstance(tuned, Mapping):
         raise AdoptError(f"{args.tuned}: not a best-params file (a mapping with 'section' and 'params')")
     old = (yaml.safe_load(text) or {}).get(SECTION) or {}
-    replace_atomically(args.params, adopt(text, tuned, str(args.params)))
+    with commit_outputs() as outputs:  # through a temporary file, renamed into place
+        outputs.write_text(args.params, adopt(text, tuned, str(args.params)))
     changes = [
         f"{k} {repr(old[k]) if k in old else '(default)'} -> {v!r}"
         for k, v in tuned["params"].items()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from lib import cli
 from lib.errors import ReprolabError
 from sweeps import grid
 from sweeps.search import DONE, ranked_table
-
-EXIT_FAILED = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run one command; returns 1 when experiments failed."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run one command; exit status 1, naming them, when experiments failed."""
     from lib.params import ParamsFile
     from lib.tracking.store import TrackingParams
 
@@ -62,35 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         sweep, points = grid.read_sweep(grid.sweep_file_for_tag(args.tag, args.sweeps), args.params, args.tag)
         if args.command == "matrix":
-            print(json.dumps(grid.matrix(points), separators=(",", ":")))
-            return 0
+            return print(json.dumps(grid.matrix(points), separators=(",", ":")))
         if args.command == "point":
             if not 1 <= args.index <= len(points):
                 raise ReprolabError(f"--index: 1 to {len(points)} for {sweep.source}, got {args.index}")
-            grid.run_point(repo, points[args.index - 1])
-            return 0
+            return grid.run_point(repo, points[args.index - 1])
         text, results = grid.summary(repo, sweep, points, args.tag, experiment, args.remote)
         print(text)
         if args.out:
             args.out.write_text(text, encoding="utf-8")
         how = "see their jobs' logs"
     failed = [result.name for result in results if result.state != DONE]
-    if failed:
-        print(
-            f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; {how.format(failed[0])}", file=sys.stderr
-        )
-    return EXIT_FAILED if failed else 0
-
-
-def _run(argv: Sequence[str] | None = None) -> int:
-    status = 0
-
-    def call(arguments: Sequence[str] | None) -> None:
-        nonlocal status
-        status = main(arguments)
-
-    return cli.run(call, argv) or status
+    if failed:  # SystemExit prints the line to stderr and exits 1
+        raise SystemExit(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; {how.format(failed[0])}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(_run())
+    raise SystemExit(cli.run(main))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -286,30 +285,28 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: i
     return ran
 
 
-@dataclass(frozen=True)
-class Best:
-    """The study's best trial and how the study went."""
-
-    number: int
-    value: float
-    params: dict[str, Any]
-    completed: int
-    pruned: int
-    run_id: str | None  # the trial's MLflow run
-
-
-def best_trial(study: optuna.Study, space: Space) -> Best:
-    """The best completed trial; an error when every trial was pruned."""
+def best_file(study: optuna.Study, config: TuneParams, run_id: str | None = None) -> dict[str, Any]:
+    """The best completed trial and how the study went: the best-params file that `adopt` writes into
+    params.yaml. An error when every trial was pruned."""
     from optuna.trial import TrialState
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if not completed:
         raise TuneError(f"{SECTION}.pruning: every trial was pruned; raise warmup_epochs or startup_trials")
-    trial = study.best_trial
-    params = decode_params(space, trial.params)
-    run_id = trial.user_attrs.get(USER_ATTR_RUN_ID)
-    return Best(trial.number, float(trial.value), params, len(completed), len(pruned), run_id)
+    best = study.best_trial
+    return {
+        "section": TRAIN_SECTION,
+        "params": decode_params(config.search_space, best.params),
+        "study": config.study,
+        "metric": config.metric,
+        "direction": direction(config.metric),
+        "best_value": float(best.value),
+        "best_trial": best.number,
+        "trials": {"completed": len(completed), "pruned": pruned, "total": len(completed) + pruned},
+        "mlflow_run_id": run_id,
+        "best_mlflow_run_id": best.user_attrs.get(USER_ATTR_RUN_ID),
+    }
 
 
 def trial_results(study: optuna.Study, space: Space, links: Mapping[str, str]) -> list[Result]:
@@ -327,22 +324,6 @@ def trial_results(study: optuna.Study, space: Space, links: Mapping[str, str]) -
         )
         for trial in study.get_trials(deepcopy=False)
     ]
-
-
-def best_file(config: TuneParams, best: Best, run_id: str) -> dict[str, Any]:
-    """The content of the best-params file that `adopt` writes into params.yaml."""
-    return {
-        "section": TRAIN_SECTION,
-        "params": best.params,
-        "study": config.study,
-        "metric": config.metric,
-        "direction": direction(config.metric),
-        "best_value": best.value,
-        "best_trial": best.number,
-        "trials": {"completed": best.completed, "pruned": best.pruned, "total": best.completed + best.pruned},
-        "mlflow_run_id": run_id,
-        "best_mlflow_run_id": best.run_id,
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -391,29 +372,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         ran = run_trials(study, make_objective(config, base, splits, device, seed), args.trials or config.n_trials,
                          seed, config.random_trials)  # fmt: skip
-        best = best_trial(study, config.search_space)
-        summary = best_file(config, best, run_id)
-        mlflow.log_metrics(
-            {f"best/{config.metric}": best.value, "trials/completed": best.completed, "trials/pruned": best.pruned}
+        best = best_file(study, config, run_id)
+        counts = {f"trials/{state}": float(count) for state, count in best["trials"].items() if state != "total"}
+        mlflow.log_metrics({f"best/{config.metric}": best["best_value"], **counts})
+        mlflow.set_tags(
+            {"best_trial": str(best["best_trial"]), **{f"best.{k}": str(v) for k, v in best["params"].items()}}
         )
-        mlflow.set_tags({"best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}})
-        mlflow.log_dict(summary, "best_params.yaml")
-    links = run_links(experiment, mlflow.get_tracking_uri(), f"tags.`mlflow.parentRunId` = '{run_id}'", TRIAL_TAG, True)
-    print(
-        ranked_table(
-            trial_results(study, config.search_space, links), config.metric, direction(config.metric) == "maximize"
-        )
-    )
+        mlflow.log_dict(best, "best_params.yaml")
+    trial_runs = f"tags.`mlflow.parentRunId` = '{run_id}'"
+    links = run_links(experiment, mlflow.get_tracking_uri(), trial_runs, TRIAL_TAG, nested=True)
+    results = trial_results(study, config.search_space, links)
+    print(ranked_table(results, config.metric, maximize=direction(config.metric) == "maximize"))
 
     header = (
         f"# The best trial of the Optuna study '{config.study}' ({storage}).\n"
         f"# Put its params into params.yaml's {TRAIN_SECTION} section with: make adopt-tuned\n"
     )
     with commit_outputs() as outputs:
-        outputs.write_text(args.out, header + yaml.safe_dump(summary, sort_keys=False))
+        outputs.write_text(args.out, header + yaml.safe_dump(best, sort_keys=False))
+    trials = best["trials"]
     print(
-        f"{SECTION}: {ran} trials run now, {best.completed} completed and {best.pruned} pruned in all; "
-        f"best trial {best.number}: {config.metric} {best.value:.4f}; written to {args.out}"
+        f"{SECTION}: {ran} trials run now, {trials['completed']} completed and {trials['pruned']} pruned in all; "
+        f"best trial {best['best_trial']}: {config.metric} {best['best_value']:.4f}; written to {args.out}"
     )
 
 

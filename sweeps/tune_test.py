@@ -229,13 +229,14 @@ def test_pruning_stops_a_worse_trial_and_best_trial_counts_both(tmp_path: Path) 
     study = tune.open_study(f"sqlite:///{tmp_path / 'study.db'}", config, "digest", fresh=False)
 
     tune.run_trials(study, _toy_objective(config, []), 8, seed=0, random_trials=1)
-    best = tune.best_trial(study, config.search_space)
+    best = tune.best_file(study, config, "parent")
 
     states = [trial.state for trial in study.trials]
     assert optuna.trial.TrialState.PRUNED in states
-    assert best.completed + best.pruned == 8
-    assert best.value == min(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
-    assert best.params == tune.decode_params(config.search_space, study.best_trial.params)
+    assert best["trials"]["completed"] + best["trials"]["pruned"] == best["trials"]["total"] == 8
+    assert best["best_value"] == min(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert best["params"] == tune.decode_params(config.search_space, study.best_trial.params)
+    assert (best["section"], best["direction"], best["mlflow_run_id"]) == ("train_dnn_pytorch", "minimize", "parent")
 
 
 @pytest.mark.unittest
@@ -244,7 +245,7 @@ def test_every_trial_pruned_is_an_error() -> None:
     study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
 
     with pytest.raises(TuneError, match="every trial was pruned"):
-        tune.best_trial(study, _config().search_space)
+        tune.best_file(study, _config())
 
 
 @pytest.mark.unittest
