@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -334,12 +335,19 @@ SHRUNK_SEARCH = {
 }
 
 
+def with_sweeps(project: Path) -> Path:
+    """The project copy with this package, which the copy leaves out (it is no pipeline code)."""
+    source = Path(tune.__file__).parent
+    shutil.copytree(source, project / source.name, ignore=shutil.ignore_patterns("__pycache__", "*_test.py"))
+    return project
+
+
 @pytest.mark.integration
 def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"train_dnn_pytorch": {"epochs": 2, "device": "cpu"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
-    project = make_project_copy(tmp_path / "project", params)
+    project = with_sweeps(make_project_copy(tmp_path / "project", params))
     uri = f"sqlite:///{project}/mlflow.db"
     done = run([sys.executable, "-m", "lab.processes.prepare_data.main"], project, MLFLOW_TRACKING_URI=uri)
     assert done.returncode == 0, done.stderr
@@ -394,7 +402,7 @@ def test_tune_main_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"prepare_data": {"split": "train_test"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
-    project = make_project_copy(tmp_path / "project", params)
+    project = with_sweeps(make_project_copy(tmp_path / "project", params))
     uri = f"sqlite:///{project}/mlflow.db"
     assert (
         run([sys.executable, "-m", "lab.processes.prepare_data.main"], project, MLFLOW_TRACKING_URI=uri).returncode == 0
