@@ -1,6 +1,6 @@
 # The README's commands. `make run` runs the example pipeline, `make test` the quality gates (`make lint`)
-# and then the test suite; all first install what they need: Pipenv (into .tools/ when it is not on
-# PATH), then the locked environment.
+# and then the whole test suite, `make unit` the unit tests alone; all first install what they need:
+# Pipenv (into .tools/ when it is not on PATH), then the locked environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch
+.PHONY: setup run lint unit test bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -39,11 +39,25 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
-# Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
-# so a file's module-scoped servers and projects are set up once.
+# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root);
+# CHROMIUM=<path> names another Chromium or Chrome binary for it.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+# Tests run in parallel, a worker per core. In `make test` each file stays on one worker (most of its tests
+# wait on subprocesses), so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
-test: setup lint  ## the quality gates, then the whole test suite
+unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
+	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
+test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+report: setup  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
+	$(IN_ENV) python -m reports.run_report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals
@@ -52,8 +66,10 @@ runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<vers
 	$(IN_ENV) python -m runtimes.build --out dist
 
 PORT ?= 5001
-serve: setup  ## serve this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
-	$(IN_ENV) python -m runtimes.serve --out dist --port $(PORT)
+serve: setup  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+	model="$$($(IN_ENV) python -m runtimes.build --out dist --locate)" && \
+	  $(IN_ENV) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false mlflow models serve -m "$$model" --env-manager local \
+	  --host 127.0.0.1 --port $(PORT)
 
 register: setup goals runtime  ## once the goals pass: register the runtime in MLflow's Model Registry as @candidate
 	$(IN_ENV) python -m runtimes.register --out dist
@@ -84,3 +100,6 @@ bench: setup  ## pipeline speed against its floor, and growth with data size; wr
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
+
+verify: setup  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
+	$(IN_ENV) python -m lib.reproduction

@@ -1,9 +1,9 @@
 """Training throughput of the dense network as the stage runs it, next to a bare PyTorch loop.
 
-The stage's loop is `densenet.train` with what the stage adds to every epoch: scoring val and writing a
-checkpoint. The bare loop trains the same network with the same optimiser, batch size and data, already
-on the device, and does nothing else. Both run in this process on seeded synthetic data, alternating,
-and the figures are medians of per-epoch samples/s after warm-up epochs.
+The stage's loop is `network.train` (`lib.training.loop.fit`) with what the stage adds to every epoch:
+scoring val and writing a checkpoint. The bare loop trains the same network with the same optimiser,
+batch size and data, already on the device, and does nothing else. Both run in this process on seeded
+synthetic data, alternating, and the figures are medians of per-epoch samples/s after warm-up epochs.
 
     .venv/bin/python -m benchmarks.dnn_throughput --out lab/docs/benchmarks-dnn.md
 """
@@ -27,17 +27,19 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
-from lab.processes.train_dnn_pytorch.densenet import DenseNetParams, build_network, train
+from lab.processes.train_dnn_pytorch.network import build_network, train
+from lab.processes.train_dnn_pytorch.params import NetworkParams
+from lib.datasets import Split, Splits
 from lib.params import ParamsFile
 from lib.paths import PARAMS_FILE
 from lib.torch_data import resolve_device
+from lib.training.checkpoints import CheckpointStore
 
 SEED = 0
 TITLE = """# Dense network: training throughput in the stage against a bare PyTorch loop
 
 `benchmarks/dnn_throughput.py` trains the network of `params.yaml` on seeded synthetic data (80 % train,
-20 % val) twice in one process, alternating: through `densenet.train` exactly as the stage runs it (val
+20 % val) twice in one process, alternating: through `network.train` exactly as the stage runs it (val
 scored and a checkpoint written every epoch), and through a bare loop of the same model, optimiser, batch
 size and on-device data that only shuffles, steps and does nothing else. Figures are medians of
 per-epoch samples/s, the first epoch of each repeat left out as warm-up (plus one whole warm-up run).
@@ -70,7 +72,7 @@ NOTES = """
 """
 
 
-def synthetic_splits(rows: int, features: int) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+def synthetic_splits(rows: int, features: int) -> Splits:
     """Seeded `make_classification` rows, 80 % train and 20 % val (what the stage trains and scores on)."""
     from sklearn.datasets import make_classification
 
@@ -78,8 +80,8 @@ def synthetic_splits(rows: int, features: int) -> dict[str, tuple[pd.DataFrame, 
     frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)]).astype("float64")
     cut = int(rows * 0.8)
     return {
-        "train": (frame.iloc[:cut].reset_index(drop=True), y[:cut].astype(np.int64)),
-        "val": (frame.iloc[cut:].reset_index(drop=True), y[cut:].astype(np.int64)),
+        "train": Split(frame.iloc[:cut].reset_index(drop=True), y[:cut].astype(np.int64)),
+        "val": Split(frame.iloc[cut:].reset_index(drop=True), y[cut:].astype(np.int64)),
     }
 
 
@@ -88,7 +90,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def stage_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.device, folder: Path) -> list[float]:
+def stage_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.device, folder: Path) -> list[float]:
     """Seconds of each epoch after the first of one `train` call with val scoring and checkpoints.
 
     An epoch's time runs from one `on_epoch` call to the next, so it holds the previous epoch's
@@ -106,13 +108,13 @@ def stage_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.devi
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
-def bare_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.device) -> list[float]:
+def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.device) -> list[float]:
     """Seconds of each epoch after the first of a plain loop: shuffle, forward, loss, backward, step."""
     torch.manual_seed(SEED)
     features, labels = splits["train"]
     x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
     y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
-    network = build_network(x.shape[1], params.hidden_layers, params.dropout).to(device)
+    network = build_network(x.shape[1], params).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     generator = torch.Generator().manual_seed(SEED)
@@ -132,9 +134,9 @@ def bare_epoch_seconds(params: DenseNetParams, splits: dict, device: torch.devic
     return seconds[1:]
 
 
-def measure(params: DenseNetParams, splits: dict, device: torch.device, repeats: int) -> dict[str, float]:
+def measure(params: NetworkParams, splits: Splits, device: torch.device, repeats: int) -> dict[str, float]:
     """Median per-epoch samples/s of the stage's loop and of the bare loop, alternating `repeats` times."""
-    rows = len(splits["train"][1])
+    rows = len(splits["train"].labels)
     stage: list[float] = []
     bare: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -156,7 +158,7 @@ def machine(device: torch.device) -> str:
     )
 
 
-def report(results: Sequence[dict[str, float]], params: DenseNetParams, device: torch.device, command: str) -> str:
+def report(results: Sequence[dict[str, float]], params: NetworkParams, device: torch.device, command: str) -> str:
     """The benchmark's markdown section: a table of the figures, the machine and the command."""
     lines = [
         TITLE,
@@ -188,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     device = resolve_device(args.device)
-    configured = ParamsFile.read(PARAMS_FILE).section("train_dnn_pytorch", DenseNetParams)
+    configured = ParamsFile.read(PARAMS_FILE).section("train_dnn_pytorch", NetworkParams)
     params = configured.model_copy(update={"epochs": args.epochs, "device": args.device})
     results = []
     for rows in args.rows:

@@ -1,7 +1,8 @@
-"""`pytest goals`: options naming the outputs to judge and the goals file, and the goals table at the end.
+"""`pytest goals`: judge the outputs once before any test, one test per criterion, and the goals table.
 
-The table is printed after the test results, and appended to the file named by `GITHUB_STEP_SUMMARY`
-when that variable is set, so a GitHub Actions job shows it in its summary.
+The session stops with one line when the outputs are not current (DVC's status: a stage failed, is out of
+date, or lost an output), when the goals file is malformed, or when the outputs hold no test metrics.
+The table of every criterion is printed after the tests, and appended to `$GITHUB_STEP_SUMMARY` when set.
 """
 
 from __future__ import annotations
@@ -11,29 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from goals.criteria import (
-    GOALS_FILE,
-    Goals,
-    Outcome,
-    evaluate,
-    missing_test_split,
-    read_goals,
-    read_metrics,
-    summary_markdown,
-)
+from goals import criteria
+from lib.errors import ReprolabError
+from lib.pipeline_state import check_current
 
-SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+OUTCOMES = pytest.StashKey[list[criteria.Outcome]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("goals", "acceptance criteria over the pipeline's outputs")
-    group.addoption(
-        "--outputs-dir",
-        type=Path,
-        default=None,
-        help="the directory holding the pipeline's metrics/ (default: the repository root)",
-    )
-    group.addoption("--goals-file", type=Path, default=GOALS_FILE, help="thresholds (default: goals/goals.yaml)")
+    group.addoption("--outputs-dir", type=Path, help="the project whose outputs to judge (default: the repository)")
+    group.addoption("--goals-file", type=Path, default=criteria.GOALS_FILE, help="default: goals/goals.yaml")
 
 
 def _outputs_dir(config: pytest.Config) -> Path:
@@ -41,41 +30,40 @@ def _outputs_dir(config: pytest.Config) -> Path:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Stop with one line (a usage error) when the outputs hold no test metrics: nothing can be judged."""
+    """Judge every criterion, or refuse in one line: outputs not current, bad goals file, no test split."""
+    outputs = _outputs_dir(session.config)
     try:
-        goals = read_goals(session.config.getoption("goals_file"))
-    except Exception:  # the tests report a bad goals file
-        return
-    reason = missing_test_split(goals, read_metrics(_outputs_dir(session.config), goals))
-    if reason is not None:
-        raise pytest.UsageError(reason)
+        check_current(outputs)
+        goals = criteria.read_goals(session.config.getoption("goals_file"))
+        metrics = criteria.read_metrics(outputs, goals)
+        session.config.stash[OUTCOMES] = criteria.judge(goals, metrics)
+    except ReprolabError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
-@pytest.fixture(scope="session")
-def goals(pytestconfig: pytest.Config) -> Goals:
-    """The validated goals file."""
-    return read_goals(pytestconfig.getoption("goals_file"))
-
-
-@pytest.fixture(scope="session")
-def outcomes(pytestconfig: pytest.Config, goals: Goals) -> dict[str, Outcome]:
-    """Every criterion judged against the outputs, by criterion id."""
-    judged = evaluate(goals, read_metrics(_outputs_dir(pytestconfig), goals))
-    return {outcome.id: outcome for outcome in judged}
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "outcome" in metafunc.fixturenames:
+        outcomes = metafunc.config.stash[OUTCOMES]
+        metafunc.parametrize("outcome", outcomes, ids=[outcome.id for outcome in outcomes])
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """Print every criterion with its value and goal; append the same table to the CI job summary."""
-    try:
-        goals = read_goals(config.getoption("goals_file"))
-    except Exception:  # the tests already report a bad goals file
+    outcomes = config.stash.get(OUTCOMES, [])
+    if not outcomes:
         return
-    outputs_dir = _outputs_dir(config)
-    judged = evaluate(goals, read_metrics(outputs_dir, goals))
     terminalreporter.section("goals")
-    for outcome in judged:
+    for outcome in outcomes:
         terminalreporter.write_line(f"{'pass' if outcome.passed else 'FAIL'}  {outcome.message}")
-    summary = os.environ.get(SUMMARY_ENV)
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as file:
-            file.write(summary_markdown(judged, outputs_dir))
+    failed = sum(not outcome.passed for outcome in outcomes)
+    table = [
+        f"### Goals: {f'{failed} of {len(outcomes)} failed' if failed else 'all passed'}\n",
+        f"Outputs judged: `{_outputs_dir(config)}`\n",
+        "| | criterion | value | goal | result |\n|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        value = "–" if o.value is None else f"{o.value:g}"
+        table.append(f"| {'pass' if o.passed else '**FAIL**'} | `{o.id}` | {value} | {o.goal:g} | {o.message} |")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as file:
+            file.write("\n".join(table) + "\n")

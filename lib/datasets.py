@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from lib.errors import ReprolabError
 
@@ -20,6 +20,16 @@ MODE_SPLITS: dict[str, tuple[str, ...]] = {
     "train_test": ("train", "test"),
     "train_val_test": SPLITS,
 }
+
+
+class Split(NamedTuple):
+    """One split of the data: the feature columns and their integer labels, row for row."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+
+
+Splits = dict[str, Split]
 
 
 class DataError(ReprolabError):
@@ -44,7 +54,7 @@ def write_split(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, use_dictionary=dictionary)
 
 
-def read_split(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+def read_split(path: Path) -> Split:
     """Read one processed split as (features, integer labels); the error names the bad file."""
     import pandas as pd
 
@@ -68,10 +78,10 @@ def read_split(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError(f"{path}: column '{column}' holds missing values")
     if not frame[TARGET].isin([0, 1]).all():
         raise DataError(f"{path}: column '{TARGET}' must hold only 0/1 labels")
-    return features, frame[TARGET].to_numpy(dtype="int64")
+    return Split(features, frame[TARGET].to_numpy(dtype="int64"))
 
 
-def read_splits(data_dir: Path) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+def read_splits(data_dir: Path) -> Splits:
     """Read the splits in `data_dir`: always `train`, and `val` and `test` when their files exist.
 
     Every split read must share the train split's feature columns. A missing train split is an error;
@@ -81,14 +91,14 @@ def read_splits(data_dir: Path) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
     for name in SPLITS[1:]:
         if split_path(data_dir, name).exists():
             splits[name] = read_split(split_path(data_dir, name))
-    columns = list(splits["train"][0].columns)
-    for name, (features, _) in splits.items():
-        if list(features.columns) != columns:
+    columns = list(splits["train"].features.columns)
+    for name, split in splits.items():
+        if list(split.features.columns) != columns:
             raise DataError(f"{split_path(data_dir, name)}: columns differ from the train split")
     return splits
 
 
-def require_split(splits: dict[str, tuple[pd.DataFrame, np.ndarray]], name: str, needed_by: str) -> None:
+def require_split(splits: Splits, name: str, needed_by: str) -> None:
     """Raise a DataError naming `needed_by` and the `prepare_data.split` modes that write split `name`."""
     if name not in splits:
         modes = " or ".join(mode for mode, names in MODE_SPLITS.items() if name in names)

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.datasets import MODE_SPLITS, SPLITS, DataError, read_split, read_splits, require_split, split_path, write_split
+from lib.datasets import (
+    MODE_SPLITS,
+    SPLITS,
+    DataError,
+    Split,
+    read_split,
+    read_splits,
+    require_split,
+    split_path,
+    write_split,
+)
 from lib.errors import ReprolabError
 
 pytestmark = pytest.mark.unittest
@@ -35,8 +45,10 @@ def test_split_path_is_the_split_name_as_parquet(tmp_path: Path) -> None:
 def test_read_split_returns_features_and_int_labels(tmp_path: Path) -> None:
     path = _write(tmp_path / "train.parquet", _frame(rows=4))
 
-    features, labels = read_split(path)
+    split = read_split(path)
 
+    assert isinstance(split, Split)
+    features, labels = split.features, split.labels
     assert list(features.columns) == ["mean radius", "mean texture"]
     assert features["mean texture"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert labels.dtype == np.int64
@@ -157,7 +169,7 @@ def test_read_splits_reads_the_splits_each_mode_writes(tmp_path: Path, mode: str
     splits = read_splits(tmp_path)
 
     assert tuple(splits) == MODE_SPLITS[mode]
-    assert splits["train"][1].tolist() == [0, 1, 0, 1]
+    assert splits["train"].labels.tolist() == [0, 1, 0, 1]
 
 
 def test_read_splits_reads_train_and_val_without_test(tmp_path: Path) -> None:

@@ -1,22 +1,25 @@
 """Package the pipeline's selected classifier as a deployable, versioned runtime artefact.
 
 A runtime is a folder `<name>-<version>-<short commit>` (and the same as a zip) holding:
-- `model/`: an MLflow pyfunc model (`scaled_classifier.py`) that takes the raw feature columns, with a
-  signature, an input example and pinned pip requirements; `mlflow models serve` serves it;
+- `model_dir/model/`: an MLflow pyfunc model (`scaled_classifier.py`) that takes the raw feature columns,
+  with a signature, an input example and pinned pip requirements; `mlflow models serve` serves it;
+- `Dockerfile`: MLflow's own image serving that model, written by `mlflow models generate-dockerfile`
+  (which also puts the model at `model_dir/model`, where the Dockerfile copies it from);
 - `runtime.json`: where it came from: git commit, params, metrics and the md5 of every pipeline output
-  in `dvc.lock` (the data version included);
-- `Dockerfile`: an image that serves it.
+  in `dvc.lock` (the data version included).
 
-Every file taken from the pipeline is first checked against its md5 in `dvc.lock`, so the metadata
-never describes outputs other than the ones packaged.
+Nothing is packaged unless DVC's status says every pipeline output is current (lib/pipeline_state), so
+the metadata never describes outputs other than the ones packaged.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from lib.errors import ReprolabError
+from lib.git import git
 from lib.params import ParamsFile, Section
+from lib.pipeline_state import check_current
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +39,6 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 RUNTIME_FILE = HERE / "runtime.yaml"
 MODEL_CODE = HERE / "scaled_classifier.py"
-DOCKERFILE = HERE / "Dockerfile"
 CLASSIFIER = "models/classifier.pkl"
 PREPROCESSING = "models/preprocessing.json"
 METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
@@ -44,7 +48,7 @@ EXAMPLE_ROWS = 5
 # The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
 REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
 METADATA_FILE = "runtime.json"
-MODEL_DIR = "model"
+MODEL_DIR = Path("model_dir", "model")  # where `mlflow models generate-dockerfile` puts the model
 SHORT_COMMIT = 7
 
 
@@ -81,14 +85,13 @@ def read_config(path: Path = RUNTIME_FILE) -> RuntimeConfig:
 def git_state(project: Path) -> GitState:
     """HEAD's commit in `project` and whether tracked files (results included) have uncommitted changes."""
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")
-    return GitState(commit, bool(git("status", "--porcelain", "--untracked-files=no")))
+    commit, changes = (
+        git("rev-parse", "HEAD", cwd=project),
+        git("status", "--porcelain", "--untracked-files=no", cwd=project),
+    )
+    if commit is None or changes is None:
+        raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
+    return GitState(commit, bool(changes))
 
 
 def artifact_name(config: RuntimeConfig, git: GitState) -> str:
@@ -98,34 +101,7 @@ def artifact_name(config: RuntimeConfig, git: GitState) -> str:
 
 def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
     """Every output recorded in a parsed dvc.lock, as path -> md5 (`.dir` hashes for folders)."""
-    outs: dict[str, str] = {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            outs[out["path"]] = out["md5"]
-    return outs
-
-
-def file_md5(path: Path) -> str:
-    """The md5 of a file's bytes, as DVC 3 records it for a file output."""
-    digest = hashlib.md5(usedforsecurity=False)  # DVC's content hash
-    with Path(path).open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_against_lock(project: Path, outs: Mapping[str, str], paths: Sequence[str]) -> None:
-    """Raise unless every file in `paths` exists under `project` with the md5 that dvc.lock records."""
-    for path in paths:
-        if path not in outs:
-            raise RuntimeBuildError(f"dvc.lock records no output {path}: run the pipeline first (make run)")
-        if not (project / path).is_file():
-            raise RuntimeBuildError(f"{path} is missing: run `dvc checkout` (or `dvc pull`) to get it")
-        if file_md5(project / path) != outs[path]:
-            raise RuntimeBuildError(
-                f"{path} differs from the version in dvc.lock: run `dvc repro` to bring the pipeline up to date, "
-                "or `dvc checkout` to restore the recorded outputs"
-            )
+    return {out["path"]: out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
 
 
 def raw_rows(processed: pd.DataFrame, preprocessing: Mapping[str, Any], rows: int) -> pd.DataFrame:
@@ -163,18 +139,6 @@ def metadata(
     }
 
 
-def recorded_outputs(project: Path) -> dict[str, str]:
-    """dvc.lock's outputs (path -> md5), once the files a runtime packages are checked against them."""
-    import yaml
-
-    lock_path = project / "dvc.lock"
-    if not lock_path.is_file():
-        raise RuntimeBuildError(f"{lock_path} not found: run the pipeline first (make run)")
-    outs = lock_outs(yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {})
-    check_against_lock(project, outs, [CLASSIFIER, PREPROCESSING, *METRICS])
-    return outs
-
-
 def save_model(
     folder: Path, project: Path, example: pd.DataFrame, requirements: Sequence[str], tags: Mapping[str, str]
 ) -> None:
@@ -184,9 +148,7 @@ def save_model(
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
-    from runtimes.scaled_classifier import CLASSIFIER as CLASSIFIER_KEY
-    from runtimes.scaled_classifier import PREPROCESSING as PREPROCESSING_KEY
-    from runtimes.scaled_classifier import score
+    from runtimes import scaled_classifier as model
 
     preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
     with (project / CLASSIFIER).open("rb") as file:
@@ -194,16 +156,26 @@ def save_model(
     with warnings.catch_warnings():
         # MLflow's hint that integer output columns cannot hold missing values: ours never do.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        signature = infer_signature(example, score(example, classifier, preprocessing))
+        signature = infer_signature(example, model.score(example, classifier, preprocessing))
     mlflow.pyfunc.save_model(
         str(folder),
         python_model=str(MODEL_CODE),
-        artifacts={CLASSIFIER_KEY: str(project / CLASSIFIER), PREPROCESSING_KEY: str(project / PREPROCESSING)},
+        artifacts={model.CLASSIFIER: str(project / CLASSIFIER), model.PREPROCESSING: str(project / PREPROCESSING)},
         signature=signature,
         input_example=example,
         pip_requirements=list(requirements),
         metadata=dict(tags),
     )
+
+
+def generate_dockerfile(model: Path, folder: Path) -> None:
+    """`mlflow models generate-dockerfile`: `folder`/Dockerfile serving `model`, copied to `folder`/MODEL_DIR."""
+    command = [sys.executable, "-m", "mlflow", "models", "generate-dockerfile", "--env-manager", "local"]
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    done = subprocess.run([*command, "-m", str(model), "-d", str(folder)], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeBuildError(f"mlflow models generate-dockerfile failed for {model}: {why}")
 
 
 def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
@@ -212,11 +184,13 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     The folder and its zip replace any earlier build of the same name.
     """
     import pandas as pd
+    import yaml
 
     from lib.tracking.models import pip_requirements
 
     project, out_dir = Path(project).resolve(), Path(out_dir).resolve()
-    outs = recorded_outputs(project)
+    check_current(project)
+    outs = lock_outs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
     git = git_state(project)
     name = artifact_name(config, git)
     preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
@@ -229,22 +203,23 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     example = raw_rows(pd.read_parquet(project / example_split), preprocessing, EXAMPLE_ROWS)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging, final = out_dir / f".{name}.tmp", out_dir / name
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    final = out_dir / name
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch:
+        staging = Path(scratch, name)
         tags = {"runtime.artifact": name, "git.commit": git.commit, "runtime.version": config.version}
-        save_model(staging / MODEL_DIR, project, example, requirements, tags)
+        save_model(Path(scratch, MODEL_DIR.name), project, example, requirements, tags)
+        generate_dockerfile(Path(scratch, MODEL_DIR.name), staging)
         (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        shutil.copy2(DOCKERFILE, staging / "Dockerfile")
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     (out_dir / f"{name}.zip").unlink(missing_ok=True)
     shutil.make_archive(str(final), "zip", root_dir=out_dir, base_dir=name)
     return final
 
 
-def default_runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
-    """Where `build` puts the runtime of `project`'s current checkout."""
-    return Path(out_dir) / artifact_name(config, git_state(project))
+def runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """The folder of `project`'s current checkout's runtime under `out_dir`; an error when it is not built."""
+    folder = Path(out_dir) / artifact_name(config, git_state(project))
+    if not (folder / MODEL_DIR / "MLmodel").is_file():
+        raise RuntimeBuildError(f"no runtime at {folder}: build it first (make runtime)")
+    return folder

@@ -1,8 +1,7 @@
-"""Tests for runtimes/package.py: artefact names, the dvc.lock check, raw examples and metadata."""
+"""Tests for runtimes/package.py: artefact names, the outputs check, raw examples, metadata, finding a runtime."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 
 from lib.params import ParamsError
+from lib.pipeline_state import StaleOutputs
 from runtimes import package
 
 pytestmark = pytest.mark.unittest
@@ -53,27 +53,6 @@ def test_lock_outs_collects_every_output_of_every_stage() -> None:
     }
     assert package.lock_outs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
     assert package.lock_outs({}) == {}
-
-
-def test_check_against_lock_accepts_recorded_files_and_names_the_stale_one(tmp_path: Path) -> None:
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models/m.pkl").write_bytes(b"model")
-    outs = {"models/m.pkl": package.file_md5(tmp_path / "models/m.pkl")}
-    package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
-
-    (tmp_path / "models/m.pkl").write_bytes(b"retrained by hand")
-    with pytest.raises(package.RuntimeBuildError, match=r"models/m.pkl differs from the version in dvc.lock"):
-        package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
-    with pytest.raises(package.RuntimeBuildError, match=r"dvc.lock records no output models/other.pkl"):
-        package.check_against_lock(tmp_path, outs, ["models/other.pkl"])
-    (tmp_path / "models/m.pkl").unlink()
-    with pytest.raises(package.RuntimeBuildError, match=r"models/m.pkl is missing: run `dvc checkout`"):
-        package.check_against_lock(tmp_path, outs, ["models/m.pkl"])
-
-
-def test_file_md5_is_the_md5_of_the_bytes(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"reprolab" * 300_000)  # more than one read block
-    assert package.file_md5(tmp_path / "f") == hashlib.md5(b"reprolab" * 300_000, usedforsecurity=False).hexdigest()
 
 
 def test_raw_rows_undo_the_scaling() -> None:
@@ -122,6 +101,20 @@ def test_metadata_ties_the_runtime_to_commit_params_metrics_and_data() -> None:
     assert info["model"]["selected"] == "knn"
 
 
-def test_build_without_a_pipeline_run_says_to_run_it(tmp_path: Path) -> None:
-    with pytest.raises(package.RuntimeBuildError, match=r"dvc.lock not found: run the pipeline first"):
+def test_build_refuses_a_folder_without_current_pipeline_outputs(tmp_path: Path) -> None:
+    with pytest.raises(StaleOutputs, match=r"is not a DVC project"):
         package.build(tmp_path, tmp_path / "dist", CONFIG)
+
+
+def test_runtime_dir_finds_this_checkouts_runtime_or_says_to_build_it(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run(["git", "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "c"], cwd=tmp_path,
+                   check=True)  # fmt: skip
+    folder = tmp_path / "dist" / package.artifact_name(CONFIG, package.git_state(tmp_path))
+    with pytest.raises(package.RuntimeBuildError, match=r"no runtime at .*: build it first \(make runtime\)"):
+        package.runtime_dir(tmp_path, tmp_path / "dist", CONFIG)
+    (folder / package.MODEL_DIR).mkdir(parents=True)
+    (folder / package.MODEL_DIR / "MLmodel").write_text("flavors: {}\n")
+    assert package.runtime_dir(tmp_path, tmp_path / "dist", CONFIG) == folder

@@ -12,29 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib import cli
 from lib.errors import ReprolabError
+from lib.paths import DEFAULT_EXPERIMENT
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 ALIAS = "candidate"
-DEFAULT_EXPERIMENT = "reprolab-example"
 
 
 class RegistrationRefused(ReprolabError):
     """The runtime may not become a candidate: goals unmet, uncommitted changes, or no runtime."""
-
-
-@dataclass(frozen=True)
-class Registered:
-    """Where the runtime landed in the registry."""
-
-    name: str
-    version: str
-    alias: str
-    run_id: str
 
 
 def read_runtime(folder: Path) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def read_runtime(folder: Path) -> dict[str, Any]:
 
 def goal_failures(info: Mapping[str, Any], goals_file: Path) -> list[str]:
     """The messages of the goals that the runtime's recorded metrics fail (empty when all pass)."""
-    from goals.criteria import evaluate, read_goals
+    from goals.criteria import judge, read_goals
 
     goals = read_goals(goals_file)
     recorded = info.get("metrics", {})
@@ -57,7 +49,7 @@ def goal_failures(info: Mapping[str, Any], goals_file: Path) -> list[str]:
         name: recorded.get(model.metrics, f"{model.metrics} is not recorded in the runtime")
         for name, model in goals.models.items()
     }
-    return [outcome.message for outcome in evaluate(goals, metrics) if not outcome.passed]
+    return [outcome.message for outcome in judge(goals, metrics) if not outcome.passed]
 
 
 def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bool) -> None:
@@ -72,7 +64,7 @@ def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bo
         )
 
 
-def register(folder: Path, info: Mapping[str, Any], alias: str = ALIAS) -> Registered:
+def register(folder: Path, info: Mapping[str, Any], alias: str = ALIAS) -> ModelVersion:
     """Log the runtime to an MLflow run, register its model, tag the version and set `alias` on it."""
     import mlflow
 
@@ -92,23 +84,24 @@ def register(folder: Path, info: Mapping[str, Any], alias: str = ALIAS) -> Regis
     }
     run_tags = {**links, "mlflow.source.git.commit": commit, "dvc.stage": "runtime"}
     with mlflow.start_run(run_name=f"runtime {artifact}", tags=run_tags) as run:
-        mlflow.log_artifacts(str(folder / MODEL_DIR), artifact_path=MODEL_DIR)
+        mlflow.log_artifacts(str(folder / MODEL_DIR), artifact_path=MODEL_DIR.name)
         mlflow.log_artifact(str(folder / METADATA_FILE), artifact_path="runtime")
         zip_path = folder.with_name(f"{folder.name}.zip")
         if zip_path.is_file():
             mlflow.log_artifact(str(zip_path), artifact_path="runtime")
-    version = mlflow.register_model(f"runs:/{run.info.run_id}/{MODEL_DIR}", info["name"], tags=links)
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/{MODEL_DIR.name}", info["name"], tags=links)
     client = mlflow.MlflowClient()
     client.update_model_version(
         info["name"],
         version.version,
         description=(
             f"Runtime {artifact}, built from commit {commit}. The artefact (folder and zip) is in run "
-            f"{run.info.run_id}, artifacts runtime/{artifact}.zip; serve it with `python -m runtimes.serve`."
+            f"{run.info.run_id}, artifacts runtime/{artifact}.zip; serve it with "
+            f"`mlflow models serve -m models:/{info['name']}@{alias} --env-manager local`."
         ),
     )
     client.set_registered_model_alias(info["name"], alias, version.version)
-    return Registered(info["name"], str(version.version), alias, run.info.run_id)
+    return version
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -125,12 +118,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from runtimes import package
 
-    folder = args.runtime or package.default_runtime_dir(Path("."), args.out, package.read_config())
+    folder = args.runtime or package.runtime_dir(Path("."), args.out, package.read_config())
     info = read_runtime(folder)
     check_registrable(info, args.goals_file, args.allow_dirty)
     done = register(folder, info, args.alias)
     print(
-        f"registered {done.name} version {done.version} as @{done.alias} "
+        f"registered {done.name} version {done.version} as @{args.alias} "
         f"(commit {info['git']['short']}, artefact {info['artifact']}, run {done.run_id})"
     )
 

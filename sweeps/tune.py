@@ -48,9 +48,9 @@ TRIAL_TAG = "optuna.trial_number"
 
 def network() -> tuple[type, Callable[..., Any]]:
     """The network's params model and its training function: the one place the search names the network."""
-    from lab.processes.train_dnn_pytorch import densenet
+    from lab.processes.train_dnn_pytorch import network, params
 
-    return densenet.DenseNetParams, densenet.train
+    return params.NetworkParams, network.train
 
 
 class FloatRange(Section):

@@ -101,7 +101,7 @@ def test_params_sections_read_by_the_stage_are_declared(name: str) -> None:
 
 def test_the_example_finds_imports_transitively() -> None:
     files = project_imports("lab.processes.train_dnn_pytorch.main")
-    assert "lab/processes/train_dnn_pytorch/densenet.py" in files
-    assert "lib/torch_data.py" in files  # imported by densenet.py, not by main.py
+    assert "lab/processes/train_dnn_pytorch/network.py" in files
+    assert "lib/torch_data.py" in files  # imported by lib/training/loop.py, not by main.py
     assert "lib/errors.py" in files  # imported by lib/cli.py
     assert not any(f.startswith("lab/processes/prepare_data/") for f in files)

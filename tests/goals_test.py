@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import chdir
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,19 @@ BAD = {
     "classifiers": {"selected": "logistic_regression", "test/accuracy": 0.982456, "test/roc_auc": 0.99504},
     "dnn": {"best_epoch": 3, "test/accuracy": 0.94, "test/roc_auc": 0.91, "test/log_loss": 0.31},
 }
+# The two stages that write the metrics the goals read, as in the project's dvc.yaml.
+PIPELINE = """
+stages:
+  train_standard_classifiers:
+    cmd: python -m train_classifiers
+    params: [train_standard_classifiers]
+    metrics: [{metrics/classifiers.json: {cache: false}}]
+  train_dnn_pytorch:
+    cmd: python -m train_network
+    params: [train_dnn_pytorch]
+    metrics: [{metrics/dnn.json: {cache: false}}]
+"""
+PARAMS = "train_standard_classifiers: {cv_folds: 5}\ntrain_dnn_pytorch: {epochs: 50}\n"
 
 
 @pytest.fixture
@@ -56,9 +70,22 @@ def _outputs(directory: Path, metrics: dict[str, dict]) -> Path:
     return directory
 
 
+def _pipeline(directory: Path, metrics: dict[str, dict]) -> Path:
+    """A DVC project whose dvc.lock records `metrics`, as after a `dvc repro` that wrote them."""
+    from dvc.repo import Repo
+
+    _outputs(directory, metrics)
+    (directory / "dvc.yaml").write_text(PIPELINE)
+    (directory / "params.yaml").write_text(PARAMS)
+    with chdir(directory), Repo.init(".", no_scm=True) as repo:
+        repo.commit(force=True)
+    return directory
+
+
 def _judge(directory: Path, goals_file: Path) -> dict[str, criteria.Outcome]:
     goals = criteria.read_goals(goals_file)
-    return {outcome.id: outcome for outcome in criteria.evaluate(goals, criteria.read_metrics(directory, goals))}
+    metrics = criteria.read_metrics(directory, goals)
+    return {outcome.id: outcome for outcome in criteria.judge(goals, metrics)}
 
 
 @pytest.mark.unittest
@@ -73,7 +100,15 @@ def test_the_committed_goals_file_is_valid_and_covers_both_models() -> None:
 @pytest.mark.unittest
 def test_good_metrics_pass_every_criterion(tmp_path: Path, goals_file: Path) -> None:
     outcomes = _judge(_outputs(tmp_path, GOOD), goals_file)
-    assert list(outcomes) == criteria.criteria_ids(criteria.read_goals(goals_file))
+    assert list(outcomes) == [
+        "classifier:test/accuracy>=",
+        "classifier:test/roc_auc>=",
+        "network:test/accuracy>=",
+        "network:test/roc_auc>=",
+        "network:test/log_loss<=",
+        "network-vs-classifier:test/accuracy",
+        "network-vs-classifier:test/roc_auc",
+    ]
     assert all(outcome.passed for outcome in outcomes.values())
     assert (
         outcomes["network:test/roc_auc>="].message
@@ -128,14 +163,6 @@ def test_a_bad_goals_file_names_the_key(tmp_path: Path, text: str, message: str)
         criteria.read_goals(tmp_path / "goals.yaml")
 
 
-@pytest.mark.unittest
-def test_summary_markdown_is_a_table_with_a_verdict(tmp_path: Path, goals_file: Path) -> None:
-    outcomes = list(_judge(_outputs(tmp_path, BAD), goals_file).values())
-    summary = criteria.summary_markdown(outcomes, tmp_path)
-    assert summary.startswith("### Goals: 3 of 7 failed\n")
-    assert "| **FAIL** | `network:test/roc_auc>=` | 0.91 | 0.95 | test/roc_auc of the network is 0.91" in summary
-
-
 def _pytest_goals(outputs: Path, goals_file: Path, summary: Path) -> tuple[int, str]:
     done = run(
         [sys.executable, "-m", "pytest", "goals", "--outputs-dir", str(outputs), "--goals-file", str(goals_file)],
@@ -147,7 +174,7 @@ def _pytest_goals(outputs: Path, goals_file: Path, summary: Path) -> tuple[int, 
 
 @pytest.mark.integration
 def test_pytest_goals_passes_on_good_outputs_and_writes_the_job_summary(tmp_path: Path, goals_file: Path) -> None:
-    code, output = _pytest_goals(_outputs(tmp_path / "good", GOOD), goals_file, tmp_path / "summary.md")
+    code, output = _pytest_goals(_pipeline(tmp_path / "good", GOOD), goals_file, tmp_path / "summary.md")
     assert code == 0, output
     assert "7 passed" in output
     assert "pass  test/accuracy of the network is 0.95614, at or above the goal 0.93" in output
@@ -156,14 +183,17 @@ def test_pytest_goals_passes_on_good_outputs_and_writes_the_job_summary(tmp_path
 
 @pytest.mark.integration
 def test_pytest_goals_fails_on_bad_outputs_naming_metric_value_and_threshold(tmp_path: Path, goals_file: Path) -> None:
-    code, output = _pytest_goals(_outputs(tmp_path / "bad", BAD), goals_file, tmp_path / "summary.md")
+    code, output = _pytest_goals(_pipeline(tmp_path / "bad", BAD), goals_file, tmp_path / "summary.md")
     assert code == 1, output
     assert "3 failed, 4 passed" in output
     assert "test/roc_auc of the network is 0.91, below the goal 0.95" in output
     assert "test/log_loss of the network is 0.31, above the goal 0.3" in output
     assert "FAILED goals/model_goals_test.py::test_goal_is_met[network:test/roc_auc>=]" in output
     assert "Traceback" not in output  # the message is the whole story
-    assert "**FAIL**" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("### Goals: 3 of 7 failed\n")
+    assert "| **FAIL** | `network:test/roc_auc>=` | 0.91 | 0.95 | test/roc_auc of the network is 0.91" in summary
+    assert "| pass | `network:test/accuracy>=` | 0.94 | 0.93 | test/accuracy of the network is 0.94" in summary
 
 
 NO_TEST_SPLIT = {
@@ -174,29 +204,70 @@ NO_TEST_SPLIT = {
 
 @pytest.mark.unittest
 def test_outputs_without_a_test_split_say_the_goals_need_one(tmp_path: Path, goals_file: Path) -> None:
-    directory = _outputs(tmp_path, NO_TEST_SPLIT)
-    goals = criteria.read_goals(goals_file)
-
-    reason = criteria.missing_test_split(goals, criteria.read_metrics(directory, goals))
-    outcomes = _judge(directory, goals_file)
-
-    assert reason == (
+    with pytest.raises(criteria.NoTestSplit) as refused:
+        _judge(_outputs(tmp_path, NO_TEST_SPLIT), goals_file)
+    assert str(refused.value) == (
         "the goals need a test split, and metrics/classifiers.json holds no test metrics: set prepare_data.split "
         "to train_test or train_val_test, then run the pipeline (make run)"
     )
-    assert outcomes["network:test/accuracy>="].message.startswith(
-        "the goals need a test split, and metrics/dnn.json holds no test metrics"
-    )
-    assert not any(outcome.passed for outcome in outcomes.values())
-    assert criteria.missing_test_split(goals, criteria.read_metrics(_outputs(tmp_path / "good", GOOD), goals)) is None
+    network_only = {"classifiers": GOOD["classifiers"], "dnn": NO_TEST_SPLIT["dnn"]}
+    with pytest.raises(criteria.NoTestSplit, match=r"the goals need a test split, and metrics/dnn\.json holds no test"):
+        _judge(_outputs(tmp_path / "network-only", network_only), goals_file)
+    assert all(outcome.passed for outcome in _judge(_outputs(tmp_path / "good", GOOD), goals_file).values())
 
 
 @pytest.mark.integration
 def test_pytest_goals_without_a_test_split_stops_with_one_line(tmp_path: Path, goals_file: Path) -> None:
-    code, output = _pytest_goals(_outputs(tmp_path / "train-only", NO_TEST_SPLIT), goals_file, tmp_path / "s.md")
+    code, output = _pytest_goals(_pipeline(tmp_path / "train-only", NO_TEST_SPLIT), goals_file, tmp_path / "s.md")
 
     assert code != 0
     assert output.strip().splitlines() == [
         "ERROR: the goals need a test split, and metrics/classifiers.json holds no test metrics: "
         "set prepare_data.split to train_test or train_val_test, then run the pipeline (make run)"
     ]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (
+            lambda project: (project / "params.yaml").write_text(PARAMS.replace("epochs: 50", "epochs: 3")),
+            "params.yaml train_dnn_pytorch modified",
+        ),
+        (lambda project: (project / "metrics" / "dnn.json").unlink(), "metrics/dnn.json deleted"),
+    ],
+    ids=["param-changed-after-the-run", "output-deleted"],
+)
+def test_pytest_goals_refuses_outputs_that_are_not_current_naming_the_stage(
+    tmp_path: Path, goals_file: Path, change, why: str
+) -> None:
+    project = _pipeline(tmp_path / "stale", GOOD)
+    change(project)  # as after a `dvc repro` that failed in train_dnn_pytorch, or a lost output
+
+    code, output = _pytest_goals(project, goals_file, tmp_path / "s.md")
+
+    assert code != 0
+    assert output.strip().splitlines() == [
+        "ERROR: the outputs are not the ones dvc.lock, params and data describe: "
+        f"stage train_dnn_pytorch ({why}): run `dvc repro` (a stage that failed must succeed), "
+        "or `dvc pull` for missing outputs"
+    ]
+    assert not (tmp_path / "s.md").exists()
+
+
+@pytest.mark.integration
+def test_pytest_goals_refuses_a_folder_that_is_not_a_pipeline(tmp_path: Path, goals_file: Path) -> None:
+    code, output = _pytest_goals(_outputs(tmp_path / "loose", GOOD), goals_file, tmp_path / "s.md")
+    assert code != 0
+    assert output.strip().splitlines() == [
+        f"ERROR: {tmp_path / 'loose'} is not a DVC project: no pipeline says what its outputs should be"
+    ]
+
+
+@pytest.mark.integration
+def test_pytest_goals_with_a_bad_goals_file_stops_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "goals.yaml").write_text("models: {}\n")
+    code, output = _pytest_goals(_pipeline(tmp_path / "good", GOOD), tmp_path / "goals.yaml", tmp_path / "s.md")
+    assert code != 0
+    assert output.strip().splitlines()[0].startswith(f"ERROR: {tmp_path / 'goals.yaml'}: models: ")

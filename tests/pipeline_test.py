@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from tests.support import make_project_copy, run, shrunk_params
 
@@ -235,3 +237,38 @@ def test_forced_repro_twice_gives_a_byte_identical_lock(
     lock = (project / "dvc.lock").read_text()
     for out in ("models/dnn.pt", "models/classifier.pkl", "data/processed", "plots/dnn/training_curves.png"):
         assert f"path: {out}" in lock
+
+
+def _commit_all(project: Path, message: str) -> None:
+    for command in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", message],
+    ):
+        subprocess.run(command, cwd=project, check=True, capture_output=True)
+
+
+def test_make_verify_reproduces_committed_results_and_names_a_metric_that_differs(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(reproduced[0], project, symlinks=True)
+    _commit_all(project, "results")
+
+    same = run(["python", "-m", "lib.reproduction"], project)
+
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.splitlines()[-1] == "verify: identical: every output has the committed bytes"
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train_dnn_pytorch"]["lr"] = 0.05  # committed without re-running: the results no longer match the code
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _commit_all(project, "params changed, results not re-run")
+
+    different = run(["python", "-m", "lib.reproduction"], project)
+
+    assert different.returncode == 1, different.stdout + different.stderr
+    verdict = different.stdout.splitlines()[-1]
+    assert verdict.startswith("verify: not reproduced: metrics/dnn.json ")
+    committed = json.loads((project / "metrics/dnn.json").read_text())["test/log_loss"]
+    assert f"metrics/dnn.json test/log_loss: committed {committed!r}, now " in verdict
+    assert "metrics/classifiers.json" not in verdict and "metrics/data.json" not in verdict

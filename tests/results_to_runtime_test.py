@@ -31,6 +31,7 @@ from tests.support import clean_env, free_port, make_project_copy, run, shrunk_p
 pytestmark = pytest.mark.integration
 
 NOTEBOOK = PROJ_ROOT / "lab" / "analysis" / "compare_experiments.ipynb"
+MODEL = Path("model_dir", "model")  # the runtime's model, where `mlflow models generate-dockerfile` puts it
 # Goals the shrunk pipeline (three epochs) meets, and goals no model meets.
 LENIENT_GOALS = """
 models:
@@ -71,7 +72,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if folder == "goals":  # `pytest goals` in the copy runs the acceptance tests themselves
             ignore = shutil.ignore_patterns("__pycache__")
         shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=ignore)
-    for name in ("pytest.ini", "conftest.py"):
+    for name in ("pytest.ini", "conftest.py", "Makefile"):
         shutil.copy2(PROJ_ROOT / name, project / name)
     (project / ".gitignore").write_text((project / ".gitignore").read_text() + "\n/dist/\n")
     _git(project, "add", "-A")
@@ -171,12 +172,12 @@ def _request(url: str, body: bytes | None = None, content_type: str = "applicati
 
 @pytest.fixture(scope="module")
 def server(history: dict[str, Any], runtime: Path) -> Iterator[str]:
-    """`python -m runtimes.serve` on 127.0.0.1 for the built runtime; yields its base URL."""
+    """`make serve` (MLflow's scoring server for this checkout's runtime) on 127.0.0.1; yields its base URL."""
     port = free_port()
     log_path = runtime.parent / "server.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "runtimes.serve", "--runtime", str(runtime), "--port", str(port)],
+        process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
+            ["make", "-o", ".venv/.synced", "serve", f"PORT={port}"],
             cwd=history["project"],
             env=clean_env(),
             stdout=log,
@@ -206,10 +207,15 @@ def server(history: dict[str, Any], runtime: Path) -> Iterator[str]:
 
 
 def test_the_runtime_is_a_versioned_artefact_that_names_its_sources(history: dict[str, Any], runtime: Path) -> None:
+    from mlflow import __version__ as mlflow_version
+
     project = history["project"]
     assert runtime.with_name(f"{runtime.name}.zip").is_file()
-    for path in ("model/MLmodel", "model/serving_input_example.json", "model/requirements.txt", "Dockerfile"):
-        assert (runtime / path).is_file(), path
+    model = "model_dir/model"
+    for path in ("MLmodel", "serving_input_example.json", "requirements.txt"):
+        assert (runtime / model / path).is_file(), path
+    dockerfile = (runtime / "Dockerfile").read_text()  # MLflow's own, generated for this model
+    assert f"COPY {model} /opt/ml/model" in dockerfile and f"mlflow=={mlflow_version}" in dockerfile
     info = json.loads((runtime / "runtime.json").read_text())
     assert info["artifact"] == runtime.name
     assert info["git"] == {"commit": history["second"], "short": history["second"][:7], "dirty": False}
@@ -219,8 +225,8 @@ def test_the_runtime_is_a_versioned_artefact_that_names_its_sources(history: dic
     for path in ("metrics/classifiers.json", "metrics/dnn.json", "metrics/data.json"):
         assert info["metrics"][path] == json.loads((project / path).read_text())
     assert info["params"]["train_dnn_pytorch"]["hidden_layers"] == [16]
-    assert "scikit-learn==" in (runtime / "model/requirements.txt").read_text()
-    signature = yaml.safe_load((runtime / "model/MLmodel").read_text())["signature"]
+    assert "scikit-learn==" in (runtime / model / "requirements.txt").read_text()
+    signature = yaml.safe_load((runtime / model / "MLmodel").read_text())["signature"]
     features = json.loads((project / "models/preprocessing.json").read_text())["features"]
     assert [column["name"] for column in json.loads(signature["inputs"])] == features
 
@@ -235,7 +241,8 @@ def _raw_test_split(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     config = params.section("prepare_data", cancer_data.PrepareParams)
     raw = cancer_data.load_raw(config.source, config.target, params.seed())
     features, labels, _ = cancer_data.validate_raw(raw, config.target, config.source)
-    test = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())["test"][0]
+    splits = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())
+    test = splits["test"].features
     processed, _ = read_split(project / "data" / "processed" / "test.parquet")
     return test.reset_index(drop=True), processed
 
@@ -253,9 +260,9 @@ def test_the_server_predicts_exactly_what_the_pipeline_model_predicts(
     import mlflow.pyfunc
 
     project = history["project"]
-    offline = mlflow.pyfunc.load_model(str(runtime / "model"))
+    offline = mlflow.pyfunc.load_model(str(runtime / MODEL))
 
-    example = (runtime / "model" / "serving_input_example.json").read_bytes()
+    example = (runtime / MODEL / "serving_input_example.json").read_bytes()
     status, answer = _request(f"{server}/invocations", example)
     assert status == 200, answer
     split = json.loads(example)["dataframe_split"]
@@ -284,7 +291,7 @@ def test_a_malformed_request_gets_a_clear_4xx_and_the_server_keeps_serving(runti
     status, answer = _request(invocations, b'{"dataframe_split": ')
     assert status == 400 and "valid JSON" in answer["message"]
 
-    example = json.loads((runtime / "model" / "serving_input_example.json").read_text())
+    example = json.loads((runtime / MODEL / "serving_input_example.json").read_text())
     split = example["dataframe_split"]
     missing = {"dataframe_split": {"columns": split["columns"][1:], "data": [row[1:] for row in split["data"]]}}
     status, answer = _request(invocations, json.dumps(missing).encode())
@@ -347,7 +354,43 @@ def test_the_runtime_is_registered_as_candidate_only_once_its_goals_pass(
     finally:
         mlflow.set_registry_uri(previous[0])
         mlflow.set_tracking_uri(previous[1])
-    example = json.loads((runtime / "model" / "serving_input_example.json").read_text())["dataframe_split"]
+    example = json.loads((runtime / MODEL / "serving_input_example.json").read_text())["dataframe_split"]
     frame = pd.DataFrame(example["data"], columns=example["columns"])
-    offline = mlflow.pyfunc.load_model(str(runtime / "model"))
+    offline = mlflow.pyfunc.load_model(str(runtime / MODEL))
     assert registered.predict(frame).equals(offline.predict(frame))
+
+
+# --- only current outputs ----------------------------------------------------------------------------
+
+
+def test_goals_and_the_runtime_refuse_outputs_that_are_not_current_naming_the_stage(
+    history: dict[str, Any], tmp_path: Path
+) -> None:
+    project = history["project"]
+    (tmp_path / "lenient.yaml").write_text(LENIENT_GOALS)
+    goals = [sys.executable, "-m", "pytest", "goals", "--goals-file", str(tmp_path / "lenient.yaml")]
+    build = [sys.executable, "-m", "runtimes.build", "--out", str(tmp_path / "dist")]
+    params, metrics = project / "params.yaml", project / "metrics" / "dnn.json"
+    committed = params.read_text(), metrics.read_text()
+    try:
+        # A param changed after the run, as when `dvc repro` then failed in the network's stage.
+        params.write_text(committed[0].replace("epochs: 3", "epochs: 4"))
+        done = run(goals, project)
+        assert done.returncode != 0
+        assert (done.stdout + done.stderr).strip().splitlines() == [
+            "ERROR: the outputs are not the ones dvc.lock, params and data describe: stage train_dnn_pytorch "
+            "(params.yaml train_dnn_pytorch modified): run `dvc repro` (a stage that failed must succeed), "
+            "or `dvc pull` for missing outputs"
+        ], done.stdout + done.stderr
+        done = run(build, project)
+        assert done.returncode == 2 and "stage train_dnn_pytorch (params.yaml" in done.stderr
+        assert not (tmp_path / "dist").exists()
+
+        params.write_text(committed[0])
+        metrics.unlink()
+        done = run(goals, project)
+        assert done.returncode != 0 and "stage train_dnn_pytorch (metrics/dnn.json deleted)" in done.stderr
+    finally:
+        params.write_text(committed[0])
+        metrics.write_text(committed[1])
+    _ok(run(goals, project))

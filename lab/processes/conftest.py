@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from lib.datasets import Split, Splits
 from lib.params import ParamsFile
-
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
 
 N_ROWS = 200
 N_FEATURES = 6
@@ -21,7 +20,7 @@ DATA_SEED = 0
 
 
 @pytest.fixture
-def table() -> tuple[pd.DataFrame, np.ndarray]:
+def table() -> Split:
     """A learnable binary problem: float64 features `f0`..`f5` and int64 0/1 labels, about half each."""
     from sklearn.datasets import make_classification
 
@@ -29,11 +28,11 @@ def table() -> tuple[pd.DataFrame, np.ndarray]:
         n_samples=N_ROWS, n_features=N_FEATURES, n_informative=4, n_redundant=2, random_state=DATA_SEED
     )
     features = pd.DataFrame(x, columns=[f"f{i}" for i in range(N_FEATURES)]).astype("float64")
-    return features, y.astype(np.int64)
+    return Split(features, y.astype(np.int64))
 
 
 @pytest.fixture
-def splits(table: tuple[pd.DataFrame, np.ndarray]) -> Splits:
+def splits(table: Split) -> Splits:
     """The synthetic table split 60/20/20 (stratified) the way `lib.datasets.read_splits` returns it."""
     from sklearn.model_selection import train_test_split
 
@@ -45,7 +44,7 @@ def splits(table: tuple[pd.DataFrame, np.ndarray]) -> Splits:
         rest_x, rest_y, test_size=0.25, stratify=rest_y, random_state=DATA_SEED
     )
     parts = {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}
-    return {name: (x.reset_index(drop=True), y) for name, (x, y) in parts.items()}
+    return {name: Split(x.reset_index(drop=True), y) for name, (x, y) in parts.items()}
 
 
 @pytest.fixture

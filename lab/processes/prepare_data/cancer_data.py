@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from lib.datasets import MODE_SPLITS, TARGET, DataError, SplitMode
+from lib.datasets import MODE_SPLITS, TARGET, DataError, Split, SplitMode, Splits
 from lib.params import Section
 
 BUILTIN_SOURCE = "sklearn:breast_cancer"
@@ -148,7 +148,7 @@ def split_dataset(
     test_size: float,
     seed: int,
     mode: SplitMode = "train_val_test",
-) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+) -> Splits:
     """Stratified split into the splits of `mode`; `val_size` and `test_size` are fractions of all rows.
 
     A size for a split that `mode` does not have is ignored; mode `train` keeps every row, in order.
@@ -156,16 +156,16 @@ def split_dataset(
     from sklearn.model_selection import train_test_split
 
     if mode == "train":
-        return {"train": (features, labels)}
+        return {"train": Split(features, labels)}
     rest_x, test_x, rest_y, test_y = train_test_split(
         features, labels, test_size=test_size, stratify=labels, random_state=seed
     )
     if mode == "train_test":
-        return {"train": (rest_x, rest_y), "test": (test_x, test_y)}
+        return {"train": Split(rest_x, rest_y), "test": Split(test_x, test_y)}
     train_x, val_x, train_y, val_y = train_test_split(
         rest_x, rest_y, test_size=val_size / (1 - test_size), stratify=rest_y, random_state=seed
     )
-    return {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}
+    return {"train": Split(train_x, train_y), "val": Split(val_x, val_y), "test": Split(test_x, test_y)}
 
 
 def fit_scaling(train: pd.DataFrame, scale: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -177,9 +177,9 @@ def fit_scaling(train: pd.DataFrame, scale: bool) -> tuple[np.ndarray, np.ndarra
     return mean, np.where(std > 0, std, 1.0)
 
 
-def data_report(splits: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str, float]:
+def data_report(splits: Splits) -> dict[str, float]:
     """Row counts and positive-class fraction per split, and the feature count."""
-    report: dict[str, float] = {"features": int(splits["train"][0].shape[1])}
+    report: dict[str, float] = {"features": int(splits["train"].features.shape[1])}
     for name, (_, labels) in splits.items():
         report[f"{name}/rows"] = len(labels)
         report[f"{name}/positive_fraction"] = round(float(labels.mean()), 6)
@@ -190,7 +190,7 @@ def prepare(raw: pd.DataFrame, params: PrepareParams, seed: int) -> Prepared:
     """Validate `raw`, split it, scale it with train statistics, and report on it."""
     features, labels, classes = validate_raw(raw, params.target, params.source)
     splits = split_dataset(features, labels, params.val_size, params.test_size, seed, params.split)
-    mean, scale = fit_scaling(splits["train"][0], params.scale)
+    mean, scale = fit_scaling(splits["train"].features, params.scale)
     frames = {}
     for name, (split_x, split_y) in splits.items():
         scaled = ((split_x - mean) / scale).astype("float64").reset_index(drop=True)

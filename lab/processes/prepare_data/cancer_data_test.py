@@ -22,20 +22,18 @@ from lab.processes.prepare_data.cancer_data import (
     split_dataset,
     validate_raw,
 )
-from lib.datasets import MODE_SPLITS, SPLITS, TARGET, DataError
+from lib.datasets import MODE_SPLITS, SPLITS, TARGET, DataError, Split
 from lib.params import ParamsError, ParamsFile
 
 pytestmark = pytest.mark.unittest
 
 SOURCE = "table.csv"
-Table = tuple[pd.DataFrame, np.ndarray]
 WritePrepare = Callable[[dict[str, Any]], ParamsFile]
 
 
-def _raw(table: Table, label: str = TARGET, labels: Any = None) -> pd.DataFrame:
+def _raw(table: Split, label: str = TARGET, labels: Any = None) -> pd.DataFrame:
     """The synthetic table as a raw file would hold it: features plus a label column."""
-    features, y = table
-    return features.assign(**{label: y if labels is None else labels})
+    return table.features.assign(**{label: table.labels if labels is None else labels})
 
 
 def _prepare_error(params_file: WritePrepare, values: dict[str, Any]) -> str:
@@ -51,10 +49,10 @@ def _data_error(frame: pd.DataFrame, target: str = TARGET) -> str:
 
 
 @pytest.fixture(scope="module")
-def cancer() -> Table:
+def cancer() -> Split:
     """The built-in data set's features and labels, validated once for the module."""
     features, labels, _ = validate_raw(load_raw(BUILTIN_SOURCE, TARGET), TARGET, BUILTIN_SOURCE)
-    return features, labels
+    return Split(features, labels)
 
 
 # --- params -------------------------------------------------------------------------------------
@@ -162,7 +160,7 @@ def test_load_raw_builtin_is_the_breast_cancer_table() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_load_raw_reads_a_table_file(tmp_path: Path, suffix: str, table: Table) -> None:
+def test_load_raw_reads_a_table_file(tmp_path: Path, suffix: str, table: Split) -> None:
     expected = _raw(table, label="label")
     path = tmp_path / f"table{suffix}"
     if suffix == ".csv":
@@ -209,7 +207,7 @@ def test_load_raw_of_a_damaged_parquet_file_names_it(tmp_path: Path) -> None:
 # --- validate_raw -------------------------------------------------------------------------------
 
 
-def test_validate_raw_returns_float_features_int_labels_and_class_names(table: Table) -> None:
+def test_validate_raw_returns_float_features_int_labels_and_class_names(table: Split) -> None:
     raw = _raw(table, label="label")
     raw["f0"] = np.arange(len(raw))  # an integer feature column is accepted and cast
 
@@ -242,11 +240,11 @@ def test_validate_raw_orders_numeric_labels_by_value_not_by_text() -> None:
     np.testing.assert_array_equal(labels, [0] * 20 + [1] * 20)
 
 
-def test_validate_raw_without_the_target_column(table: Table) -> None:
+def test_validate_raw_without_the_target_column(table: Split) -> None:
     assert _data_error(_raw(table), target="label") == f"{SOURCE}: no target column 'label'"
 
 
-def test_validate_raw_rejects_a_feature_column_named_target(table: Table) -> None:
+def test_validate_raw_rejects_a_feature_column_named_target(table: Split) -> None:
     raw = _raw(table, label="label").assign(target=0.5)
 
     message = _data_error(raw, target="label")
@@ -261,33 +259,33 @@ def test_validate_raw_without_feature_columns() -> None:
 
 
 @pytest.mark.parametrize("values", [["a", "b"] * 100, [True, False] * 100], ids=["strings", "booleans"])
-def test_validate_raw_names_a_non_numeric_feature_column(values: list[object], table: Table) -> None:
+def test_validate_raw_names_a_non_numeric_feature_column(values: list[object], table: Split) -> None:
     raw = _raw(table).assign(kind=values)
 
     assert _data_error(raw) == f"{SOURCE}: feature column 'kind' is not numeric"
 
 
-def test_validate_raw_names_a_feature_column_with_missing_values(table: Table) -> None:
+def test_validate_raw_names_a_feature_column_with_missing_values(table: Split) -> None:
     raw = _raw(table)
     raw.loc[5, "f3"] = np.nan
 
     assert _data_error(raw) == f"{SOURCE}: column 'f3' holds missing values"
 
 
-def test_validate_raw_names_a_target_with_missing_values(table: Table) -> None:
+def test_validate_raw_names_a_target_with_missing_values(table: Split) -> None:
     raw = _raw(table).astype({TARGET: "float64"})
     raw.loc[5, TARGET] = np.nan
 
     assert _data_error(raw) == f"{SOURCE}: column '{TARGET}' holds missing values"
 
 
-def test_validate_raw_rejects_three_classes(table: Table) -> None:
+def test_validate_raw_rejects_three_classes(table: Split) -> None:
     raw = _raw(table, labels=[0, 1, 2] * 66 + [0, 1])
 
     assert _data_error(raw) == f"{SOURCE}: target '{TARGET}' must have exactly 2 classes, found 3"
 
 
-def test_validate_raw_rejects_a_class_too_small_to_split(table: Table) -> None:
+def test_validate_raw_rejects_a_class_too_small_to_split(table: Split) -> None:
     labels = [1] * (MIN_ROWS_PER_CLASS - 1) + [0] * (200 - MIN_ROWS_PER_CLASS + 1)
 
     message = _data_error(_raw(table, labels=labels))
@@ -297,7 +295,7 @@ def test_validate_raw_rejects_a_class_too_small_to_split(table: Table) -> None:
     )
 
 
-def test_validate_raw_accepts_the_smallest_class_size(table: Table) -> None:
+def test_validate_raw_accepts_the_smallest_class_size(table: Split) -> None:
     labels = [1] * MIN_ROWS_PER_CLASS + [0] * (200 - MIN_ROWS_PER_CLASS)
 
     _, y, _ = validate_raw(_raw(table, labels=labels), TARGET, SOURCE)
@@ -309,7 +307,7 @@ def test_validate_raw_accepts_the_smallest_class_size(table: Table) -> None:
 
 
 @pytest.mark.parametrize(("val_size", "test_size"), [(0.2, 0.2), (0.15, 0.25), (0.3, 0.1)])
-def test_split_sizes_match_the_fractions(cancer: Table, val_size: float, test_size: float) -> None:
+def test_split_sizes_match_the_fractions(cancer: Split, val_size: float, test_size: float) -> None:
     features, labels = cancer
     n = len(labels)
 
@@ -323,7 +321,7 @@ def test_split_sizes_match_the_fractions(cancer: Table, val_size: float, test_si
     assert abs(sizes["train"] - (1 - val_size - test_size) * n) <= 2
 
 
-def test_split_is_stratified(cancer: Table) -> None:
+def test_split_is_stratified(cancer: Split) -> None:
     features, labels = cancer
 
     parts = split_dataset(features, labels, 0.2, 0.2, seed=0)
@@ -332,7 +330,7 @@ def test_split_is_stratified(cancer: Table) -> None:
         assert abs(y.mean() - labels.mean()) <= 0.02, name
 
 
-def test_split_partitions_rows_and_keeps_labels_with_their_rows(cancer: Table) -> None:
+def test_split_partitions_rows_and_keeps_labels_with_their_rows(cancer: Split) -> None:
     features, labels = cancer
 
     parts = split_dataset(features, labels, 0.2, 0.2, seed=0)
@@ -345,7 +343,7 @@ def test_split_partitions_rows_and_keeps_labels_with_their_rows(cancer: Table) -
         pd.testing.assert_frame_equal(x, features.loc[x.index])
 
 
-def test_split_is_reproducible_for_a_seed_and_changes_with_it(cancer: Table) -> None:
+def test_split_is_reproducible_for_a_seed_and_changes_with_it(cancer: Split) -> None:
     features, labels = cancer
 
     first = split_dataset(features, labels, 0.2, 0.2, seed=3)
@@ -353,42 +351,42 @@ def test_split_is_reproducible_for_a_seed_and_changes_with_it(cancer: Table) -> 
     other = split_dataset(features, labels, 0.2, 0.2, seed=4)
 
     for name in SPLITS:
-        pd.testing.assert_frame_equal(first[name][0], again[name][0])
-        np.testing.assert_array_equal(first[name][1], again[name][1])
-        assert set(first[name][0].index) != set(other[name][0].index)
+        pd.testing.assert_frame_equal(first[name].features, again[name].features)
+        np.testing.assert_array_equal(first[name].labels, again[name].labels)
+        assert set(first[name].features.index) != set(other[name].features.index)
 
 
-def test_split_mode_train_keeps_every_row_in_order(cancer: Table) -> None:
+def test_split_mode_train_keeps_every_row_in_order(cancer: Split) -> None:
     features, labels = cancer
 
     parts = split_dataset(features, labels, 0.2, 0.2, seed=0, mode="train")
 
     assert list(parts) == ["train"]
-    pd.testing.assert_frame_equal(parts["train"][0], features)
-    np.testing.assert_array_equal(parts["train"][1], labels)
+    pd.testing.assert_frame_equal(parts["train"].features, features)
+    np.testing.assert_array_equal(parts["train"].labels, labels)
 
 
-def test_split_mode_train_test_holds_out_test_size_stratified(cancer: Table) -> None:
+def test_split_mode_train_test_holds_out_test_size_stratified(cancer: Split) -> None:
     features, labels = cancer
 
     parts = split_dataset(features, labels, 0.2, 0.3, seed=0, mode="train_test")
 
     assert list(parts) == ["train", "test"]
-    assert len(parts["train"][1]) + len(parts["test"][1]) == len(labels)
-    assert abs(len(parts["test"][1]) - 0.3 * len(labels)) <= 1
-    assert set(parts["train"][0].index).isdisjoint(parts["test"][0].index)
+    assert len(parts["train"].labels) + len(parts["test"].labels) == len(labels)
+    assert abs(len(parts["test"].labels) - 0.3 * len(labels)) <= 1
+    assert set(parts["train"].features.index).isdisjoint(parts["test"].features.index)
     for name, (_, y) in parts.items():
         assert abs(y.mean() - labels.mean()) <= 0.02, name
 
 
-def test_split_mode_train_test_holds_out_the_same_test_rows_as_three_splits(cancer: Table) -> None:
+def test_split_mode_train_test_holds_out_the_same_test_rows_as_three_splits(cancer: Split) -> None:
     features, labels = cancer
 
     two = split_dataset(features, labels, 0.2, 0.2, seed=7, mode="train_test")
     three = split_dataset(features, labels, 0.2, 0.2, seed=7, mode="train_val_test")
 
-    pd.testing.assert_frame_equal(two["test"][0], three["test"][0])
-    assert set(two["train"][0].index) == set(three["train"][0].index) | set(three["val"][0].index)
+    pd.testing.assert_frame_equal(two["test"].features, three["test"].features)
+    assert set(two["train"].features.index) == set(three["train"].features.index) | set(three["val"].features.index)
 
 
 # --- scaling and prepare ------------------------------------------------------------------------
@@ -404,7 +402,7 @@ def test_fit_scaling_leaves_a_constant_column_unscaled() -> None:
 
 
 @pytest.mark.parametrize("split", list(MODE_SPLITS))
-def test_prepare_writes_and_reports_only_the_splits_of_the_mode(table: Table, split: str) -> None:
+def test_prepare_writes_and_reports_only_the_splits_of_the_mode(table: Split, split: str) -> None:
     params = PrepareParams(source=SOURCE, split=split)
 
     prepared = prepare(_raw(table), params, seed=0)
@@ -417,7 +415,7 @@ def test_prepare_writes_and_reports_only_the_splits_of_the_mode(table: Table, sp
     np.testing.assert_allclose(train.mean().to_numpy(), 0.0, atol=1e-9)
 
 
-def test_prepare_scales_train_to_zero_mean_and_unit_variance(table: Table) -> None:
+def test_prepare_scales_train_to_zero_mean_and_unit_variance(table: Split) -> None:
     prepared = prepare(_raw(table), PrepareParams(), seed=0)
 
     train = prepared.splits["train"].drop(columns=[TARGET])
@@ -425,27 +423,27 @@ def test_prepare_scales_train_to_zero_mean_and_unit_variance(table: Table) -> No
     np.testing.assert_allclose(train.std(ddof=0).to_numpy(), 1.0, rtol=1e-12)
 
 
-def test_prepare_scales_val_and_test_with_train_statistics(table: Table) -> None:
+def test_prepare_scales_val_and_test_with_train_statistics(table: Split) -> None:
     raw, params = _raw(table, label="label"), PrepareParams(target="label", val_size=0.25, test_size=0.15)
     features, labels, _ = validate_raw(raw, "label", SOURCE)
     unscaled = split_dataset(features, labels, params.val_size, params.test_size, seed=5)
-    train_mean = unscaled["train"][0].mean()
-    train_std = unscaled["train"][0].std(ddof=0)
+    train_mean = unscaled["train"].features.mean()
+    train_std = unscaled["train"].features.std(ddof=0)
 
     prepared = prepare(raw, params, seed=5)
 
     for name in ("val", "test"):
-        expected = ((unscaled[name][0] - train_mean) / train_std).reset_index(drop=True)
+        expected = ((unscaled[name].features - train_mean) / train_std).reset_index(drop=True)
         frame = prepared.splits[name]
         pd.testing.assert_frame_equal(frame.drop(columns=[TARGET]), expected, rtol=1e-12)
-        np.testing.assert_array_equal(frame[TARGET].to_numpy(), unscaled[name][1])
+        np.testing.assert_array_equal(frame[TARGET].to_numpy(), unscaled[name].labels)
         # statistics of its own rows would centre it exactly; train's do not
         assert np.abs(frame.drop(columns=[TARGET]).mean().to_numpy()).max() > 1e-3
     assert prepared.preprocessing["mean"] == pytest.approx(train_mean.tolist(), rel=1e-12)
     assert prepared.preprocessing["scale"] == pytest.approx(train_std.tolist(), rel=1e-12)
 
 
-def test_prepare_without_scaling_keeps_the_values(table: Table) -> None:
+def test_prepare_without_scaling_keeps_the_values(table: Split) -> None:
     raw = _raw(table)
     features, labels, _ = validate_raw(raw, TARGET, SOURCE)
     unscaled = split_dataset(features, labels, 0.2, 0.2, seed=1)
@@ -453,13 +451,13 @@ def test_prepare_without_scaling_keeps_the_values(table: Table) -> None:
     prepared = prepare(raw, PrepareParams(scale=False), seed=1)
 
     for name in SPLITS:
-        expected = unscaled[name][0].reset_index(drop=True).assign(**{TARGET: unscaled[name][1]})
+        expected = unscaled[name].features.reset_index(drop=True).assign(**{TARGET: unscaled[name].labels})
         pd.testing.assert_frame_equal(prepared.splits[name], expected, check_exact=True)
     assert prepared.preprocessing["mean"] == [0.0] * 6
     assert prepared.preprocessing["scale"] == [1.0] * 6
 
 
-def test_prepare_writes_a_target_column_whatever_the_source_calls_it(table: Table) -> None:
+def test_prepare_writes_a_target_column_whatever_the_source_calls_it(table: Split) -> None:
     prepared = prepare(_raw(table, label="label"), PrepareParams(target="label"), seed=0)
 
     for frame in prepared.splits.values():
@@ -468,7 +466,7 @@ def test_prepare_writes_a_target_column_whatever_the_source_calls_it(table: Tabl
         assert (frame.drop(columns=[TARGET]).dtypes == "float64").all()
 
 
-def test_prepare_describes_its_preprocessing_as_json(table: Table) -> None:
+def test_prepare_describes_its_preprocessing_as_json(table: Split) -> None:
     raw = _raw(table, label="label", labels=np.where(table[1] == 1, "yes", "no"))
 
     prepared = prepare(raw, PrepareParams(target="label"), seed=0)
@@ -481,7 +479,7 @@ def test_prepare_describes_its_preprocessing_as_json(table: Table) -> None:
     assert preprocessing["target"] == "label"
 
 
-def test_prepare_reports_rows_and_positive_fraction_per_split(table: Table) -> None:
+def test_prepare_reports_rows_and_positive_fraction_per_split(table: Split) -> None:
     raw = _raw(table)
 
     prepared = prepare(raw, PrepareParams(val_size=0.1, test_size=0.3), seed=0)
@@ -497,7 +495,7 @@ def test_prepare_reports_rows_and_positive_fraction_per_split(table: Table) -> N
     assert json.loads(json.dumps(report)) == report
 
 
-def test_prepare_rejects_bad_raw_data_naming_the_source(table: Table) -> None:
+def test_prepare_rejects_bad_raw_data_naming_the_source(table: Split) -> None:
     with pytest.raises(DataError) as caught:
         prepare(_raw(table), PrepareParams(source="mine.parquet", target="label"), seed=0)
 

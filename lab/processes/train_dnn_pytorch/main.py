@@ -1,4 +1,4 @@
-"""Stage `train_dnn_pytorch`: train a dense network, keep its best epoch, test it.
+"""Stage `train_dnn_pytorch`: train the network, keep its best epoch, test it.
 
 A killed run resumes from its last checkpoint when started again. Started by `torchrun
 --nproc_per_node=N -m lab.processes.train_dnn_pytorch.main`, it trains data-parallel on N processes.
@@ -8,45 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lib import cli
-
-if TYPE_CHECKING:
-    from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
-    from lab.processes.train_dnn_pytorch.densenet import DenseNetParams, EpochCallback, Splits, TrainResult
-    from lab.processes.train_dnn_pytorch.distributed import World
+from lib.paths import CHECKPOINTS_DIR
 
 STAGE = "train_dnn_pytorch"
-CHECKPOINT_DIR = Path(".checkpoints") / STAGE
-
-
-def _quiet(_: str) -> None:
-    """The log of ranks other than 0: rank 0 says everything once."""
-
-
-def _train(
-    config: DenseNetParams,
-    splits: Splits,
-    device: Any,
-    seed: int,
-    store: CheckpointStore,
-    world: World,
-    on_epoch: EpochCallback | None = None,
-) -> tuple[list[dict[str, float]], TrainResult]:
-    """Cross-validate (if asked and not done before the checkpoint), then train the final network."""
-    from lab.processes.train_dnn_pytorch import cross_validation, densenet
-
-    saved = store.latest()
-    cv_scores: list[dict[str, float]] = []
-    if config.cv_folds:
-        cv_scores = saved["cv_scores"] if saved and "cv_scores" in saved else []
-        if not cv_scores:
-            cv_scores = cross_validation.cross_validate(config, splits["train"], device, seed, world=world)
-        store.extra["cv_scores"] = cv_scores  # resuming the final network skips the folds
-    result = densenet.train(config, splits, device, seed, on_epoch=on_epoch, checkpoints=store, world=world)
-    return cv_scores, result
+MODEL_NAME = "dense network"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -59,47 +28,49 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--checkpoint-dir",
         type=Path,
-        default=CHECKPOINT_DIR,
+        default=CHECKPOINTS_DIR / STAGE,
         help="per-epoch checkpoints, removed once the outputs are written (default: %(default)s)",
     )
     args = parser.parse_args(argv)
 
-    from lab.processes.train_dnn_pytorch import checkpoints, cross_validation, densenet, distributed, results
+    import torch
+
+    from lab.processes.train_dnn_pytorch.network import build_network, load_network, saved_network
+    from lab.processes.train_dnn_pytorch.params import NetworkParams
+    from lib import plots
     from lib.datasets import read_splits
+    from lib.digests import directory_digest, fingerprint
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import models, runs, store
+    from lib.training import checkpoints, cross_validation, distributed, loop
 
     world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
     seed = params.seed()
-    config = params.section(STAGE, densenet.DenseNetParams)
+    config = params.section(STAGE, NetworkParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
-    distributed.check_batch_size(config.batch_size, world)
+    distributed.check_batch_size(config.batch_size, world, f"{STAGE}.batch_size")
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
-    key = checkpoints.fingerprint(
-        params=config.model_dump(),
-        seed=seed,
-        data=checkpoints.directory_digest(args.data_dir),
-        processes=world.size,
-        device=device.type,
-    )
-    checkpoint_store = checkpoints.CheckpointStore(
-        args.checkpoint_dir, key, log=checkpoints.log_line if world.is_main else _quiet
-    )
+    log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
+    data = directory_digest(args.data_dir)
+    key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=device.type)
+    checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
     if world.is_main:
         store.prepare(experiment)
 
+    build = partial(build_network, params=config)
+    train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
+
     with distributed.process_group(world, device):
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
-            _train(config, splits, device, seed, checkpoint_store, world)
+            train(world=world, log=log)
             world.barrier()
             return
 
         import mlflow
-        import torch
 
         saved = checkpoint_store.latest()
         resume_run_id = saved.get("mlflow_run_id") if saved else None
@@ -108,19 +79,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             checkpoint_store.extra["mlflow_run_id"] = run_id
             history = json.loads(saved["history"]) if saved else []
             log_epoch = runs.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
-            cv_scores, result = _train(config, splits, device, seed, checkpoint_store, world, on_epoch=log_epoch)
+            cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
-            cv_summary = cross_validation.summary(cv_scores) if cv_scores else {}
-            stage_metrics = {**densenet.stage_metrics(result), **cv_summary}
-            plot_set = results.plot_set(result, splits)
+            stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
+            if "test" in splits:
+                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, MODEL_NAME)
+            else:  # every declared output exists: header-only tables, figures that say "no test split"
+                plot_set = plots.missing_split_plots(MODEL_NAME)
+            plot_set.tables["history"] = result.history
+            plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
             with commit_outputs() as outputs:
-                checkpoint = {
-                    "state_dict": result.network.state_dict(),
-                    "hidden_layers": list(config.hidden_layers),
-                    "dropout": config.dropout,
-                    "features": list(splits["train"][0].columns),
-                }
-                torch.save(checkpoint, outputs.path(args.model))
+                features = list(splits["train"].features.columns)
+                torch.save(saved_network(result.network, config, features), outputs.path(args.model))
                 outputs.write_json(args.metrics, stage_metrics)
                 pngs = plot_set.write(outputs, args.plots_dir)
             checkpoint_store.clear()
@@ -128,10 +98,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
             mlflow.log_metrics(cross_validation.fold_metrics(cv_scores))
             runs.log_pngs(pngs)
-            example = splits["test" if "test" in splits else "train"][0].head(5)
-            models.log_torch_model(torch.nn.Sequential(result.network, torch.nn.Sigmoid()), example)
+            network, _ = load_network(args.model)  # the MLflow model is the network DVC versions, read back
+            example = splits["test" if "test" in splits else "train"].features.head(5)
+            models.log_torch_model(torch.nn.Sequential(network, torch.nn.Sigmoid()), example)
         world.barrier()
-    print(f"{STAGE}: {results.summary_line(result, config.epochs, str(device))}")
+    if result.val_metrics:
+        val_loss = result.val_metrics["val/log_loss"]
+        kept = f"kept epoch {result.best_epoch}/{config.epochs} on {device}, val/loss {val_loss:.4f}"
+    else:
+        kept = f"kept the last epoch ({config.epochs}, no val split) on {device}"
+    tested = (
+        f"test/accuracy {result.test_metrics['test/accuracy']:.4f}"
+        if result.test_metrics
+        else "no test split, so no test metrics"
+    )
+    print(f"{STAGE}: {kept}, {tested}")
 
 
 if __name__ == "__main__":

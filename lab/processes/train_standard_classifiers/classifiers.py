@@ -18,6 +18,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model
 from sklearn.base import ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
+from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS, binary_metrics
 from lib.params import Section
@@ -101,8 +102,8 @@ def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any])
 def score_candidate(
     name: ClassifierName,
     model: ClassifierMixin,
-    train: tuple[pd.DataFrame, np.ndarray],
-    val: tuple[pd.DataFrame, np.ndarray] | None,
+    train: Split,
+    val: Split | None,
     folds: int,
     metric: SelectionMetric,
     seed: int,
@@ -116,13 +117,13 @@ def score_candidate(
     except ValueError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ReprolabError(f"train_standard_classifiers.hyperparams.{name}: {first_line}") from None
-    probability = None if val is None else fitted.predict_proba(val[0])[:, 1]
+    probability = None if val is None else fitted.predict_proba(val.features)[:, 1]
     return Candidate(
         name=name,
         model=fitted,
         cv_mean=round(float(cv_scores.mean()), 6),
         cv_std=round(float(cv_scores.std()), 6),
-        val_metrics={} if val is None else binary_metrics(val[1], probability, "val"),
+        val_metrics={} if val is None else binary_metrics(val.labels, probability, "val"),
         val_probability=probability,
     )
 
@@ -164,9 +165,7 @@ def fitting_models(params: ClassifiersParams, train_rows: int) -> list[Classifie
     return kept
 
 
-def train_and_select(
-    params: ClassifiersParams, splits: dict[str, tuple[pd.DataFrame, np.ndarray]], seed: int
-) -> Selection:
+def train_and_select(params: ClassifiersParams, splits: Splits, seed: int) -> Selection:
     """Score every classifier in params, pick the best, and evaluate it once on test.
 
     The best is picked on val, or by cross-validation on train when `splits` has no val; without a
@@ -174,7 +173,7 @@ def train_and_select(
     """
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
         build_classifier(name, seed, overrides)
-    names = fitting_models(params, len(splits["train"][1]))
+    names = fitting_models(params, len(splits["train"].labels))
     candidates = [
         score_candidate(
             name,

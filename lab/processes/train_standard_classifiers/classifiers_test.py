@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, get_args
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.base import is_classifier
 from sklearn.calibration import CalibratedClassifierCV
@@ -33,6 +32,7 @@ from lab.processes.train_standard_classifiers.classifiers import (
     stage_metrics,
     train_and_select,
 )
+from lib.datasets import Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS, binary_metrics
 from lib.params import ParamsError, ParamsFile
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.unittest
 STAGE = "train_standard_classifiers"
 FAST_MODELS = ["logistic_regression", "naive_bayes", "knn", "random_forest"]
 FAST_HYPERPARAMS = {"random_forest": {"n_estimators": 10, "max_depth": 4}}
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
 WriteParams = Callable[[dict[str, Any]], ParamsFile]
 
 # What each name builds, and whether it takes a random_state (for linear_svm: the wrapped LinearSVC's).

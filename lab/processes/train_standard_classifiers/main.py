@@ -38,13 +38,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     metric = config.selection_metric
     best = selection.best
     if "test" in splits:
-        plot_set = plots.evaluation_plots(splits["test"][1], selection.test_probability, best.name)
+        plot_set = plots.evaluation_plots(splits["test"].labels, selection.test_probability, best.name)
     else:
         plot_set = plots.missing_split_plots(best.name, "test")
     plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric)
     if "val" in splits:
         plot_set.figures["roc_val_all"] = plots.roc_figure(
-            {c.name: plots.roc_points(splits["val"][1], c.val_probability) for c in selection.candidates},
+            {c.name: plots.roc_points(splits["val"].labels, c.val_probability) for c in selection.candidates},
             {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates},
             "all classifiers on val",
         )
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.set_tag("selected", best.name)
         mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
         runs.log_pngs(pngs)
-        models.log_sklearn_model(best.model, splits.get("test", splits["train"])[0].head(5))
+        models.log_sklearn_model(best.model, splits.get("test", splits["train"]).features.head(5))
     keys = [key for key in (selection.selected_by, f"test/{metric}") if key in stage_metrics]
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"

@@ -1,4 +1,7 @@
-"""densenet.py: params, the network's shape, per-sample epoch averages, best-epoch keeping, determinism."""
+"""loop.py: per-sample epoch averages, best-epoch keeping, determinism, resuming, missing splits, precision.
+
+The network is a small MLP built here: `fit` trains whatever network a build function returns.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +15,16 @@ import pytest
 import torch
 from torch import nn
 
-from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore
-from lab.processes.train_dnn_pytorch.densenet import (
-    DenseNetParams,
-    TrainResult,
-    build_network,
-    predict_probability,
-    stage_metrics,
-    train,
-    train_epoch,
-)
+from lib.datasets import Splits
 from lib.evaluation import METRICS
-from lib.params import ParamsError, ParamsFile
+from lib.training.checkpoints import CheckpointStore
+from lib.training.loop import BuildNetwork, TrainResult, fit, predict_probability, stage_metrics, train_epoch
+from lib.training.params import TrainingParams
 
 pytestmark = pytest.mark.unittest
 
-STAGE = "train_dnn_pytorch"
 HISTORY_COLUMNS = ["epoch", "train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/roc_auc"]
 CPU = torch.device("cpu")
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
-WriteParams = Callable[[dict[str, Any]], ParamsFile]
 
 # A short, noisy run on the fixture: its best val/loss is not the last epoch and val/accuracy ties.
 NOISY = {"hidden_layers": [16], "lr": 0.05, "batch_size": 16, "epochs": 8, "device": "cpu"}
@@ -39,71 +32,43 @@ NOISY = {"hidden_layers": [16], "lr": 0.05, "batch_size": 16, "epochs": 8, "devi
 SHORT = {"hidden_layers": [8], "lr": 0.01, "batch_size": 32, "epochs": 3, "device": "cpu"}
 
 
+def mlp(hidden_layers: list[int], dropout: float = 0.1) -> BuildNetwork:
+    """Linear -> ReLU -> Dropout blocks ending in one logit, as a build function."""
+
+    def build(n_features: int) -> nn.Module:
+        layers: list[nn.Module] = []
+        width = n_features
+        for hidden in hidden_layers:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        return nn.Sequential(*layers, nn.Linear(width, 1))
+
+    return build
+
+
+def setup(values: dict[str, Any]) -> tuple[TrainingParams, BuildNetwork]:
+    """Training params and the network's build function from one mapping (the network's keys split off)."""
+    shape = {key: values[key] for key in ("hidden_layers", "dropout") if key in values}
+    return TrainingParams(**{k: v for k, v in values.items() if k not in shape}), mlp(**shape)
+
+
+def train(
+    values: dict[str, Any], splits: Splits, device: torch.device, seed: int, *args: Any, **kwargs: Any
+) -> TrainResult:
+    """`fit` with params and network from `values`, as the stage calls it."""
+    return fit(*setup(values), splits, device, seed, *args, **kwargs)
+
+
 def _train(splits: Splits, seed: int = 0, on: torch.device = CPU, **values: Any) -> TrainResult:
-    return train(DenseNetParams(**{**SHORT, **values}), splits, on, seed, progress=False)
+    return train({**SHORT, **values}, splits, on, seed, progress=False)
 
 
-# --- params -------------------------------------------------------------------------------------
-
-
-def test_params_defaults_are_valid(params_file: WriteParams) -> None:
-    params = params_file({STAGE: {}}).section(STAGE, DenseNetParams)
-
-    assert params.hidden_layers == [32, 16]
-    assert (params.device, params.selection_metric) == ("auto", "loss")
-    assert (params.lr_schedule, params.mixed_precision, params.cv_folds) == ("constant", False, 0)
-
-
-@pytest.mark.parametrize(
-    ("values", "key"),
-    [
-        ({"hidden_layers": []}, "hidden_layers"),
-        ({"hidden_layers": [8, 0]}, "hidden_layers.1"),
-        ({"dropout": 1.0}, "dropout"),
-        ({"dropout": -0.1}, "dropout"),
-        ({"lr": 0}, "lr"),
-        ({"lr": 0.0}, "lr"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"epochs": 2.5}, "epochs"),
-        ({"device": "tpu"}, "device"),
-        ({"selection_metric": "f1"}, "selection_metric"),
-        ({"lr_schedule": "step"}, "lr_schedule"),
-        ({"mixed_precision": "yes"}, "mixed_precision"),
-        ({"cv_folds": 1}, "cv_folds"),
-        ({"cv_folds": -2}, "cv_folds"),
-    ],
-)
-def test_params_reject_a_bad_value_naming_the_key(params_file: WriteParams, values: dict[str, Any], key: str) -> None:
-    with pytest.raises(ParamsError) as caught:
-        params_file({STAGE: values}).section(STAGE, DenseNetParams)
-
-    assert f"{STAGE}.{key}: " in str(caught.value)
-
-
-def test_params_reject_an_unknown_key(params_file: WriteParams) -> None:
-    with pytest.raises(ParamsError) as caught:
-        params_file({STAGE: {"learning_rate": 0.1}}).section(STAGE, DenseNetParams)
-
-    assert str(caught.value).endswith(f"{STAGE}.learning_rate: unknown key")
-
-
-# --- build_network and predict_probability ------------------------------------------------------
-
-
-def test_build_network_stacks_linear_relu_dropout_blocks_and_ends_in_one_logit() -> None:
-    network = build_network(6, [8, 4], dropout=0.25)
-
-    assert type(network) is nn.Sequential
-    assert [type(layer) for layer in network] == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
-    linears = [layer for layer in network if isinstance(layer, nn.Linear)]
-    assert [(layer.in_features, layer.out_features) for layer in linears] == [(6, 8), (8, 4), (4, 1)]
-    assert all(layer.p == 0.25 for layer in network if isinstance(layer, nn.Dropout))
-    assert network(torch.zeros(5, 6)).shape == (5, 1)
+# --- predict_probability --------------------------------------------------------------------------
 
 
 def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
     torch.manual_seed(0)
-    network = build_network(6, [8], dropout=0.5)
+    network = mlp([8], dropout=0.5)(6)
     x = torch.randn(20, 6)
 
     probability = predict_probability(network, x)
@@ -122,7 +87,7 @@ def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
 
 def test_train_epoch_averages_loss_and_accuracy_over_samples_not_batches() -> None:
     torch.manual_seed(0)
-    network = build_network(3, [4], dropout=0.0)
+    network = mlp([4], dropout=0.0)(3)
     x = torch.randn(10, 3)
     y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0], [0.0], [1.0], [0.0], [1.0], [1.0]])
     before = [p.detach().clone() for p in network.parameters()]
@@ -149,7 +114,7 @@ def test_train_epoch_averages_loss_and_accuracy_over_samples_not_batches() -> No
 
 def test_train_epoch_updates_the_weights() -> None:
     torch.manual_seed(0)
-    network = build_network(3, [4], dropout=0.0)
+    network = mlp([4], dropout=0.0)(3)
     x, y = torch.randn(10, 3), torch.ones(10, 1)
     before = [p.detach().clone() for p in network.parameters()]
 
@@ -171,7 +136,7 @@ def test_train_records_one_history_row_per_epoch(splits: Splits) -> None:
     assert (result.history[["train/loss", "val/loss"]].to_numpy() > 0).all()
     assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
     assert set(result.test_metrics) == {f"test/{name}" for name in METRICS}
-    assert result.test_probability.shape == (len(splits["test"][1]),)
+    assert result.test_probability.shape == (len(splits["test"].labels),)
     assert not result.network.training
     assert all(p.device.type == "cpu" for p in result.network.parameters())
 
@@ -200,7 +165,7 @@ def test_train_by_accuracy_keeps_the_first_of_tied_best_epochs(splits: Splits) -
 def test_train_calls_on_epoch_once_per_epoch_with_its_metrics(splits: Splits) -> None:
     calls: list[tuple[int, dict[str, float]]] = []
 
-    result = train(DenseNetParams(**SHORT), splits, CPU, 0, on_epoch=lambda e, m: calls.append((e, m)), progress=False)
+    result = train(SHORT, splits, CPU, 0, on_epoch=lambda e, m: calls.append((e, m)), progress=False)
 
     assert [epoch for epoch, _ in calls] == [1, 2, 3]
     assert [{"epoch": epoch, **metrics} for epoch, metrics in calls] == result.history.to_dict("records")
@@ -236,9 +201,9 @@ def test_train_without_progress_prints_nothing(splits: Splits, capsys: pytest.Ca
 
 
 def test_train_with_progress_shows_a_bar_on_stderr(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
-    train(DenseNetParams(**SHORT), splits, CPU, 0, progress=True)
+    train(SHORT, splits, CPU, 0, progress=True)
 
-    assert "train_dnn" in capsys.readouterr().err
+    assert "training" in capsys.readouterr().err  # the bar is named after the params section
 
 
 def test_stage_metrics_hold_the_best_epoch_and_its_scores(splits: Splits) -> None:
@@ -292,7 +257,7 @@ def _same(a: TrainResult, b: TrainResult) -> bool:
 
 
 def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits, tmp_path: Path) -> None:
-    params = DenseNetParams(**RESUMABLE)
+    params = RESUMABLE
     uninterrupted = train(params, splits, CPU, 3, progress=False)
     lines: list[str] = []
     with pytest.raises(_Killed):  # dies in epoch 4, after epoch 3's checkpoint
@@ -323,10 +288,10 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits
 def test_a_checkpoint_of_another_fingerprint_is_ignored_and_training_starts_from_scratch(
     splits: Splits, tmp_path: Path
 ) -> None:
-    other = DenseNetParams(**{**RESUMABLE, "lr": 0.05})
+    other = {**RESUMABLE, "lr": 0.05}
     with pytest.raises(_Killed):
         train(other, splits, CPU, 3, _kill_at(3), progress=False, checkpoints=CheckpointStore(tmp_path, "other"))
-    params = DenseNetParams(**RESUMABLE)
+    params = RESUMABLE
     lines: list[str] = []
     calls: list[int] = []
 
@@ -364,7 +329,7 @@ def test_without_val_the_last_epoch_is_kept_and_no_val_metric_is_logged(splits: 
     calls: list[dict[str, float]] = []
     no_val = {name: split for name, split in splits.items() if name != "val"}
 
-    result = train(DenseNetParams(**SHORT), no_val, CPU, 0, lambda _, m: calls.append(m), False, log=lines.append)
+    result = train(SHORT, no_val, CPU, 0, lambda _, m: calls.append(m), False, log=lines.append)
 
     assert lines == ["no val split: keeping the last epoch (selection on val is impossible) and logging no val metrics"]
     assert list(result.history.columns) == ["epoch", "train/loss", "train/accuracy"]
@@ -388,7 +353,7 @@ def test_without_test_there_are_no_test_metrics_or_probabilities(splits: Splits)
 
 
 def test_with_train_alone_training_still_ends_with_a_network(splits: Splits) -> None:
-    result = train(DenseNetParams(**SHORT), {"train": splits["train"]}, CPU, 0, progress=False, log=lambda _: None)
+    result = train(SHORT, {"train": splits["train"]}, CPU, 0, progress=False, log=lambda _: None)
 
     assert (result.best_epoch, result.val_metrics, result.test_metrics) == (SHORT["epochs"], {}, {})
     assert len(result.history) == SHORT["epochs"]
@@ -400,7 +365,7 @@ def test_with_train_alone_training_still_ends_with_a_network(splits: Splits) -> 
 def test_mixed_precision_on_cpu_is_ignored_with_one_log_line(splits: Splits) -> None:
     lines: list[str] = []
 
-    mixed = train(DenseNetParams(**SHORT, mixed_precision=True), splits, CPU, 0, progress=False, log=lines.append)
+    mixed = train({**SHORT, "mixed_precision": True}, splits, CPU, 0, progress=False, log=lines.append)
 
     assert lines == ["mixed_precision ignored on cpu: autocast is used on CUDA only; training in float32"]
     assert _same(mixed, _train(splits))
@@ -415,7 +380,7 @@ def test_a_single_process_never_starts_torch_distributed(splits: Splits) -> None
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Splits, tmp_path: Path) -> None:
     cuda = torch.device("cuda")
-    params = DenseNetParams(**{**SHORT, "device": "cuda", "mixed_precision": True, "hidden_layers": [16], "epochs": 10})
+    params = {**SHORT, "device": "cuda", "mixed_precision": True, "hidden_layers": [16], "epochs": 10}
 
     result = train(params, splits, cuda, 0, progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
 

@@ -3,56 +3,34 @@
 A checkpoint is `<dir>/epoch-NNNN.pt`, written to a temporary file and moved into place with
 `os.replace`, so a kill mid-write leaves the previous checkpoint whole; older ones are removed after.
 Each records a fingerprint of everything that determines the result (the stage's params, the seed,
-the input files' contents, the process count). One with another fingerprint is never resumed.
+the input files' contents, the process count: `lib.digests.fingerprint`). One with another
+fingerprint is never resumed.
 Checkpoints are not results: the directory is git- and DVC-ignored, and the stage clears it once
 its outputs are in place (lab/docs/decisions/0006-checkpoints-are-scratch-state.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lib.paths import CHECKPOINTS_DIR
+
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_DIR = Path(".checkpoints/train_dnn_pytorch")
 Log = Callable[[str], None]
 
 
-def log_line(message: str) -> None:
-    """The stage's log: one line on stderr, where the progress bar is too."""
-    print(f"train_dnn_pytorch: {message}", file=sys.stderr, flush=True)
+def stderr_log(prefix: str) -> Log:
+    """A log writing each message as one line `<prefix>: <message>` on stderr, where progress bars are too."""
+    return lambda message: print(f"{prefix}: {message}", file=sys.stderr, flush=True)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def directory_digest(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under `directory`, keyed by its path relative to it."""
-    directory = Path(directory)
-    return {
-        path.relative_to(directory).as_posix(): file_digest(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
-
-
-def fingerprint(**parts: Any) -> str:
-    """A hash of `parts` (params, seed, data digests, ...) as canonical JSON."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+LOG = stderr_log("training")  # the default log of `lib.training`; a stage passes its own
 
 
 def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
@@ -80,7 +58,7 @@ def restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, devi
 class CheckpointStore:
     """The checkpoints of one training run with one fingerprint, in one directory."""
 
-    def __init__(self, directory: Path, key: str, log: Log = log_line) -> None:
+    def __init__(self, directory: Path, key: str, log: Log = LOG) -> None:
         self.directory = Path(directory)
         self.key = key
         self.log = log
@@ -138,7 +116,7 @@ class CheckpointStore:
         for path in [*self._files(), *self.directory.glob(".epoch-*.pt.tmp-*")]:
             path.unlink(missing_ok=True)
         folders = [self.directory]
-        if self.directory.parent.name == DEFAULT_DIR.parent.name:
+        if self.directory.parent.name == CHECKPOINTS_DIR.name:
             folders.append(self.directory.parent)
         for folder in folders:
             try:

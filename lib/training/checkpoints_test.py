@@ -1,4 +1,4 @@
-"""checkpoints.py: fingerprints, atomic per-epoch files, refusing another fingerprint, clearing."""
+"""checkpoints.py: atomic per-epoch files, refusing another fingerprint, clearing, random states."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.processes.train_dnn_pytorch.checkpoints import (
-    CheckpointStore,
-    directory_digest,
-    fingerprint,
-    restore_rng,
-    rng_state,
-)
+from lib.paths import CHECKPOINTS_DIR
+from lib.training.checkpoints import CheckpointStore, restore_rng, rng_state, stderr_log
 
 pytestmark = pytest.mark.unittest
 
@@ -23,29 +18,6 @@ CPU = torch.device("cpu")
 def _store(directory: Path, key: str = "a" * 64) -> tuple[CheckpointStore, list[str]]:
     lines: list[str] = []
     return CheckpointStore(directory, key, log=lines.append), lines
-
-
-def test_fingerprint_changes_with_every_part_and_not_with_key_order() -> None:
-    base = {"params": {"lr": 0.1, "epochs": 3}, "seed": 1, "data": {"train.parquet": "ab"}, "processes": 1}
-
-    assert fingerprint(**base) == fingerprint(**dict(reversed(base.items())))
-    assert fingerprint(**base) == fingerprint(**{**base, "params": {"epochs": 3, "lr": 0.1}})
-    for change in ({"seed": 2}, {"params": {"lr": 0.2, "epochs": 3}}, {"data": {"train.parquet": "ac"}}):
-        assert fingerprint(**{**base, **change}) != fingerprint(**base), change
-
-
-def test_directory_digest_hashes_every_file_by_relative_path(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "train.parquet").write_bytes(b"one")
-    (tmp_path / "sub" / "val.parquet").write_bytes(b"two")
-    before = directory_digest(tmp_path)
-
-    (tmp_path / "train.parquet").write_bytes(b"ONE")
-
-    assert sorted(before) == ["sub/val.parquet", "train.parquet"]
-    after = directory_digest(tmp_path)
-    assert after["train.parquet"] != before["train.parquet"]
-    assert after["sub/val.parquet"] == before["sub/val.parquet"]
 
 
 def test_save_keeps_only_the_newest_checkpoint_and_latest_reads_it(tmp_path: Path) -> None:
@@ -90,7 +62,7 @@ def test_no_checkpoint_is_none_without_a_log_line(tmp_path: Path) -> None:
 
 
 def test_clear_removes_checkpoints_leftovers_and_the_empty_folders(tmp_path: Path) -> None:
-    directory = tmp_path / ".checkpoints" / "train_dnn_pytorch"
+    directory = tmp_path / CHECKPOINTS_DIR / "train_dnn_pytorch"
     store, _ = _store(directory)
     store.save({"epoch": 1})
     (directory / ".epoch-0002.pt.tmp-123").write_bytes(b"cut off by a kill")
@@ -98,7 +70,7 @@ def test_clear_removes_checkpoints_leftovers_and_the_empty_folders(tmp_path: Pat
     store.clear()
     store.clear()  # nothing left: no error
 
-    assert not (tmp_path / ".checkpoints").exists()
+    assert not (tmp_path / CHECKPOINTS_DIR).exists()
 
 
 def test_clear_leaves_a_parent_folder_it_did_not_make(tmp_path: Path) -> None:
@@ -120,3 +92,9 @@ def test_rng_state_restores_the_global_and_the_shuffling_generator() -> None:
 
     again = (torch.rand(3), torch.randperm(10, generator=generator))
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_stderr_log_writes_one_prefixed_line(capsys: pytest.CaptureFixture[str]) -> None:
+    stderr_log("train_dnn_pytorch")("resumed")
+
+    assert capsys.readouterr() == ("", "train_dnn_pytorch: resumed\n")

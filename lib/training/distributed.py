@@ -50,12 +50,11 @@ class World:
 
     def gather(self, value: Any) -> list[Any]:
         """Every process's `value`, in rank order (a picklable object; `[value]` in a world of one)."""
-        if self.size == 1:
-            return [value]
-        import torch.distributed as dist
+        values: list[Any] = [value] * self.size
+        if self.size > 1:
+            import torch.distributed as dist
 
-        values: list[Any] = [None] * self.size
-        dist.all_gather_object(values, value)
+            dist.all_gather_object(values, value)
         return values
 
     def barrier(self) -> None:
@@ -85,12 +84,12 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
-def check_batch_size(batch_size: int, world: World) -> int:
-    """The per-process batch size; the global `batch_size` must split evenly over the processes."""
+def check_batch_size(batch_size: int, world: World, key: str = "batch_size") -> int:
+    """The per-process batch size; the global `batch_size` (params key `key`) must split evenly over the processes."""
     if batch_size % world.size:
         raise ReprolabError(
-            f"train_dnn_pytorch.batch_size: {batch_size} does not split evenly over {world.size} processes "
-            "(WORLD_SIZE); choose a multiple of the process count"
+            f"{key}: {batch_size} does not split evenly over {world.size} processes (WORLD_SIZE); "
+            "choose a multiple of the process count"
         )
     return batch_size // world.size
 

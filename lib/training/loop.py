@@ -1,10 +1,9 @@
-"""A densely connected network for tabular binary classification, trained with PyTorch.
+"""The epoch loop for a binary classifier network: train, score val, keep the best epoch, test it once.
 
-Data is moved to the device once and batched there. Each epoch is scored on val; the weights of the
-best epoch (by `selection_metric`) are kept and evaluated once on test. Without a val split the last
-epoch is kept; without a test split there are no test metrics. Given a `CheckpointStore`, training
-saves its whole state after every epoch and resumes from the newest matching checkpoint; given a
-`World` of several processes, it trains data-parallel with rank 0 alone scoring.
+The network is whatever `build(n_features)` returns, ending in one logit. Data is moved to the device
+once and batched there. Without a val split the last epoch is kept; without a test split there are no
+test metrics. With a `CheckpointStore` training saves its whole state every epoch and resumes from the
+newest matching checkpoint; with a `World` of several processes it trains data-parallel.
 """
 
 from __future__ import annotations
@@ -13,46 +12,23 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, field_validator
 from torch import nn
 
-from lab.processes.train_dnn_pytorch.checkpoints import CheckpointStore, Log, log_line, restore_rng, rng_state
-from lab.processes.train_dnn_pytorch.distributed import SINGLE, World
-from lab.processes.train_dnn_pytorch.precision import FULL, Precision, choose_precision
+from lib.datasets import Splits
 from lib.evaluation import binary_metrics
-from lib.params import Section
-from lib.torch_data import DeviceName, frame_to_tensors, sharded_batches
+from lib.torch_data import frame_to_tensors, sharded_batches
+from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
+from lib.training.distributed import SINGLE, World
+from lib.training.params import TrainingParams
+from lib.training.precision import FULL, Precision, choose_precision
 
-SelectionMetric = Literal["loss", "accuracy", "roc_auc"]
-LrSchedule = Literal["constant", "cosine"]
-
-
-class DenseNetParams(Section):
-    """The `train_dnn_pytorch` section of params.yaml."""
-
-    hidden_layers: list[Annotated[int, Field(ge=1)]] = Field(default=[32, 16], min_length=1)
-    dropout: float = Field(default=0.1, ge=0, lt=1)
-    lr: float = Field(default=1e-3, gt=0, le=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=32, ge=1)
-    epochs: int = Field(default=50, ge=1)
-    lr_schedule: LrSchedule = "constant"
-    device: DeviceName = "auto"
-    mixed_precision: bool = False
-    selection_metric: SelectionMetric = "loss"
-    cv_folds: int = Field(default=0, ge=0)
-
-    @field_validator("cv_folds")
-    @classmethod
-    def _folds_off_or_several(cls, value: int) -> int:
-        if value == 1:
-            raise ValueError("must be 0 (off) or at least 2")
-        return value
+BuildNetwork = Callable[[int], nn.Module]  # the feature count -> an untrained network ending in one logit
+EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -63,28 +39,12 @@ class TrainResult:
     `test_probability` None. On ranks other than 0 only `network` is meaningful.
     """
 
-    network: nn.Sequential
+    network: nn.Module
     history: pd.DataFrame
     best_epoch: int
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
     test_probability: np.ndarray | None
-
-
-EpochCallback = Callable[[int, dict[str, float]], None]
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
-
-
-def build_network(n_features: int, hidden_layers: list[int], dropout: float) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout blocks ending in one logit. Plain `nn.Sequential`, so a saved
-    network loads without this module."""
-    layers: list[nn.Module] = []
-    width = n_features
-    for hidden in hidden_layers:
-        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        width = hidden
-    layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
 
 
 def train_epoch(
@@ -137,20 +97,6 @@ def predict_probability(network: nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(network(x)).squeeze(1).cpu().numpy().astype(np.float64)
 
 
-def _score(metrics: dict[str, float], metric: SelectionMetric) -> float:
-    value = metrics[f"val/{metric}"]
-    return -value if metric == "loss" else value
-
-
-def _val_metrics(network: nn.Module, x: torch.Tensor, y: np.ndarray) -> dict[str, float]:
-    scores = binary_metrics(y, predict_probability(network, x), "val")
-    return {
-        "val/loss": scores["val/log_loss"],
-        "val/accuracy": scores["val/accuracy"],
-        "val/roc_auc": scores["val/roc_auc"],
-    }
-
-
 @dataclass
 class _Training:
     """What a training run changes as it goes, and so what a checkpoint holds."""
@@ -162,27 +108,29 @@ class _Training:
     generator: torch.Generator
     device: torch.device
     world: World
-    history: list[dict[str, float]]
-    best_score: float
-    best_epoch: int
     best_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_score: float = -np.inf
+    best_epoch: int = 0
     epoch: int = 0
 
-    def keep_if_best(self, metrics: dict[str, float], selection_metric: SelectionMetric) -> None:
+    def keep_if_best(self, metrics: dict[str, float], selection_metric: str) -> None:
         """Remember this epoch's weights if its val score beats every earlier one."""
-        score = _score(metrics, selection_metric)
+        value = metrics[f"val/{selection_metric}"]
+        score = -value if selection_metric == "loss" else value
         if self.epoch == 1 or score > self.best_score:  # epoch 1 always counts, even when its score is NaN
             self.best_score, self.best_epoch = score, self.epoch
             self.best_state = copy.deepcopy(self.network.state_dict())
+
+    def _stateful(self) -> dict[str, Any]:
+        scaler = self.precision.scaler
+        return {"network": self.network, "optimiser": self.optimiser, "scheduler": self.scheduler, "scaler": scaler}
 
     def snapshot(self) -> dict[str, Any]:
         """The checkpoint's content; every process takes part (each adds its random state)."""
         return {
             "epoch": self.epoch,
-            "network": self.network.state_dict(),
-            "optimiser": self.optimiser.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "scaler": None if self.precision.scaler is None else self.precision.scaler.state_dict(),
+            **{name: None if part is None else part.state_dict() for name, part in self._stateful().items()},
             "rng": self.world.gather(rng_state(self.generator, self.device)),
             # one string, not a pickled object per value: the history grows every epoch, and torch.save's
             # cost per object made checkpoints of long runs slower than their epochs
@@ -193,12 +141,9 @@ class _Training:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint `snapshot` wrote, in the same world."""
         self.epoch = state["epoch"]
-        self.network.load_state_dict(state["network"])
-        self.optimiser.load_state_dict(state["optimiser"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.precision.scaler is not None and state["scaler"]:
-            self.precision.scaler.load_state_dict(state["scaler"])
+        for name, part in self._stateful().items():
+            if part is not None and state[name]:
+                part.load_state_dict(state[name])
         restore_rng(state["rng"][self.world.rank], self.generator, self.device)
         self.history = json.loads(state["history"])
         best = state["best"]
@@ -206,14 +151,9 @@ class _Training:
         self.best_state = {k: v.to(self.device) for k, v in best["state"].items()}
 
 
-def _scheduler(optimiser: torch.optim.Optimizer, params: DenseNetParams) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if params.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=params.epochs)
-    return None
-
-
-def train(
-    params: DenseNetParams,
+def fit(
+    params: TrainingParams,
+    build: BuildNetwork,
     splits: Splits,
     device: torch.device,
     seed: int,
@@ -222,42 +162,42 @@ def train(
     *,
     checkpoints: CheckpointStore | None = None,
     world: World = SINGLE,
-    log: Log = log_line,
+    log: Log = LOG,
 ) -> TrainResult:
-    """Train for `params.epochs`, keep the best epoch on val, evaluate it once on test.
+    """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
     Args:
-        params: the stage's hyperparameters.
-        splits: `train`, and `val` and `test` when they exist, as (features, 0/1 labels).
+        params: how to train (optimiser, schedule, batch size, epochs, selection metric, precision).
+        build: makes the untrained network from the feature count (called once, after seeding).
+        splits: `train`, and `val` and `test` when they exist.
         device: where tensors and the network live (this process's own device).
         seed: seeds the weight init, dropout and the shuffling generator.
         on_epoch: called after every epoch with (epoch, metrics), e.g. to log them (on rank 0 only).
         progress: show a progress bar; None shows it only on an interactive terminal.
         checkpoints: where to save a checkpoint after every epoch and resume from; None: neither.
         world: the processes training together; rank 0 alone scores, calls `on_epoch` and saves.
-        log: where the one-line notes go (no val split, resumed, mixed precision ignored).
+        log: where the one-line notes go (no val split, mixed precision ignored).
     """
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    tensors = {name: frame_to_tensors(features, labels, device) for name, (features, labels) in splits.items()}
-    network = build_network(splits["train"][0].shape[1], params.hidden_layers, params.dropout).to(device)
+    tensors = {name: frame_to_tensors(*split, device) for name, split in splits.items()}
+    network = build(splits["train"].features.shape[1]).to(device)
     if world.rank:
         torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
     optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    cosine = params.lr_schedule == "cosine"
     run = _Training(
         network=network,
         optimiser=optimiser,
-        scheduler=_scheduler(optimiser, params),
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=params.epochs) if cosine else None,
         precision=choose_precision(params.mixed_precision, device, log if world.is_main else lambda _: None),
         generator=generator,
         device=device,
         world=world,
-        history=[],
-        best_score=-np.inf,
-        best_epoch=0,
         best_state=copy.deepcopy(network.state_dict()),
+        history=[],
     )
     has_val = "val" in splits
     if not has_val and world.is_main:
@@ -270,7 +210,7 @@ def train(
         range(run.epoch + 1, params.epochs + 1),
         initial=run.epoch,
         total=params.epochs,
-        desc="train_dnn",
+        desc=params.section,
         unit="epoch",
         disable=(None if progress is None else not progress) if world.is_main else True,
     )
@@ -284,7 +224,9 @@ def train(
         if world.is_main:
             metrics = {"train/loss": round(train_loss, 6), "train/accuracy": round(train_accuracy, 6)}
             if has_val:
-                metrics.update(_val_metrics(network, tensors["val"][0], splits["val"][1]))
+                scores = binary_metrics(splits["val"].labels, predict_probability(network, tensors["val"][0]), "val")
+                scores["val/loss"] = scores["val/log_loss"]
+                metrics |= {key: scores[key] for key in ("val/loss", "val/accuracy", "val/roc_auc")}
                 run.keep_if_best(metrics, params.selection_metric)
             run.history.append({"epoch": epoch, **metrics})
             if on_epoch is not None:
@@ -296,37 +238,19 @@ def train(
             snapshot = run.snapshot()
             if world.is_main:
                 checkpoints.save(snapshot)
-    return _evaluate(run, splits, tensors) if world.is_main else _nothing_scored(network)
-
-
-def _evaluate(
-    run: _Training,
-    splits: dict[str, tuple[pd.DataFrame, np.ndarray]],
-    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]],
-) -> TrainResult:
-    """The kept epoch's network (the best on val, else the last) and its scores on val and test."""
-    network = run.network
-    if "val" in splits:
-        network.load_state_dict(run.best_state)
+    if not world.is_main:  # ranks other than 0 return the trained network, nothing scored
+        return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None)
+    # the kept epoch (the best on val, else the last), scored once on val and test
     val_metrics, test_metrics, test_probability = {}, {}, None
-    if "val" in splits:
-        val_metrics = binary_metrics(splits["val"][1], predict_probability(network, tensors["val"][0]), "val")
+    if has_val:
+        network.load_state_dict(run.best_state)
+        val_metrics = binary_metrics(splits["val"].labels, predict_probability(network, tensors["val"][0]), "val")
     if "test" in splits:
         test_probability = predict_probability(network, tensors["test"][0])
-        test_metrics = binary_metrics(splits["test"][1], test_probability, "test")
-    return TrainResult(
-        network=network.cpu().eval(),
-        history=pd.DataFrame(run.history),
-        best_epoch=run.best_epoch if "val" in splits else run.epoch,
-        val_metrics=val_metrics,
-        test_metrics=test_metrics,
-        test_probability=test_probability,
-    )
-
-
-def _nothing_scored(network: nn.Module) -> TrainResult:
-    """What ranks other than 0 return: the trained network, nothing scored."""
-    return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None)
+        test_metrics = binary_metrics(splits["test"].labels, test_probability, "test")
+    best_epoch = run.best_epoch if has_val else run.epoch
+    history = pd.DataFrame(run.history)
+    return TrainResult(network.cpu().eval(), history, best_epoch, val_metrics, test_metrics, test_probability)
 
 
 def stage_metrics(result: TrainResult) -> dict[str, float]:

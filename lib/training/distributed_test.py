@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lab.processes.train_dnn_pytorch.distributed import (
+from lib.errors import ReprolabError
+from lib.training.distributed import (
     SINGLE,
     World,
     check_batch_size,
@@ -13,7 +14,6 @@ from lab.processes.train_dnn_pytorch.distributed import (
     rank_device,
     world_from_env,
 )
-from lib.errors import ReprolabError
 
 pytestmark = pytest.mark.unittest
 
@@ -49,7 +49,7 @@ def test_the_global_batch_must_split_evenly() -> None:
     assert check_batch_size(32, World(size=4)) == 8
     assert check_batch_size(7, SINGLE) == 7
     with pytest.raises(ReprolabError, match=r"train_dnn_pytorch.batch_size: 30 does not split evenly over 4 processes"):
-        check_batch_size(30, World(size=4))
+        check_batch_size(30, World(size=4), key="train_dnn_pytorch.batch_size")
 
 
 def test_a_world_of_one_wraps_nothing_and_starts_no_process_group() -> None:

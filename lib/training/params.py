@@ -1,0 +1,35 @@
+"""How a network is trained: the keys every architecture shares in its params section (torch-free)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from lib.params import Section
+from lib.torch_data import DeviceName
+
+SelectionMetric = Literal["loss", "accuracy", "roc_auc"]
+LrSchedule = Literal["constant", "cosine"]
+
+
+class TrainingParams(Section):
+    """Optimiser, schedule, epochs, device and selection: a stage's params model adds its network's keys."""
+
+    section: ClassVar[str] = "training"  # the params.yaml section, named in errors about these keys
+    lr: float = Field(default=1e-3, gt=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=50, ge=1)
+    lr_schedule: LrSchedule = "constant"
+    device: DeviceName = "auto"
+    mixed_precision: bool = False
+    selection_metric: SelectionMetric = "loss"
+    cv_folds: int = Field(default=0, ge=0)
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_off_or_several(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (off) or at least 2")
+        return value
