@@ -28,10 +28,10 @@ from lib.params import Section
 from sweeps.search import DONE, FAILED, PRUNED, Result, ranked_table, run_links
 
 if TYPE_CHECKING:
-    import numpy as np
     import optuna
-    import pandas as pd
     import torch
+
+    from lib.datasets import Split
 
 SECTION = "tune_dnn_pytorch"
 TRAIN_SECTION = "train_dnn_pytorch"
@@ -223,12 +223,11 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-Splits = dict[str, "tuple[pd.DataFrame, np.ndarray]"]
 Objective = Callable[["optuna.Trial"], float]
 
 
 def make_objective(
-    config: TuneParams, base: Mapping[str, Any], splits: Splits, device: torch.device, seed: int
+    config: TuneParams, base: Mapping[str, Any], splits: dict[str, Split], device: torch.device, seed: int
 ) -> Objective:
     """The trial function: train with the trial's values in a nested MLflow run, report epochs, return the value."""
     import mlflow

@@ -15,12 +15,13 @@ import pytest
 import torch
 import yaml
 
+from lib.datasets import Split
 from lib.params import ParamsError, ParamsFile
 from sweeps import tune
 from sweeps.search import ranked_table
 from sweeps.tune import Choice, FloatRange, IntRange, TuneError, TuneParams
 
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
+Splits = dict[str, Split]
 
 BASE = {"hidden_layers": [8], "dropout": 0.1, "lr": 0.01, "batch_size": 32, "epochs": 3, "device": "cpu"}
 SPACE = {
@@ -290,10 +291,10 @@ def _splits() -> Splits:
     from sklearn.datasets import make_classification
 
     x, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
-    features = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)])
+    features, labels = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]), y.astype(np.int64)
     return {
-        "train": (features[:150], y[:150].astype(np.int64)),
-        "val": (features[150:].reset_index(drop=True), y[150:].astype(np.int64)),
+        "train": Split(features[:150], labels[:150]),
+        "val": Split(features[150:].reset_index(drop=True), labels[150:]),
     }
 
 
@@ -320,7 +321,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(tmp_path: Path) 
     assert run.data.metrics["val/log_loss"] == study.best_value
 
 
-# --- tune_main and adopt end to end -------------------------------------------------------------
+# --- the search and adopt end to end --------------------------------------------------------------
 
 SHRUNK_SEARCH = {
     "n_trials": 3,
@@ -343,7 +344,7 @@ def with_sweeps(project: Path) -> Path:
 
 
 @pytest.mark.integration
-def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
+def test_tune_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"train_dnn_pytorch": {"epochs": 2, "device": "cpu"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
@@ -351,10 +352,10 @@ def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_param
     uri = f"sqlite:///{project}/mlflow.db"
     done = run([sys.executable, "-m", "lab.processes.prepare_data.main"], project, MLFLOW_TRACKING_URI=uri)
     assert done.returncode == 0, done.stderr
-    tune_main = [sys.executable, "-m", "sweeps.tune", "--trials"]
+    search = [sys.executable, "-m", "sweeps.tune", "--trials"]
 
-    first = run([*tune_main, "2"], project, MLFLOW_TRACKING_URI=uri)  # then resumed to 3
-    second = run([*tune_main, "3"], project, MLFLOW_TRACKING_URI=uri)
+    first = run([*search, "2"], project, MLFLOW_TRACKING_URI=uri)  # then resumed to 3
+    second = run([*search, "3"], project, MLFLOW_TRACKING_URI=uri)
 
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
@@ -398,7 +399,7 @@ def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_param
 
 
 @pytest.mark.integration
-def test_tune_main_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
+def test_tune_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"prepare_data": {"split": "train_test"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
