@@ -165,9 +165,13 @@ def dvc_experiments(repo: Path, commits: int = 5, revs: Sequence[str] = ()) -> p
         elif path or not (Path(repo) / name).exists():  # the rest that is not a dependency's hash
             columns[column] = f"metrics.{Path(path).stem + '/' if path else ''}{name}"
     frame = frame.rename(columns={**_EXP_COLUMNS, **columns})[[*_EXP_COLUMNS.values(), *columns.values()]]
+    frame = frame.replace("!", None).infer_objects()  # "!": a commit without the file, e.g. before its first run
     commit = (frame["kind"] == "baseline") & (frame["rev"] != "workspace")
-    frame.loc[commit, "name"] = frame.loc[commit, "rev"]  # a branch or tag name, or the commit itself
-    frame.loc[commit, "rev"] = [git("rev-parse", "--short=7", rev, cwd=repo) or rev for rev in frame.loc[commit, "rev"]]
+    shown = list(frame.loc[commit, "rev"])  # DVC shows a branch's or tag's name instead of the commit
+    frame.loc[commit, "rev"] = [git("rev-parse", "--short=7", rev, cwd=repo) or rev for rev in shown]
+    frame.loc[commit, "name"] = [
+        rev if rev != short else None for rev, short in zip(shown, frame.loc[commit, "rev"], strict=True)
+    ]
     frame.insert(3, "baseline", frame["rev"].where(commit).ffill().where(~commit & (frame["rev"] != "workspace")))
     return frame
 

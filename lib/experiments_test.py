@@ -135,12 +135,15 @@ def test_dvc_experiments_lists_commits_and_their_experiments(tmp_path: Path, mon
         monkeypatch.setenv(f"GIT_AUTHOR_{name}", value)
         monkeypatch.setenv(f"GIT_COMMITTER_{name}", value)
     monkeypatch.chdir(tmp_path)  # DVC's git backends look at the working directory's repository too
-    git("init", "-q", cwd=tmp_path)
+    git("init", "-q", "-b", "main", cwd=tmp_path)
     Repo.init(tmp_path).close()
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  train:\n    cmd: 'true'\n    params: [seed, train_dnn_pytorch]\n"
         "metrics: [metrics/dnn.json, metrics/classifiers.json]\n"
     )
+    (tmp_path / "params.yaml").write_text("seed: 42\ntrain_dnn_pytorch: {lr: 0.001, hidden: [16]}\n")
+    git("add", "-A", cwd=tmp_path)
+    git("commit", "-qm", "before the first results", cwd=tmp_path)
     _write(tmp_path, 0.001, 0.94)
     git("add", "-A", cwd=tmp_path)
     git("commit", "-qm", "one", cwd=tmp_path)
@@ -152,15 +155,18 @@ def test_dvc_experiments_lists_commits_and_their_experiments(tmp_path: Path, mon
 
     commit = git("rev-parse", "--short=7", "HEAD", cwd=tmp_path)
     assert list(frame["rev"])[:2] == ["workspace", commit]
-    assert list(frame["kind"]) == ["baseline", "baseline", "branch_base"]
+    assert list(frame["kind"]) == ["baseline", "baseline", "branch_base", "baseline"]
+    assert list(frame["name"])[1:3] == ["main", "lr-high"] and pd.isna(frame.iloc[3]["name"])  # a branch's name
+    assert math.isnan(frame.iloc[3]["metrics.dnn/test/roc_auc"])  # no metrics file yet: DVC's "!" is missing
+    assert frame["metrics.dnn/test/roc_auc"].dtype == float
     experiment = frame.iloc[2]
     assert (experiment["name"], experiment["baseline"]) == ("lr-high", commit)
     assert experiment["metrics.dnn/test/roc_auc"] == 0.98
     assert frame.iloc[1]["metrics.classifiers/test/roc_auc"] == 0.99
     assert frame.iloc[1]["metrics.selected"] == "knn"  # a name only one metrics file has: DVC leaves the file out
     assert frame.iloc[1]["params.train_dnn_pytorch.hidden"] == "[16]"
-    differing = experiments.differing_params(frame.iloc[1:], keep=["rev"])
-    assert list(differing.columns) == ["rev", "params.train_dnn_pytorch.lr"]
+    differing = experiments.differing_params(frame.iloc[1:3], keep=["rev"])
+    assert list(differing.columns) == ["rev", "params.train_dnn_pytorch.lr"]  # the rows with results
     assert experiments.metric_column(frame, "dnn/test/roc_auc") == "metrics.dnn/test/roc_auc"
     assert experiments.metric_column(frame, "classifiers/selected") == "metrics.selected"
     with pytest.raises(experiments.ReprolabError, match=r"no metric dnn/val/auc \(metrics: classifiers/test/roc_auc, "):
