@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from reports.run_report import goals_html, metrics_html, params_html
+from reports.run_report import diff_html, goals_html
 
 pytestmark = pytest.mark.unittest
 
@@ -52,15 +52,16 @@ def test_metrics_show_value_base_value_and_change() -> None:
             "selected": {"old": None, "new": "knn"},
         }
     }
-    page = metrics_html(changes, "0123456789abcdef")
-    assert "<th>at 0123456</th>" in page
+    page = diff_html(changes, "0123456789abcdef", "No metrics.")
+    assert "<h3>metrics/dnn.json</h3>" in page and "<th>at 0123456</th>" in page
     assert '<td>test/loss</td><td class="num">0.25</td><td class="num">0.5</td><td class="changed">-0.25</td>' in page
     assert '<td>epochs</td><td class="num">3</td><td class="num">3</td><td class="same">+0</td>' in page
     assert "<td>selected</td><td>knn</td><td>–</td><td>–</td>" in page
-    assert "No metrics." in metrics_html({}, None)
+    assert diff_html({}, None, "No metrics.") == '<p class="note">No metrics.</p>'
 
 
 def test_params_changed_or_none() -> None:
-    page = params_html({"params.yaml": {"train.lr": {"old": 0.1, "new": 0.01}}}, "0123456789")
-    assert '<td>params.yaml: train.lr</td><td class="num">0.01</td><td class="num">0.1</td>' in page
-    assert "None changed since 0123456." in params_html({}, "0123456789")
+    page = diff_html({"params.yaml": {"train.lr": {"old": 0.1, "new": 0.01}}}, "0123456789", "None changed.")
+    assert "<h3>params.yaml</h3>" in page
+    assert '<td>train.lr</td><td class="num">0.01</td><td class="num">0.1</td><td>–</td>' in page
+    assert "None changed." in diff_html({}, "0123456789", "None changed.")

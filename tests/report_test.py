@@ -168,7 +168,11 @@ def test_workspace_report_compares_with_head(reports: dict[str, Path]) -> None:
     assert now["dnn:best_epoch"] == 2
     for name, value in now.items():
         assert f">{value:.6g}<" in page, name
-    assert '<td>params.yaml: train_dnn_pytorch.epochs</td><td class="num">2</td><td class="num">3</td>' in page
+    params = page[page.index("<h3>params.yaml</h3>") :]
+    assert (
+        '<td>train_dnn_pytorch.epochs</td><td class="num">2</td><td class="num">3</td><td class="changed">-1</td>'
+        in params
+    )
     row = re.search(r"<td>best_epoch</td>(.*?)</tr>", page).group(1)
     assert re.findall(r">([^<]+)</td>", row) == ["2", "3", "-1"]
     assert "Run report: the workspace on" in page
