@@ -1,7 +1,6 @@
 """A run's report: one HTML file that shows what ran and what came out, and works offline (lab/docs/report.md).
 
-DVC diffs the metrics and params and renders the plots, goals.criteria judges the goals, MLflow finds the
-runs; vl-convert's Vega scripts are inlined, so the file makes no request to any other host.
+DVC diffs the metrics and params and draws the plots, with vl-convert's Vega scripts inlined: no request leaves.
 """
 
 from __future__ import annotations
@@ -31,13 +30,10 @@ WORKSPACE = "workspace"  # DVC's name for the files on disk
 GOALS_FILE = "goals/goals.yaml"
 VEGA_LITE = "5.21"  # DVC's plot templates are Vega-Lite v5 specs
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
-STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; }
-th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.changed { font-weight: 600; } .same, .note { color: #888; } .pass { color: #1a7f37; } .fail { color: #cf222e; }
-.row, .plots { display: flex; flex-wrap: wrap; gap: 0 3em; } .plots img { max-width: 340px; }
-"""
+STYLE = """body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; }
+table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; } .changed { font-weight: 600; } .same, .note { color: #888; } .pass { color: #1a7f37; }
+.fail { color: #cf222e; } .row, .plots { display: flex; flex-wrap: wrap; gap: 0 2em; } img { max-width: 340px; }"""
 
 
 def resolve(rev: str | None, cwd: Path) -> str:
@@ -65,20 +61,16 @@ def metric_changes(repo: Repo, rev: str | None, base: str | None) -> dict[str, d
     return diff({}, format_dict(shown.get(rev or WORKSPACE, {}).get("data", {})), with_unchanged=True)
 
 
-def mlflow_runs(root: Path, rev: str | None, commit: str, experiment: str) -> tuple[str, list[Run] | str]:
-    """(tracking URI, the runs of the commit's latest pipeline run, oldest first; or why there are none).
-
-    Runs carry the commit they ran on (`git.commit`): the commit itself or, for a results commit, its parent.
-    A commit counts only runs on a clean checkout; `REPROLAB_PIPELINE_RUN_ID` picks one pipeline run.
-    """
+def mlflow_runs(uri: str, root: Path, rev: str | None, commit: str, experiment: str) -> list[Run] | str:
+    """The runs of the commit's latest pipeline run, oldest first, or why there are none. A results commit's
+    runs carry its parent's `git.commit`; a commit's runs must have had a clean checkout (`git.dirty` false)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from lib.experiments import runs_filter
 
-    uri = store.tracking_uri() or store.local_store_uri(root)
     if store.tracking_uri() is None and not (root / store.LOCAL_STORE).is_file():
-        return uri, f"no local MLflow store {store.LOCAL_STORE} in {root}"
+        return f"no local MLflow store {store.LOCAL_STORE} in {root}"  # MLflow would create an empty one
     try:
         store.check_tracking_server(store.tracking_uri())
         mlflow.set_tracking_uri(uri)
@@ -90,10 +82,10 @@ def mlflow_runs(root: Path, rev: str | None, commit: str, experiment: str) -> tu
             )
             if found:
                 latest = found[0].data.tags.get("pipeline_run_id")
-                return uri, [run for run in reversed(found) if run.data.tags.get("pipeline_run_id") == latest]
+                return [run for run in reversed(found) if run.data.tags.get("pipeline_run_id") == latest]
     except (ReprolabError, MlflowException) as exc:
-        return uri, str(exc).splitlines()[0]
-    return uri, f"no runs of commit {commit[:7]} in experiment '{experiment}'"
+        return str(exc).splitlines()[0]
+    return f"no runs of commit {commit[:7]} in experiment '{experiment}'"
 
 
 def plot_divs(repo: Repo, rev: str | None) -> dict[str, list[str]]:
@@ -156,9 +148,8 @@ def goals_html(goals_text: str | None, changes: Changes) -> str:
     try:
         goals = Goals.model_validate(yaml.safe_load(goals_text))
         metrics = {
-            name: {key: value.get("new") for key, value in changes[model.metrics].items()}
-            if model.metrics in changes
-            else f"no {model.metrics} in this revision"
+            name: {key: value.get("new") for key, value in changes.get(model.metrics, {}).items()}
+            or f"no {model.metrics} in this revision"
             for name, model in goals.models.items()
         }
         outcomes = judge(goals, metrics)
@@ -180,14 +171,12 @@ def runs_html(uri: str, runs: list[Run] | str) -> str:
     rows = []
     for run in runs:
         link = f"{LOCAL_UI if local else uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-        name = ("↳ " if "mlflow.parentRunId" in run.data.tags else "") + (run.info.run_name or run.info.run_id)
+        name = ("↳ " if "mlflow.parentRunId" in run.data.tags else "") + run.info.run_name
         link = f'<td><a href="{html.escape(link)}">{html.escape(name)}</a></td>'
         rows.append(
             [_cell(run.data.tags.get("dvc.stage")), link, _cell(run.info.status), _cell(_time(run.info.start_time))]
         )
-    serve = (
-        f"<p class='note'>A local store: <code>mlflow ui --backend-store-uri {html.escape(uri)}</code> serves it.</p>"
-    )
+    serve = f'<p class="note"><code>mlflow ui --backend-store-uri {html.escape(uri)}</code> serves this store.</p>'
     return (serve if local else "") + _table(rows, ["stage", "run", "status", "started"])
 
 
@@ -195,20 +184,18 @@ def facts(root: Path, rev: str | None, commit: str, base: str | None, runs: list
     """What ran, where and when: the commit, its tags and branch, the pipeline run, the base compared with."""
     first = {} if isinstance(runs, str) else runs[0].data.tags  # the tags all runs of a pipeline run share
     ran_on = first.get("git.commit", commit)
-    started = (
-        f"{_time(runs[0].info.start_time)}, pipeline run {first['pipeline_run_id']}" if first else "unknown (no runs)"
-    )
+    ran = f"{_time(runs[0].info.start_time)}, pipeline run {first['pipeline_run_id']}" if first else "unknown"
+    date, _, subject = (git("log", "-1", "--format=%cI%n%s", commit, cwd=root) or "\n").partition("\n")
     # A launch tag names the commit the run started from, which a results commit follows.
     tags = " ".join(git("tag", "--points-at", each, cwd=root) or "" for each in dict.fromkeys((commit, ran_on)))
     branch = (None if rev else git("branch", "--show-current", cwd=root)) or first.get("git.branch")
     contains = git("branch", "--contains", commit, "--format=%(refname:short)", cwd=root) or ""
     return {
-        "commit": f"{commit} ({git('log', '-1', '--format=%s', commit, cwd=root)})"
-        + ("" if rev else " + the workspace"),
+        "commit": f"{commit} ({subject})" + ("" if rev else " + the workspace"),
         "tag": ", ".join(dict.fromkeys(filter(None, [first.get("git.tag"), *tags.split()]))) or "none",
         "branch": branch or ", ".join(contains.split()) or "unknown",
-        "ran": started + (f", on commit {ran_on}" if ran_on != commit else ""),
-        "committed": git("log", "-1", "--format=%cI", commit, cwd=root) or "unknown",
+        "ran": ran + (f", on commit {ran_on}" if ran_on != commit else ""),
+        "committed": date,
         "compared with": base or "nothing (no parent commit)",
         "report made": f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
     }
@@ -223,9 +210,9 @@ def report(root: Path, rev: str | None = None, base: str | None = None) -> str:
     rev = rev and commit
     params = yaml.safe_load(text_at(root, rev, "params.yaml") or "{}") or {}
     experiment = (params.get("tracking") or {}).get("experiment", DEFAULT_EXPERIMENT)
-    uri, runs = mlflow_runs(root, rev, commit, experiment)
-    # The workspace is compared with HEAD, as by `dvc metrics diff`; a commit with the parent of the commit
-    # its run started from (which a results commit follows); a root commit with nothing.
+    uri = store.tracking_uri() or store.local_store_uri(root)
+    runs = mlflow_runs(uri, root, rev, commit, experiment)
+    # The base: HEAD for the workspace (as for `dvc metrics diff`), else the parent of the commit the run started from.
     ran_on = commit if isinstance(runs, str) else runs[0].data.tags.get("git.commit", commit)
     base = resolve(base, root) if base or not rev else git("rev-parse", "--verify", "--quiet", f"{ran_on}^", cwd=root)
     with Repo(str(root)) as repo:
