@@ -51,14 +51,15 @@ def text_at(root: Path, rev: str | None, path: str) -> str | None:
     return (root / path).read_text(encoding="utf-8") if (root / path).is_file() else None
 
 
-def metric_changes(repo: Repo, rev: str | None, base: str | None) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every metric at `rev` (None: the workspace) as `dvc metrics diff --all` gives it against `base`."""
+def dvc_diff(files: Any, rev: str | None, base: str | None, unchanged: bool) -> dict[str, dict[str, dict[str, Any]]]:
+    """`dvc metrics diff` or `dvc params diff` (`files`: repo.metrics or repo.params) of `rev` (None: the
+    workspace) against `base`; a root commit has no base, so all its values are new."""
     from dvc.utils.diff import diff, format_dict
 
     if base:
-        return repo.metrics.diff(a_rev=base, b_rev=rev or WORKSPACE, all=True).get("diff", {})
-    shown = repo.metrics.show(revs=[rev] if rev else None, hide_workspace=False)  # a root commit: nothing to diff
-    return diff({}, format_dict(shown.get(rev or WORKSPACE, {}).get("data", {})), with_unchanged=True)
+        return files.diff(a_rev=base, b_rev=rev or WORKSPACE, all=unchanged).get("diff", {})
+    shown = files.show(revs=[rev]).get(rev, {})  # only a commit can lack a base
+    return diff({}, format_dict(shown.get("data", {})), with_unchanged=unchanged)
 
 
 def mlflow_runs(uri: str, root: Path, rev: str | None, commit: str, experiment: str) -> list[Run] | str:
@@ -216,8 +217,7 @@ def report(root: Path, rev: str | None = None, base: str | None = None) -> str:
     ran_on = commit if isinstance(runs, str) else runs[0].data.tags.get("git.commit", commit)
     base = resolve(base, root) if base or not rev else git("rev-parse", "--verify", "--quiet", f"{ran_on}^", cwd=root)
     with Repo(str(root)) as repo:
-        changes = metric_changes(repo, rev, base)
-        param_changes = repo.params.diff(a_rev=base, b_rev=rev or WORKSPACE).get("diff", {}) if base else {}
+        changes, param_changes = dvc_diff(repo.metrics, rev, base, True), dvc_diff(repo.params, rev, base, False)
         plots = plot_divs(repo, rev)
     sections = {
         "Metrics": diff_html(changes, base, "No metrics."),
