@@ -185,7 +185,7 @@ def facts(root: Path, rev: str | None, commit: str, base: str | None, runs: list
     """What ran, where and when: the commit, its tags and branch, the pipeline run, the base compared with."""
     first = {} if isinstance(runs, str) else runs[0].data.tags  # the tags all runs of a pipeline run share
     ran_on = first.get("git.commit", commit)
-    ran = f"{_time(runs[0].info.start_time)}, pipeline run {first['pipeline_run_id']}" if first else "unknown"
+    ran = f"{_time(runs[0].info.start_time)}, pipeline run {first.get('pipeline_run_id')}" if first else "unknown"
     date, _, subject = (git("log", "-1", "--format=%cI%n%s", commit, cwd=root) or "\n").partition("\n")
     # A launch tag names the commit the run started from, which a results commit follows.
     tags = " ".join(git("tag", "--points-at", each, cwd=root) or "" for each in dict.fromkeys((commit, ran_on)))
