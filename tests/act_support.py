@@ -90,11 +90,13 @@ def runner_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_act(
+def start_act(
     root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
-    self-hosted GPU runner; `variables` are the repository variables. act's log goes to act-<run_id>/."""
+) -> subprocess.Popen[str]:
+    """Start `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
+    self-hosted GPU runner; `variables` are the repository variables. Runs started side by side are
+    runners of one machine: they share its HOME (and the environment cache in it). act's log goes to
+    act-<run_id>/act.log."""
     remote = root / "github.git"
     sha = git("rev-parse", f"{tag}^{{commit}}", cwd=remote)
     event = root / f"event-{tag}.json"
@@ -130,13 +132,30 @@ def run_act(
         "--action-offline-mode",
         "--pull=false",
         "--no-cache-server",
-        "--action-cache-path", str(root / "act-cache"),
+        "--action-cache-path", str(workdir / "act-cache"),
         "--env", f"GITHUB_RUN_ID={run_id}",
         *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
         *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
     ]  # fmt: skip
-    done = subprocess.run(
-        args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
-    )
-    (workdir / "act.log").write_text(done.stdout + done.stderr)  # to read when a test fails
-    return done
+    with (workdir / "act.log").open("w") as log:  # to read when a test fails
+        return subprocess.Popen(
+            args, cwd=workdir, env=runner_env(root / "home"), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+
+
+def run_act(
+    root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """start_act, and wait for it (10 minutes at most); act's output is the result's stdout."""
+    return finish_act(start_act(root, clone, workflow, tag, run_id, message, variables), root / f"act-{run_id}")
+
+
+def finish_act(process: subprocess.Popen[str], workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Wait for an act process from start_act; its log in `workdir` becomes the result's stdout."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    output = (workdir / "act.log").read_text()
+    return subprocess.CompletedProcess(process.args, process.returncode, output, "")
