@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,8 @@ WORKFLOW = ".github/workflows/experiments.yml"
 STAGES = ("prepare_data", "train_standard_classifiers", "train_dnn_pytorch")
 LAUNCH_DIRS = (".ci", ".github", "goals")
 SUBJECT = "Two epochs for the network"
-# The parallel launches' newer commits: their subject, and the network's epochs they set.
-NEWER = {"One epoch for the network": 1, "Four epochs for the network": 4}
+# The parallel launches' newer commits: their subject, and the seed they set (every stage runs again).
+NEWER = {"Seed 7": 7, "Seed 8": 8}
 GOALS = "goals/goals.yaml"
 ENVIRONMENT_ACTION = "./.github/actions/environment"
 
@@ -137,18 +138,22 @@ def run_workflows(lab: Lab, launches: dict[str, str], **variables: str) -> list[
         **variables,
     }
     start = time.monotonic()
+
+    def finish(tag: str, process: subprocess.Popen[str]) -> tuple[subprocess.CompletedProcess[str], float]:
+        return finish_act(process, lab.root / f"act-{launches[tag]}"), time.monotonic() - start
+
     processes = {
         tag: start_act(lab.root, lab.clone, WORKFLOW, tag, run_id, SUBJECT, variables)
         for tag, run_id in launches.items()
     }
-    runs = []
-    for tag, process in processes.items():
-        done = finish_act(process, lab.root / f"act-{launches[tag]}")
-        seconds = time.monotonic() - start
-        tip = git("rev-parse", "refs/heads/main", cwd=lab.remote)
-        commit = git("rev-parse", f"{tag}^{{commit}}", cwd=lab.remote)
-        runs.append(Run(tag, launches[tag], done.stdout, done.returncode, tip, commit, seconds))
-    return runs
+    with ThreadPoolExecutor(len(processes)) as pool:
+        finished = dict(zip(processes, pool.map(finish, processes, processes.values()), strict=True))
+    tip = git("rev-parse", "refs/heads/main", cwd=lab.remote)
+    commits = {tag: git("rev-parse", f"{tag}^{{commit}}", cwd=lab.remote) for tag in launches}
+    return [
+        Run(tag, launches[tag], done.stdout, done.returncode, tip, commits[tag], seconds)
+        for tag, (done, seconds) in finished.items()
+    ]
 
 
 def run_workflow(lab: Lab, tag: str, run_id: str, **variables: str) -> Run:
@@ -166,12 +171,12 @@ def first_run(lab: Lab) -> Run:
 @pytest.fixture(scope="module")
 def parallel_runs(lab: Lab, first_run: Run) -> list[Run]:
     """After the first run's results landed: the second tag on the first run's commit, and a tag on each of
-    two newer commits (NEWER), all started at once."""
+    two newer commits (NEWER), all started at once. Each runs the whole pipeline, as the first did."""
     git("pull", "--quiet", "--ff-only", cwd=lab.clone)
     tags = [lab.tags[1]]
-    for subject, epochs in NEWER.items():
+    for subject, seed in NEWER.items():
         params = yaml.safe_load((lab.clone / "params.yaml").read_text())
-        params["train_dnn_pytorch"]["epochs"] = epochs
+        params["seed"] = seed
         (lab.clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         git("-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qam", subject, cwd=lab.clone)
         git("push", "--quiet", cwd=lab.clone)
@@ -179,7 +184,8 @@ def parallel_runs(lab: Lab, first_run: Run) -> list[Run]:
     runs = run_workflows(lab, {tag: str(201 + index) for index, tag in enumerate(tags)})
     wall = max(found.seconds for found in runs)
     # The wall times lab/docs/runners.md quotes (pytest -s shows them).
-    print(f"\none launch alone: {first_run.seconds:.0f} s; three launches at once: {wall:.0f} s")
+    each = ", ".join(f"{found.seconds:.0f} s" for found in runs)
+    print(f"\none launch alone: {first_run.seconds:.0f} s; three at once: {wall:.0f} s (each done after {each})")
     return runs
 
 
@@ -293,7 +299,7 @@ def test_three_launches_of_one_branch_run_at_once_and_all_land(
 
     landed = results_commits(lab, newest)
 
-    subjects = {f"{SUBJECT}-results": 2, **{f"{subject}-results": epochs for subject, epochs in NEWER.items()}}
+    subjects = {f"{SUBJECT}-results": 42, **{f"{subject}-results": seed for subject, seed in NEWER.items()}}
     assert set(landed) == set(subjects), landed
     for result in parallel_runs:
         subject = git("log", "-1", "--format=%s", result.commit, cwd=lab.remote)
@@ -306,10 +312,7 @@ def test_three_launches_of_one_branch_run_at_once_and_all_land(
         assert ("main had moved to" in body) == moved and ("main had not moved" in body) == (not moved), body
         assert f"results: {commit} on main" in result.output and described in result.output
         lock = yaml.safe_load(git("show", f"{commit}:dvc.lock", cwd=lab.remote))
-        assert (
-            lock["stages"]["train_dnn_pytorch"]["params"]["params.yaml"]["train_dnn_pytorch"]["epochs"]
-            == (subjects[f"{subject}-results"])
-        )
+        assert lock["stages"]["train_dnn_pytorch"]["params"]["params.yaml"]["seed"] == subjects[f"{subject}-results"]
         # Its data is all on the S3 remote, and it is the tagged commit's: with the results commit's
         # files on the tagged commit, a fresh clone pulls everything and DVC finds nothing to run.
         clone = tmp_path / result.tag
