@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint unit test bench launch goals runtime serve register lab sweep sweep-launch verify
+.PHONY: setup run lint unit test postgres bench launch goals runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 setup: .venv/.synced
@@ -45,7 +45,13 @@ TEST_WORKERS ?= auto
 unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
 	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
 
-test: setup lint  ## the quality gates, then the whole test suite
+# The integration tests run MLflow's server on PostgreSQL (tests/support.py): Debian's package, when missing.
+postgres:  ## PostgreSQL's server programs for the tests: Debian's package, installed with apt-get when missing
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  $(if $(filter 0,$(shell id -u)),,sudo) sh -c \
+	  'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql'
+
+test: setup lint postgres  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)

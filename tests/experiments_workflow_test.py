@@ -1,11 +1,12 @@
 """The launch workflow, run for real: .github/workflows/experiments.yml under `act`, on this machine.
 
-A bare git repository stands in for GitHub, moto's S3 server for the DVC remote and a local `mlflow
-server` for the team's. `make launch` pushes a `run-*` tag and act runs the workflow for it alone. Then
-three launches of one branch (a second tag on that commit, and tags on two newer commits) start at the
-same time, as on three free runners of one machine: all three must land their results commits, their
-data on the S3 remote and their MLflow runs. The runner takes the CPU path (the ALLOW_CPU_RUNNER
-variable) and finds the project's own .venv seeded into its environment cache, so nothing is installed.
+A bare git repository stands in for GitHub, moto's S3 server for the DVC remote, and a local `mlflow
+server` on PostgreSQL with its artefacts on that S3 server for the team's. `make launch` pushes a `run-*`
+tag and act runs the workflow for it alone. Then three launches of one branch (a second tag on that
+commit, and tags on two newer commits) start at the same time, as on three free runners of one machine:
+all three must land their results commits, their data on the S3 remote and their MLflow runs. The
+runner takes the CPU path (the ALLOW_CPU_RUNNER variable) and finds the project's own .venv seeded into
+its environment cache, so nothing is installed.
 act ignores `on.push.tags`: the trigger is checked separately, by reading the workflow.
 """
 
@@ -34,8 +35,7 @@ from tests.support import (
     free_port,
     make_project_copy,
     run,
-    running_mlflow_server,
-    running_s3_server,
+    running_team_stack,
     shrunk_params,
 )
 
@@ -101,7 +101,7 @@ def launch(clone: Path, name: str) -> str:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Servers, a bare remote holding the project, and two tags launched on its tip."""
     root = tmp_path_factory.mktemp("launch")
-    with running_mlflow_server(root / "mlflow") as mlflow_uri, running_s3_server(root / "s3", BUCKET) as s3:
+    with running_team_stack(root, BUCKET) as (mlflow_uri, s3):
         clone = make_project_copy(root / "clone", shrunk_params())
         for name in LAUNCH_FILES:
             shutil.copy2(PROJ_ROOT / name, clone / name)
@@ -180,7 +180,7 @@ def parallel_runs(lab: Lab, first_run: Run) -> list[Run]:
         (lab.clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         git("-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qam", subject, cwd=lab.clone)
         git("push", "--quiet", cwd=lab.clone)
-        tags.append(launch(lab.clone, subject.split()[0].lower()))
+        tags.append(launch(lab.clone, subject.lower().replace(" ", "-")))
     runs = run_workflows(lab, {tag: str(201 + index) for index, tag in enumerate(tags)})
     wall = max(found.seconds for found in runs)
     # The wall times lab/docs/runners.md quotes (pytest -s shows them).
