@@ -1,38 +1,31 @@
 """How fast the example pipeline runs, next to the floor it cannot go below, measured in one run.
 
-The floor is a pipeline of the same three DVC stages whose commands only import the libraries each
-real stage needs and open an MLflow run in the same local store: interpreter start-up, imports and
-MLflow's store are costs every stage pays before doing any work. Everything is measured in a
-throw-away copy of the project, so the repository's outputs and MLflow store are left alone.
+The floor: the same three DVC stages, whose commands only import what each real stage needs and open an
+MLflow run. Everything runs in throw-away copies of the project. Linux only (GNU time, /proc/cpuinfo).
 
     .venv/bin/python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 """
-
-from __future__ import annotations
 
 import argparse
 import os
 import platform
 import pstats
-import statistics
-import subprocess
-import sys
+import re
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
+from statistics import median
 
+import pandas as pd
 import yaml
 
-from lib.paths import PROJ_ROOT
-from tests.support import clean_env, make_project_copy
+from lib.paths import DEFAULT_EXPERIMENT, PROJ_ROOT
+from tests.support import make_project_copy, run
 
 STAGES = {
-    "prepare_data": "lab.processes.prepare_data.main",
-    "train_standard_classifiers": "lab.processes.train_standard_classifiers.main",
-    "train_dnn_pytorch": "lab.processes.train_dnn_pytorch.main",
+    name: f"lab.processes.{name}.main" for name in ("prepare_data", "train_standard_classifiers", "train_dnn_pytorch")
 }
 # What each stage must import before it can do anything: the floor's stage commands import these.
 FLOOR_IMPORTS = {
@@ -42,193 +35,130 @@ FLOOR_IMPORTS = {
     "train_dnn_pytorch": "import pandas, pyarrow.parquet, matplotlib.figure, torch; "
     "torch.optim.Adam(torch.nn.Linear(1, 1).parameters())",
 }
-MLFLOW_RUN = "import mlflow; mlflow.set_experiment('reprolab-example'); mlflow.start_run(); mlflow.end_run()"
+MLFLOW_RUN = f"import mlflow; mlflow.set_experiment('{DEFAULT_EXPERIMENT}'); mlflow.start_run(); mlflow.end_run()"
+MLFLOW_CODE = re.compile("/site-packages/mlflow/|/lib/tracking/")
 ANCESTOR_SECONDS = 18.0  # the same three stages in the template reprolab descends from (issue figure)
 
 
-def timed(args: Sequence[str], cwd: Path) -> float:
-    """Wall seconds of one command; it must succeed."""
-    start = time.perf_counter()
-    done = subprocess.run(list(args), cwd=cwd, env=clean_env(), capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
+def timed(args: Sequence[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak resident MiB) of one command, as GNU time reports them; the command must succeed."""
+    done = run(["/usr/bin/time", "-f", "%e %M", *args], cwd, timeout=3600)
+    if done.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return seconds
+    seconds, kib = done.stderr.split()[-2:]
+    return float(seconds), int(kib) / 1024
 
 
-def median_of(repeats: int, args: Sequence[str], cwd: Path) -> float:
-    """Median wall seconds over `repeats` runs."""
-    return statistics.median(timed(args, cwd) for _ in range(repeats))
+def machine() -> str:
+    """Cores, CPU model, Python and the main libraries' versions."""
+    cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
+    versions = [f"{name} {metadata.version(name)}" for name in ("dvc", "mlflow", "torch", "scikit-learn", "pandas")]
+    cpu_name = cpu[1] if cpu else platform.machine()
+    return f"{os.cpu_count()} cores ({cpu_name}), Python {platform.python_version()}, {', '.join(versions)}"
 
 
-def _is_mlflow(function: tuple[str, int, str]) -> bool:
-    path = function[0].replace(os.sep, "/")
-    return "/site-packages/mlflow/" in path or "/lib/tracking/" in path
-
-
-def _is_project(function: tuple[str, int, str], root: Path) -> bool:
-    return function[0].startswith(str(root)) and not _is_mlflow(function)
-
-
-def mlflow_seconds(profile: Path, root: Path) -> tuple[float, float]:
-    """(seconds spent in MLflow, total seconds) from a cProfile dump of one stage process.
-
-    MLflow's time is the cumulative time of every call the project's own code makes into MLflow or into
-    lib/tracking/ (importing mlflow, opening the store, starting and ending runs, logging params,
-    metrics, plots and models). Calls inside those are already part of that cumulative time.
-    """
-    stats = pstats.Stats(str(profile))
-    spent = 0.0
-    for function, (*_, callers) in stats.stats.items():  # type: ignore[attr-defined]
-        if _is_mlflow(function):
-            spent += sum(timing[3] for caller, timing in callers.items() if _is_project(caller, root))
+def mlflow_share(project: Path, module: str) -> tuple[float, float]:
+    """(cumulative seconds of the project's calls into MLflow or lib/tracking/, total) of `module` under cProfile."""
+    timed(["python", "-m", "cProfile", "-o", "stage.prof", "-m", module], project)
+    stats = pstats.Stats(str(project / "stage.prof"))
+    spent = sum(
+        timing[3]
+        for function, (*_, callers) in stats.stats.items()  # type: ignore[attr-defined]
+        if MLFLOW_CODE.search(function[0])
+        for caller, timing in callers.items()
+        if caller[0].startswith(str(project)) and not MLFLOW_CODE.search(caller[0])
+    )
     return spent, stats.total_tt  # type: ignore[attr-defined]
 
 
-def mlflow_share(project: Path, module: str, repeats: int) -> tuple[float, float]:
-    """Median (MLflow seconds, profiled stage seconds) of `module` run under cProfile in `project`."""
-    samples = []
-    for attempt in range(repeats):
-        profile = project / f"{module}.{attempt}.prof"
-        timed(["python", "-m", "cProfile", "-o", str(profile), "-m", module], project)
-        samples.append(mlflow_seconds(profile, project))
-        profile.unlink()
-    return statistics.median(s for s, _ in samples), statistics.median(t for _, t in samples)
-
-
 def floor_project(root: Path) -> Path:
-    """A DVC project of three stages that only import and open an MLflow run, chained like the real ones."""
-    root.mkdir(parents=True)
-    stages = {}
-    previous = None
+    """A DVC project of three chained stages that only import and open an MLflow run."""
+    stages, deps = {}, []
     for name, imports in FLOOR_IMPORTS.items():
         code = f"{imports}; {MLFLOW_RUN}; open('{name}.out', 'w').write('done')"
-        stages[name] = {"cmd": f'python -c "{code}"', "outs": [f"{name}.out"]}
-        if previous:
-            stages[name]["deps"] = [f"{previous}.out"]
-        previous = name
+        stages[name] = {"cmd": f'python -c "{code}"', "deps": deps, "outs": [f"{name}.out"]}
+        deps = [f"{name}.out"]
+    root.mkdir(parents=True)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        subprocess.run(command, cwd=root, env=clean_env(), check=True, capture_output=True)
+        timed(command, root)
     return root
 
 
 def measure(repeats: int) -> dict[str, float]:
-    """Every figure of the report, in seconds."""
-    figures: dict[str, float] = {}
+    """Every figure of the report: median seconds over `repeats` runs."""
     with tempfile.TemporaryDirectory() as scratch:
         params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
         project = make_project_copy(Path(scratch) / "project", params)
-        figures["first dvc repro (creates the MLflow store)"] = timed(["dvc", "repro"], project)
-        figures["dvc repro -f"] = median_of(repeats, ["dvc", "repro", "-f"], project)
-        figures["dvc repro, nothing changed"] = median_of(repeats, ["dvc", "repro"], project)
-        for name, module in STAGES.items():
-            figures[f"stage {name}"] = median_of(repeats, ["python", "-m", module], project)
-        for name in STAGES:
-            figures[f"dvc repro {name}, nothing changed"] = median_of(
-                repeats, ["dvc", "repro", "--single-item", name], project
-            )
-        for name, module in STAGES.items():
-            spent, total = mlflow_share(project, module, repeats)
-            figures[f"profiled {name}"] = total
-            figures[f"profiled {name}: MLflow"] = spent
-        for name, module in STAGES.items():
-            figures[f"{name} --help"] = median_of(repeats, ["python", "-m", module, "--help"], project)
-        figures["python start-up"] = median_of(repeats, ["python", "-c", "pass"], project)
-        figures["import mlflow + open store + empty run"] = median_of(repeats, ["python", "-c", MLFLOW_RUN], project)
-        for name, imports in FLOOR_IMPORTS.items():
-            figures[f"floor {name}"] = median_of(repeats, ["python", "-c", f"{imports}; {MLFLOW_RUN}"], project)
         floor = floor_project(Path(scratch) / "floor")
+        figures = {"first dvc repro (creates the MLflow store)": timed(["dvc", "repro"], project)[0]}
         timed(["dvc", "repro"], floor)
-        figures["floor dvc repro -f"] = median_of(repeats, ["dvc", "repro", "-f"], floor)
+        commands = {
+            "dvc repro -f": ["dvc", "repro", "-f"],
+            "dvc repro, nothing changed": ["dvc", "repro"],
+            **{f"stage {name}": ["python", "-m", module] for name, module in STAGES.items()},
+            **{f"dvc repro {name}, nothing changed": ["dvc", "repro", "--single-item", name] for name in STAGES},
+            **{f"{name} --help": ["python", "-m", module, "--help"] for name, module in STAGES.items()},
+            "python start-up": ["python", "-c", "pass"],
+            "import mlflow + open store + empty run": ["python", "-c", MLFLOW_RUN],
+            **{f"floor {name}": ["python", "-c", f"{code}; {MLFLOW_RUN}"] for name, code in FLOOR_IMPORTS.items()},
+        }
+        for name, command in commands.items():
+            figures[name] = median(timed(command, project)[0] for _ in range(repeats))
+        figures["floor dvc repro -f"] = median(timed(["dvc", "repro", "-f"], floor)[0] for _ in range(repeats))
+        for name, module in STAGES.items():
+            shares = [mlflow_share(project, module) for _ in range(repeats)]
+            figures[f"profiled {name}"] = median(total for _, total in shares)
+            figures[f"profiled, in MLflow {name}"] = median(spent for spent, _ in shares)
     return figures
 
 
 def report(figures: dict[str, float], repeats: int) -> str:
     """The markdown page for lab/docs."""
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}" for name in ("dvc", "mlflow", "torch", "scikit-learn", "pandas")
-    )
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor() or "unknown",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
     full, floor = figures["dvc repro -f"], figures["floor dvc repro -f"]
     mlflow, noop = figures["import mlflow + open store + empty run"], figures["dvc repro, nothing changed"]
-    rows = "\n".join(f"| {name} | {seconds:.2f} |" for name, seconds in figures.items())
-    stage_rows = "\n".join(
-        f"| {name} | {figures[f'stage {name}']:.2f} | {figures[f'floor {name}']:.2f} | "
-        f"{figures[f'stage {name}'] - figures[f'floor {name}']:.2f} |"
-        for name in STAGES
-    )
-    share_rows = "\n".join(
-        f"| {name} | {figures[f'profiled {name}']:.2f} | {figures[f'profiled {name}: MLflow']:.2f} | "
-        f"{figures[f'profiled {name}: MLflow'] / figures[f'profiled {name}']:.0%} |"
-        for name in STAGES
-    )
+    columns = {"stage": "alone", "floor": "floor", "profiled": "profiled", "profiled, in MLflow": "in MLflow"}
+    stages = pd.DataFrame({column: [figures[f"{kind} {name}"] for name in STAGES] for kind, column in columns.items()})
+    stages.index = pd.Index(list(STAGES), name="stage")
+    stages.insert(2, "work on top", stages["alone"] - stages["floor"])
+    stages["MLflow's share"] = (stages["in MLflow"] / stages["profiled"]).map("{:.0%}".format)
+    every = pd.Series(figures, name="seconds").rename_axis("measurement")
     return f"""# Pipeline speed
 
-Measured {date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
-{versions}. Each figure is the median of {repeats} runs, in seconds, in a throw-away copy of the project
-with the committed `params.yaml` (the full example: 6 classifiers with 5-fold CV, 50 epochs).
-Reproduce with `make bench`, or
+Measured {date.today().isoformat()} on {machine()}. Each figure is the median of {repeats} runs, in
+seconds, in a throw-away copy of the project with the committed `params.yaml` (the full example:
+6 classifiers with 5-fold CV, 50 epochs). Reproduce with `make bench`, or
 `.venv/bin/python -m benchmarks.pipeline_speed --repeats {repeats} --out lab/docs/benchmarks.md`.
-
-## Summary
 
 | | seconds |
 |---|---|
 | `dvc repro -f`, the whole example | {full:.2f} |
 | the floor: same three DVC stages that only import their libraries and open an MLflow run | {floor:.2f} |
 | example / floor | {full / floor:.2f} |
-| the ancestor template's three stages (figure from the issue, not measured here) | {ANCESTOR_SECONDS:.1f} |
-| example / ancestor | {full / ANCESTOR_SECONDS:.2f} |
+| example / the ancestor's {ANCESTOR_SECONDS:.0f} s (issue figure, other hardware) | {full / ANCESTOR_SECONDS:.2f} |
 
-## Per stage: the stage alone, its floor (imports + MLflow run), and the work on top
+## Per stage
 
-| stage | stage | floor | work, writing and logging |
-|---|---|---|---|
-{stage_rows}
+Each stage alone, its floor (imports + MLflow run) and the work on top. Then the stage under cProfile,
+which slows Python-heavy code: the time its code spends in calls into MLflow and `lib/tracking/`
+(import, store, run, params, per-epoch metrics, PNGs, model) against the whole profiled process.
 
-## MLflow's share of each stage
-
-Each stage run under cProfile (which slows Python-heavy code, so the seconds are above the plain
-figures): the time the project's code spends in calls into MLflow and `lib/tracking/` (importing
-mlflow, opening the store, starting and ending the run, logging params, per-epoch metrics, PNGs and the
-model), against the whole profiled process. Interpreter exit is not profiled.
-
-| stage | profiled seconds | in MLflow | share |
-|---|---|---|---|
-{share_rows}
+{stages.to_markdown(floatfmt=".2f")}
 
 ## Where the time goes
 
-- MLflow alone (import, open the local store, start and end a run, interpreter exit) costs
-  {mlflow:.2f} s in each of the three stage processes: {3 * mlflow:.2f} s, {3 * mlflow / full:.0%} of the
-  forced run. Importing mlflow and its SQLAlchemy store is most of that.
-- The rest of the floor is importing pandas, scikit-learn, torch and matplotlib. Creating the first
-  torch optimiser imports `torch._dynamo`, which costs as much again as importing torch.
-- `dvc repro` with nothing to do takes {noop:.2f} s. That is DVC's own floor for reading the pipeline
-  and checking hashes.
-- The ancestor template's 18 s was measured on other hardware, with less work: no cross-validation, no test
-  evaluation, no plots. On this machine the floor alone ({floor:.2f} s) is above the 9 s target, so the target
-  cannot be met while each stage runs in its own Python process and logs to MLflow. What is left to
-  trim is the work on top of the floor: {full - floor:.2f} s for cross-validating six classifiers, training 50
-  epochs, drawing six PNGs and logging two models.
+- MLflow alone (import, open the local store, an empty run, interpreter exit) costs {mlflow:.2f} s in each
+  stage process, {3 * mlflow / full:.0%} of the forced run; importing mlflow and its SQLAlchemy store is most of it.
+- The rest of the floor is importing pandas, scikit-learn, torch and matplotlib; the first torch
+  optimiser imports `torch._dynamo`, which costs as much again as importing torch.
+- `dvc repro` with nothing to do takes {noop:.2f} s: DVC's own floor for reading the pipeline and checking hashes.
+- Against the issue's 9 s target, the floor alone takes {floor:.2f} s while each stage runs in its own
+  Python process and logs to MLflow. What is left to trim is the work on top of it: {full - floor:.2f} s for
+  cross-validating six classifiers, training 50 epochs, drawing six PNGs and logging two models.
 
 ## Every figure
 
-| measurement | seconds |
-|---|---|
-{rows}
+{every.to_markdown(floatfmt=".2f")}
 """
 
 
@@ -245,4 +175,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

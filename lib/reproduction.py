@@ -1,18 +1,10 @@
-"""Does this commit's pipeline reproduce its committed results? `make verify` asks, in a scratch copy.
-
-The checked-out commit is cloned into a temporary folder that shares this project's DVC cache, the
-pipeline runs there from scratch (`dvc repro -f`, logging to a throw-away local MLflow store), and its
-`dvc.lock` is compared with the committed one. Three verdicts:
-- identical: every output has the committed bytes;
-- reproduced within TOLERANCE: some bytes differ (another CPU, another BLAS kernel), but every metric and
-  every number in the plot data is within TOLERANCE of the committed value;
-- not reproduced: a metric or plot value differs by more, named with both values; exit status 1.
-Outputs that are not numbers (pickled models, PNGs) are judged by the metrics they produce.
+"""Does this commit's pipeline reproduce its committed results? `make verify` asks: HEAD is cloned into a
+scratch folder sharing this project's DVC cache, `dvc repro -f` runs there, and its outputs are compared with
+the committed ones. The three verdicts are explained in lab/docs/reproducibility.md.
 """
 
-from __future__ import annotations
-
 import argparse
+import io
 import json
 import math
 import os
@@ -29,7 +21,6 @@ import yaml
 from lib.git import git
 
 TOLERANCE = 1e-6  # the one setting: the largest difference in a metric or plot value still called reproduced
-NOT_REPRODUCED = 1
 
 
 @dataclass
@@ -41,13 +32,13 @@ class Verdict:
     failures: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
 
-    def line(self, tolerance: float = TOLERANCE) -> str:
+    def line(self) -> str:
         """The verdict in one line."""
         if self.failures:
             return f"not reproduced: {'; '.join(self.failures)}"
         if not self.changed:
             return "identical: every output has the committed bytes"
-        text = f"reproduced within {tolerance:g} (largest difference {self.largest:.3g}); "
+        text = f"reproduced within {TOLERANCE:g} (largest difference {self.largest:.3g}); "
         text += f"bytes differ in {', '.join(self.changed)}"
         if self.unchecked:
             text += f" (judged by the metrics: {', '.join(self.unchecked)})"
@@ -68,38 +59,27 @@ def _numbers(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("/"): value}
 
 
-def _differences(
-    path: str, before: Mapping[str, Any], after: Mapping[str, Any], verdict: Verdict, tolerance: float
-) -> None:
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
+def compare_text(path: str, before: str, after: str, verdict: Verdict) -> None:
+    """Add the metrics (JSON) or plot cells (CSV) of `after` that differ from `before` by more than TOLERANCE."""
+    if path.endswith(".csv"):
+        import pandas as pd
+
+        old, new = pd.read_csv(io.StringIO(before)), pd.read_csv(io.StringIO(after))
+        if old.shape != new.shape or list(old.columns) != list(new.columns):
+            verdict.failures.append(
+                f"{path}: committed {len(old)} rows {list(old.columns)}, now {len(new)} rows {list(new.columns)}"
+            )
+            return
+        before_values, after_values = _numbers(old.to_dict("records")), _numbers(new.to_dict("records"))
+    else:
+        before_values, after_values = _numbers(json.loads(before)), _numbers(json.loads(after))
+    for key in sorted(before_values.keys() | after_values.keys()):
+        old, new = before_values.get(key), after_values.get(key)
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
-        if numeric and (math.isclose(old, new, rel_tol=0, abs_tol=tolerance * (1 + 1e-9)) or old == new):
+        if numeric and (math.isclose(old, new, rel_tol=0, abs_tol=TOLERANCE * (1 + 1e-9)) or old == new):
             verdict.largest = max(verdict.largest, abs(old - new))
-        elif numeric and all(math.isnan(v) for v in (old, new)):
-            continue
-        elif old != new:
+        elif old != new and not (numeric and math.isnan(old) and math.isnan(new)):
             verdict.failures.append(f"{path} {key}: committed {old!r}, now {new!r}")
-
-
-def compare_json(path: str, before: str, after: str, verdict: Verdict, tolerance: float = TOLERANCE) -> None:
-    """Add the metrics of `after` that differ from `before` by more than `tolerance` to `verdict`."""
-    _differences(path, _numbers(json.loads(before)), _numbers(json.loads(after)), verdict, tolerance)
-
-
-def compare_csv(path: str, before: str, after: str, verdict: Verdict, tolerance: float = TOLERANCE) -> None:
-    """Add the cells of CSV text `after` that differ from `before` by more than `tolerance` to `verdict`."""
-    import io
-
-    import pandas as pd
-
-    old, new = pd.read_csv(io.StringIO(before)), pd.read_csv(io.StringIO(after))
-    if old.shape != new.shape or list(old.columns) != list(new.columns):
-        verdict.failures.append(
-            f"{path}: committed {old.shape[0]} rows {list(old.columns)}, now {new.shape[0]} rows {list(new.columns)}"
-        )
-        return
-    _differences(path, _numbers(old.to_dict("records")), _numbers(new.to_dict("records")), verdict, tolerance)
 
 
 def committed_text(project: Path, path: str, md5: str) -> str | None:
@@ -108,26 +88,24 @@ def committed_text(project: Path, path: str, md5: str) -> str | None:
     return cached.read_text(encoding="utf-8") if cached.is_file() else git("show", f"HEAD:{path}", cwd=project)
 
 
-def compare(project: Path, scratch: Path, committed: Mapping[str, Any], tolerance: float = TOLERANCE) -> Verdict:
+def compare(project: Path, scratch: Path, committed: Mapping[str, Any]) -> Verdict:
     """Compare the outputs `scratch` produced with those `committed` (dvc.lock's content at the commit)."""
     verdict = Verdict()
     before = lock_outputs(committed)
     after = lock_outputs(yaml.safe_load((scratch / "dvc.lock").read_text(encoding="utf-8")))
-    for path in sorted(set(before) | set(after)):
+    for path in sorted(before.keys() | after.keys()):
         if before.get(path) == after.get(path):
             continue
         verdict.changed.append(path)
         if path not in before or path not in after:
-            verdict.failures.append(
-                f"{path}: {'not in the committed dvc.lock' if path in after else 'no longer produced'}"
-            )
+            missing = "no longer produced" if path in before else "not in the committed dvc.lock"
+            verdict.failures.append(f"{path}: {missing}")
             continue
         text = committed_text(project, path, before[path]) if path.endswith((".json", ".csv")) else None
         if text is None:
             verdict.unchecked.append(path)
         else:
-            compare_text = compare_json if path.endswith(".json") else compare_csv
-            compare_text(path, text, (scratch / path).read_text(encoding="utf-8"), verdict, tolerance)
+            compare_text(path, text, (scratch / path).read_text(encoding="utf-8"), verdict)
     return verdict
 
 
@@ -142,7 +120,7 @@ def reproduce(project: Path, scratch: Path) -> None:
         ["dvc", "repro", "--force", "--quiet"],
     ):
         done = subprocess.run(
-            args, cwd=scratch if args[0] == "dvc" else project, env=env, capture_output=True, text=True, check=False
+            args, cwd=scratch if args[0] == "dvc" else project, env=env, capture_output=True, text=True
         )
         if done.returncode and args[1] != "checkout":
             raise SystemExit(f"verify: `{' '.join(args)}` failed:\n{(done.stdout + done.stderr)[-3000:]}")
@@ -150,27 +128,21 @@ def reproduce(project: Path, scratch: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Reproduce HEAD in a scratch copy and print the verdict; 1 when it did not reproduce."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, default=Path.cwd(), help="the DVC project (default: here)")
-    args = parser.parse_args(argv)
-    project = args.project.resolve()
-    committed = yaml.safe_load(git("show", "HEAD:dvc.lock", cwd=project) or "{}")
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    project = Path.cwd()
+    committed = yaml.safe_load(git("show", "HEAD:dvc.lock") or "{}")
     if not lock_outputs(committed):
-        print(
-            "verify: this commit has no results in dvc.lock to compare with (run the pipeline and commit first)",
-            file=sys.stderr,
-        )
+        message = "this commit has no results in dvc.lock to compare with (run the pipeline and commit first)"
+        print(f"verify: {message}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="reprolab-verify-") as folder:
         scratch = Path(folder) / "project"
-        print(
-            f"verify: running the pipeline of {git('rev-parse', '--short', 'HEAD', cwd=project)} in a scratch copy ...",
-            flush=True,
-        )
+        head = git("rev-parse", "--short", "HEAD")
+        print(f"verify: running the pipeline of {head} in a scratch copy ...", flush=True)
         reproduce(project, scratch)
         verdict = compare(project, scratch, committed)
     print(f"verify: {verdict.line()}")
-    return NOT_REPRODUCED if verdict.failures else 0
+    return 1 if verdict.failures else 0
 
 
 if __name__ == "__main__":

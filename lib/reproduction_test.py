@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lib.reproduction import TOLERANCE, Verdict, compare_csv, compare_json, lock_outputs
+from lib.reproduction import TOLERANCE, Verdict, compare_text, lock_outputs
 
 pytestmark = pytest.mark.unittest
 
@@ -27,7 +27,7 @@ def test_metrics_within_the_tolerance_are_reproduced_and_the_largest_difference_
     verdict = Verdict(changed=["metrics/dnn.json", "models/dnn.pt"], unchecked=["models/dnn.pt"])
     moved = {**METRICS, "test/roc_auc": METRICS["test/roc_auc"] + TOLERANCE, "val/loss": 0.0655 - 4e-7}
 
-    compare_json("metrics/dnn.json", json.dumps(METRICS), json.dumps(moved), verdict)
+    compare_text("metrics/dnn.json", json.dumps(METRICS), json.dumps(moved), verdict)
 
     assert verdict.failures == []
     assert verdict.largest == pytest.approx(TOLERANCE)
@@ -49,7 +49,7 @@ def test_metrics_within_the_tolerance_are_reproduced_and_the_largest_difference_
 def test_a_real_difference_names_the_metric_and_both_values(change: dict, failure: str) -> None:
     verdict = Verdict(changed=["metrics/dnn.json"])
 
-    compare_json("metrics/dnn.json", json.dumps(METRICS), json.dumps({**METRICS, **change}), verdict)
+    compare_text("metrics/dnn.json", json.dumps(METRICS), json.dumps({**METRICS, **change}), verdict)
 
     assert verdict.failures == [failure]
     assert verdict.line() == f"not reproduced: {failure}"
@@ -61,7 +61,7 @@ def test_nested_metrics_and_lists_are_compared_value_by_value() -> None:
 
     after = {"scale": {"mean": [1.0, 2.5]}, "nan": float("nan")}
 
-    compare_json("p.json", json.dumps(before), json.dumps(after), verdict)
+    compare_text("p.json", json.dumps(before), json.dumps(after), verdict)
 
     assert verdict.failures == ["p.json scale/mean/1: committed 2.0, now 2.5"]
 
@@ -69,8 +69,8 @@ def test_nested_metrics_and_lists_are_compared_value_by_value() -> None:
 def test_plot_data_is_compared_cell_by_cell() -> None:
     close, far = Verdict(), Verdict()
 
-    compare_csv("roc.csv", ROC, ROC.replace("0.9,0.5", "0.9000004,0.5"), close)
-    compare_csv("roc.csv", ROC, ROC.replace("0.9,0.5", "0.8,0.5"), far)
+    compare_text("roc.csv", ROC, ROC.replace("0.9,0.5", "0.9000004,0.5"), close)
+    compare_text("roc.csv", ROC, ROC.replace("0.9,0.5", "0.8,0.5"), far)
 
     assert close.failures == [] and close.largest == pytest.approx(4e-7)
     assert far.failures == ["roc.csv 1/tpr: committed 0.9, now 0.8"]
@@ -79,7 +79,7 @@ def test_plot_data_is_compared_cell_by_cell() -> None:
 def test_plot_data_of_another_shape_is_a_difference() -> None:
     verdict = Verdict()
 
-    compare_csv("roc.csv", ROC, "fpr,tpr,threshold\n0.0,0.0,1.0\n", verdict)
+    compare_text("roc.csv", ROC, "fpr,tpr,threshold\n0.0,0.0,1.0\n", verdict)
 
     assert verdict.failures == [
         "roc.csv: committed 3 rows ['fpr', 'tpr', 'threshold'], now 1 rows ['fpr', 'tpr', 'threshold']"

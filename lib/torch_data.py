@@ -1,25 +1,21 @@
-"""Torch helpers for small tabular data: device choice, seeding, tensors kept on the device."""
+"""Torch helpers for small tabular data: device choice, tensors kept on the device, batches sliced there."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
+
+import torch
 
 from lib.errors import ReprolabError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    import torch
-
-DeviceName = Literal["auto", "cpu", "cuda"]
 
 
-def resolve_device(name: DeviceName) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """`auto` is CUDA when available, else CPU; asking for `cuda` without one is an error."""
-    import torch
-
     if name == "cuda" and not torch.cuda.is_available():
         raise ReprolabError("device: 'cuda' requested but CUDA is not available (use 'auto' or 'cpu')")
     if name == "auto":
@@ -27,64 +23,26 @@ def resolve_device(name: DeviceName) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all CUDA devices included)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def frame_to_tensors(
     features: pd.DataFrame, labels: np.ndarray, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features as float32 and labels as float32 column, both moved to `device` once."""
-    import torch
-
     x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
     y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
     return x, y
 
 
-def batches(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches sliced on the device; shuffled with `generator` when one is given.
-
-    Indexing whole tensors avoids a DataLoader's per-sample Python work, which dominates for small rows.
-    """
-    import torch
-
-    n = x.shape[0]
-    order = None if generator is None else torch.randperm(n, generator=generator).to(x.device)
-    for start in range(0, n, batch_size):
-        if order is None:
-            yield x[start : start + batch_size], y[start : start + batch_size]
-        else:
-            index = order[start : start + batch_size]
-            yield x[index], y[index]
-
-
 def sharded_batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-    """This rank's share of every shuffled global mini-batch, with the global batch's row count.
+    """This rank's slice of every shuffled global mini-batch of `batch_size` rows, and that batch's row count.
 
-    Every rank draws the same permutation from `generator`, cuts it into global batches of `batch_size`
-    rows and takes the `rank`-th of `world_size` equal slices of each (fewer rows, or none, in a short
-    last batch). With `world_size` 1 the batches are those of `batches`. The count lets each rank scale
-    its summed loss so that averaging gradients across ranks gives the global batch's mean gradient.
+    Every rank draws the same permutation. Slicing tensors on the device avoids a DataLoader's
+    per-sample Python work, which dominates for small rows.
     """
-    import torch
-
     n = x.shape[0]
     order = torch.randperm(n, generator=generator).to(x.device)
     per_rank = batch_size // world_size
     for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
-        count = min(batch_size, n - start)
-        if world_size > 1:
-            index = index[rank * per_rank : (rank + 1) * per_rank]
-        yield x[index], y[index], count
+        index = order[start : start + batch_size][rank * per_rank : (rank + 1) * per_rank]
+        yield x[index], y[index], min(batch_size, n - start)

@@ -1,6 +1,4 @@
-"""torch_data.py: device choice, seeding, tensors from frames and mini-batches."""
-
-import random
+"""torch_data.py: device choice, tensors from frames and mini-batches."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +6,7 @@ import pytest
 import torch
 
 from lib.errors import ReprolabError
-from lib.torch_data import batches, frame_to_tensors, resolve_device, seed_everything, sharded_batches
+from lib.torch_data import frame_to_tensors, resolve_device, sharded_batches
 
 pytestmark = pytest.mark.unittest
 
@@ -54,22 +52,6 @@ def test_cuda_resolves_on_a_cuda_machine() -> None:
     assert torch.zeros(1, device=device).device.type == "cuda"
 
 
-def _draws() -> tuple[float, float, list[float]]:
-    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
-
-
-def test_seed_everything_makes_every_generator_repeat() -> None:
-    seed_everything(123)
-    first = _draws()
-    seed_everything(123)
-    second = _draws()
-    seed_everything(124)
-    other = _draws()
-
-    assert first == second
-    assert all(a != b for a, b in zip(first, other, strict=True))
-
-
 def test_frame_to_tensors_gives_float32_features_and_a_label_column() -> None:
     features = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": np.array([4, 5, 6], dtype=np.int64)})
     labels = np.array([0, 1, 1], dtype=np.int64)
@@ -89,24 +71,18 @@ def _rows(n: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x[:, :1] * 10
 
 
-def test_batches_in_order_without_a_generator() -> None:
+def _batches(x: torch.Tensor, y: torch.Tensor, size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    return list(sharded_batches(x, y, size, torch.Generator().manual_seed(seed)))
+
+
+def test_batches_shuffle_every_row_exactly_once() -> None:
     x, y = _rows(10)
 
-    parts = list(batches(x, y, batch_size=4))
+    parts = _batches(x, y, 3, seed=0)
 
-    assert [len(bx) for bx, _ in parts] == [4, 4, 2]
-    assert torch.equal(torch.cat([bx for bx, _ in parts]), x)
-    assert torch.equal(torch.cat([by for _, by in parts]), y)
-
-
-def test_batches_shuffle_every_row_exactly_once_with_a_generator() -> None:
-    x, y = _rows(10)
-
-    parts = list(batches(x, y, batch_size=3, generator=torch.Generator().manual_seed(0)))
-
-    assert [len(bx) for bx, _ in parts] == [3, 3, 3, 1]
-    seen_x = torch.cat([bx for bx, _ in parts])
-    seen_y = torch.cat([by for _, by in parts])
+    assert [len(bx) for bx, _, _ in parts] == [count for _, _, count in parts] == [3, 3, 3, 1]
+    seen_x = torch.cat([bx for bx, _, _ in parts])
+    seen_y = torch.cat([by for _, by, _ in parts])
     assert sorted(seen_x[:, 0].tolist()) == list(range(10))
     assert seen_x[:, 0].tolist() != list(range(10))
     assert torch.equal(seen_y, seen_x[:, :1] * 10)
@@ -116,8 +92,7 @@ def test_batches_repeat_with_the_same_generator_seed() -> None:
     x, y = _rows(12)
 
     def order(seed: int) -> list[float]:
-        generator = torch.Generator().manual_seed(seed)
-        return torch.cat([bx for bx, _ in batches(x, y, 5, generator)])[:, 0].tolist()
+        return torch.cat([bx for bx, _, _ in _batches(x, y, 5, seed)])[:, 0].tolist()
 
     assert order(7) == order(7)
     assert order(7) != order(8)
@@ -126,30 +101,20 @@ def test_batches_repeat_with_the_same_generator_seed() -> None:
 def test_batches_with_a_batch_larger_than_the_data() -> None:
     x, y = _rows(3)
 
-    parts = list(batches(x, y, batch_size=8))
+    parts = _batches(x, y, 8, seed=0)
 
-    assert len(parts) == 1
-    assert torch.equal(parts[0][0], x)
-
-
-def test_sharded_batches_of_one_process_are_the_batches() -> None:
-    x, y = _rows(10)
-
-    plain = list(batches(x, y, 4, torch.Generator().manual_seed(1)))
-    sharded = list(sharded_batches(x, y, 4, torch.Generator().manual_seed(1)))
-
-    assert [count for _, _, count in sharded] == [4, 4, 2]
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plain, sharded, strict=True))
+    assert len(parts) == 1 and parts[0][2] == 3
+    assert sorted(parts[0][0][:, 0].tolist()) == [0.0, 1.0, 2.0]
 
 
 def test_sharded_batches_split_every_global_batch_over_the_ranks() -> None:
     x, y = _rows(11)
-    plain = list(batches(x, y, 4, torch.Generator().manual_seed(2)))
+    plain = _batches(x, y, 4, seed=2)
 
     shards = [list(sharded_batches(x, y, 4, torch.Generator().manual_seed(2), rank, 2)) for rank in (0, 1)]
 
     assert [[len(bx) for bx, _, _ in rank] for rank in shards] == [[2, 2, 2], [2, 2, 1]]
-    for step, (global_x, global_y) in enumerate(plain):
+    for step, (global_x, global_y, _) in enumerate(plain):
         (x0, y0, count0), (x1, y1, count1) = shards[0][step], shards[1][step]
         assert count0 == count1 == len(global_x)
         assert torch.equal(torch.cat([x0, x1]), global_x) and torch.equal(torch.cat([y0, y1]), global_y)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -17,59 +17,46 @@ def pip_requirements(packages: Sequence[str]) -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
-@contextmanager
-def _pickle_warning_silenced(flavour: str) -> Iterator[None]:
-    """Silence MLflow's per-save pickle warning for `flavour` (decision 0002 records the choice)."""
-    logger = logging.getLogger(f"mlflow.{flavour}")
+def _log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, packages: Sequence[str], name: str) -> str:
+    """Log `model` with `flavour` (mlflow.sklearn or mlflow.pytorch), pickled (decision 0002), quietly."""
+    from mlflow.models import infer_signature
+
+    logger = logging.getLogger(flavour.__name__)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            # MLflow's own check of the input example wraps a read-only pandas array in a tensor.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            info = flavour.log_model(
+                model,
+                name=name,
+                signature=infer_signature(example, output),
+                input_example=example,
+                serialization_format="pickle",
+                pip_requirements=pip_requirements(packages),
+            )
     finally:
         logger.setLevel(level)
+    return info.model_uri
 
 
 def log_sklearn_model(model: Any, example: pd.DataFrame, name: str = "model") -> str:
-    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements.
-
-    Pickled rather than MLflow's default skops: importing skops walks all of scikit-learn (5 s a run).
-    """
+    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements, pickled: MLflow's
+    default, skops, walks all of scikit-learn on import (5 s a run)."""
     import mlflow.sklearn
-    from mlflow.models import infer_signature
 
-    with _pickle_warning_silenced("sklearn"):
-        info = mlflow.sklearn.log_model(
-            model,
-            name=name,
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
-            pip_requirements=pip_requirements(["scikit-learn", "numpy", "pandas", "scipy"]),
-        )
-    return info.model_uri
+    return _log_model(
+        mlflow.sklearn, model, example, model.predict(example), ["scikit-learn", "numpy", "pandas", "scipy"], name
+    )
 
 
 def log_torch_model(network: Any, example: pd.DataFrame, name: str = "model") -> str:
     """Log a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
-    import warnings
-
     import mlflow.pytorch
-    import numpy as np
     import torch
-    from mlflow.models import infer_signature
 
     example = example.astype("float32")
     with torch.no_grad():
-        output = network(torch.tensor(example.to_numpy(dtype=np.float32))).numpy()
-    with _pickle_warning_silenced("pytorch"), warnings.catch_warnings():
-        # MLflow's own check of the input example wraps a read-only pandas array in a tensor.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        info = mlflow.pytorch.log_model(
-            network,
-            name=name,
-            signature=infer_signature(example, output),
-            input_example=example,
-            serialization_format="pickle",
-            pip_requirements=pip_requirements(["torch", "numpy", "pandas"]),
-        )
-    return info.model_uri
+        output = network(torch.tensor(example.to_numpy())).numpy()
+    return _log_model(mlflow.pytorch, network, example, output, ["torch", "numpy", "pandas"], name)

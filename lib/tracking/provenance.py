@@ -1,7 +1,6 @@
 """Provenance: the tags that tie a run to its code, its launch and its pipeline run."""
 
-from __future__ import annotations
-
+import contextlib
 import os
 import socket
 import uuid
@@ -18,24 +17,18 @@ def _dvc_ancestor() -> tuple[int, float] | None:
     """(pid, start time) of the `dvc repro` / `dvc exp run` process running this stage, if any."""
     import psutil
 
-    try:
+    with contextlib.suppress(psutil.Error):
         for process in psutil.Process().parents():
             command = process.cmdline()
-            names = [os.path.basename(part) for part in command[:3]]
-            if "dvc" in names and ({"repro", "exp"} & set(command)):
+            if "dvc" in [os.path.basename(part) for part in command[:3]] and {"repro", "exp"} & set(command):
                 return process.pid, process.create_time()
-    except psutil.Error:
-        return None
     return None
 
 
 @cache
 def pipeline_run_id() -> str:
-    """One id shared by every stage of the same pipeline run.
-
-    Taken from `REPROLAB_PIPELINE_RUN_ID` when set (make run and CI set it); otherwise derived from
-    the `dvc repro` process that runs the stages; a stage run by hand gets an id of its own.
-    """
+    """One id shared by every stage of a pipeline run: `REPROLAB_PIPELINE_RUN_ID` (make run and CI set it),
+    else derived from the `dvc repro` process running the stages; a stage run by hand gets its own."""
     if os.environ.get(ENV_PIPELINE_RUN_ID):
         return os.environ[ENV_PIPELINE_RUN_ID]
     ancestor = _dvc_ancestor()
@@ -65,11 +58,8 @@ def run_tags(stage: str, device: str | None = None) -> dict[str, str]:
         "dvc.stage": stage,
         "pipeline_run_id": pipeline_run_id(),
         "runner": os.environ.get("RUNNER_NAME") or socket.gethostname(),
+        "git.tag": os.environ.get("GITHUB_REF_NAME") if os.environ.get("GITHUB_REF_TYPE") == "tag" else None,
+        "dvc.experiment": os.environ.get("DVC_EXP_NAME"),
+        "device": device,
     }
-    if os.environ.get("GITHUB_REF_TYPE") == "tag" and os.environ.get("GITHUB_REF_NAME"):
-        tags["git.tag"] = os.environ["GITHUB_REF_NAME"]
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
-    if device is not None:
-        tags["device"] = device
-    return tags
+    return {name: value for name, value in tags.items() if value}  # the optional ones only when known

@@ -1,7 +1,5 @@
 """A stage's MLflow run: its params, continuing a killed run, per-epoch metrics and plot files."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +12,10 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """`{"a": {"b": 1}}` -> `{"a.b": "1"}`: nested params as MLflow param names and values."""
     flat: dict[str, str] = {}
     for key, value in params.items():
-        name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
-            flat[name] = str(value)
+            flat[f"{prefix}{key}"] = str(value)
     return flat
 
 
@@ -42,19 +39,16 @@ def stage_run(
     nested_name: str | None = None,
     resume_run_id: str | None = None,
 ) -> Iterator[str]:
-    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id.
-
-    With `resume_run_id` naming a run that still exists (see `resumable_run`), that run is continued
-    instead: its tags are set again, its params (the same, or it would not be resumed) are not.
-    """
+    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id; or
+    continue run `resume_run_id` if it still exists (its tags set again, its params, the same, not)."""
     import mlflow
 
-    run_name = nested_name or stage
+    tags = run_tags(stage, device)
     if resume_run_id is not None and resumable_run(resume_run_id):
-        with mlflow.start_run(run_id=resume_run_id, tags=run_tags(stage, device)) as run:
+        with mlflow.start_run(run_id=resume_run_id, tags=tags) as run:
             yield run.info.run_id
     else:
-        with mlflow.start_run(run_name=run_name, nested=nested_name is not None, tags=run_tags(stage, device)) as run:
+        with mlflow.start_run(run_name=nested_name or stage, nested=nested_name is not None, tags=tags) as run:
             mlflow.log_params(flatten(params))
             yield run.info.run_id
     mlflow.flush_async_logging()
@@ -68,17 +62,14 @@ def logged_steps(run_id: str, key: str) -> set[int]:
 
 
 def epoch_logger(
-    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool, key: str = "train/loss"
+    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool
 ) -> Callable[[int, dict[str, float]], None]:
-    """Per-epoch metric logging for a run that may continue an earlier one without duplicating steps.
-
-    `history` holds the rows (`epoch` and metrics) a resumed training starts from: those whose logging
-    a kill cut off are logged now. The callback returned logs each later epoch asynchronously, skipping
-    the epochs the run already has (judged by metric `key`) when it was `resumed`.
-    """
+    """Per-epoch logging for a run that may continue an earlier one: the rows of `history` (`epoch` and
+    metrics) a kill cut off are logged now; the callback returned logs later epochs asynchronously,
+    skipping those the run already has (judged by `train/loss`) when it was `resumed`."""
     import mlflow
 
-    logged = logged_steps(run_id, key) if resumed else set()
+    logged = logged_steps(run_id, "train/loss") if resumed else set()
     for row in history:
         epoch = int(row["epoch"])
         if epoch not in logged:

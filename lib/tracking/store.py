@@ -1,14 +1,8 @@
-"""Where runs go, and whether the server there answers.
+"""Where runs go, and whether the server there answers (before any compute: MLflow retries for minutes).
 
-With `MLFLOW_TRACKING_URI` unset, runs go to a local store at the DVC project root (`DVC_ROOT`, else
-the working directory): `mlflow.db`, MLflow's default SQLite file, with artifacts under `mlruns/`, both
-git-ignored. Anchoring it at `DVC_ROOT` matters for queued `dvc exp run` experiments: they run in a
-temporary copy under .dvc/tmp/exps/, where a store relative to the working directory would be deleted
-with the copy, while DVC points `DVC_ROOT` at the parent project. When the URI names a server, it must
-answer before any compute starts: MLflow's own retries would otherwise spend minutes against a closed port.
+With `MLFLOW_TRACKING_URI` unset, runs go to `mlflow.db` and `mlruns/` at the DVC project root (`DVC_ROOT`,
+which queued experiments, run in a temporary copy under .dvc/tmp/exps/, point at the parent project).
 """
-
-from __future__ import annotations
 
 import http.client
 import os
@@ -24,10 +18,7 @@ from lib.params import Section
 from lib.paths import DEFAULT_EXPERIMENT
 
 ENV_URI = "MLFLOW_TRACKING_URI"
-ENV_DVC_ROOT = "DVC_ROOT"  # set by DVC for every stage; the parent project's root for queued experiments
 LOCAL_STORE = "mlflow.db"
-LOCAL_ARTIFACTS = "mlruns"
-SERVER_CHECK_TIMEOUT_S = 5.0
 # Fail in seconds, not minutes, if a server that answered the health check goes away mid-run.
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
@@ -53,7 +44,7 @@ def tracking_uri() -> str | None:
 
 def local_store_root() -> Path:
     """The folder of the default local store: `DVC_ROOT` when DVC runs the stage, else the working directory."""
-    return Path(os.environ.get(ENV_DVC_ROOT) or os.getcwd()).resolve()
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
 def local_store_uri(root: Path) -> str:
@@ -64,17 +55,13 @@ def local_store_uri(root: Path) -> str:
 def local_artifact_location(root: Path, experiment: str) -> str:
     """Where a local store in `root` keeps the artifacts of `experiment`: `root`/mlruns/<experiment>."""
     folder = re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-.") or "experiment"
-    return (Path(root).resolve() / LOCAL_ARTIFACTS / folder).as_uri()
+    return (Path(root).resolve() / "mlruns" / folder).as_uri()
 
 
 def use_local_store(experiment: str, root: Path | None = None) -> str:
-    """Point MLflow at the local store in `root` (default: `local_store_root()`), creating the store and
-    `experiment` when missing, with the experiment's artifacts in the same root; returns the store's URI.
-
-    MLflow would put a new experiment's artifacts under ./mlruns of whatever directory creates it first.
-    Creating the store is the step that must not run in many processes at once (a brand-new SQLite file
-    is corrupted by concurrent schema creation): `make sweep` calls this once before it starts workers.
-    """
+    """Point MLflow at the local store in `root` (default: `local_store_root()`), creating it and `experiment`
+    with its artifacts in `root`; returns its URI. Sweeps call it before workers start: a brand-new SQLite
+    store created by many processes at once is corrupted."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -91,23 +78,20 @@ def use_local_store(experiment: str, root: Path | None = None) -> str:
     return uri
 
 
-def check_tracking_server(uri: str | None, timeout: float = SERVER_CHECK_TIMEOUT_S) -> None:
+def check_tracking_server(uri: str | None, timeout: float = 5.0) -> None:
     """Raise TrackingUnavailable unless `uri` is local or its server answers within `timeout` s."""
     if uri is None or not uri.startswith(("http://", "https://")):
         return
-    health = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(health, timeout=timeout) as response:
-            response.read(64)
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+        return
     except urllib.error.HTTPError as exc:
         if exc.code < 500:  # it answered; authentication is MLflow's business
             return
         reason = f"HTTP {exc.code}"
     # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
-    else:
-        return
     raise TrackingUnavailable(
         f"MLflow tracking server {uri} does not answer ({reason}); "
         f"start it, or unset {ENV_URI} to log to the local store"
@@ -128,5 +112,5 @@ def prepare(experiment: str) -> None:
         mlflow.set_experiment(experiment)
     except Exception as exc:  # MLflow raises its own and requests' errors here
         where = uri or f"the local store {local_store_uri(local_store_root())}"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise TrackingUnavailable(f"MLflow at {where}: cannot use experiment '{experiment}': {first_line}") from None

@@ -29,11 +29,12 @@ def test_save_keeps_only_the_newest_checkpoint_and_latest_reads_it(tmp_path: Pat
 
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch-0003.pt"]
     state, _ = _store(tmp_path / "ckpt")
-    latest = state.latest()
+    latest = state.latest
     assert latest is not None
     assert (latest["epoch"], latest["mlflow_run_id"]) == (3, "run-1")
     assert torch.equal(latest["weights"], torch.full((2,), 3.0))
-    assert state.latest() is latest  # read once
+    state.save({"epoch": 4})
+    assert state.latest is latest  # read once, when the store is made
     assert lines == []
 
 
@@ -42,7 +43,7 @@ def test_a_checkpoint_with_another_fingerprint_is_not_resumed(tmp_path: Path) ->
     store.save({"epoch": 2})
     other, lines = _store(tmp_path, key="b" * 64)
 
-    assert other.latest() is None
+    assert other.latest is None
     assert len(lines) == 1 and "other params, seed, data" in lines[0] and "starting from scratch" in lines[0]
 
 
@@ -50,14 +51,14 @@ def test_an_unreadable_checkpoint_is_not_resumed(tmp_path: Path) -> None:
     (tmp_path / "epoch-0004.pt").write_bytes(b"half a zip")
     store, lines = _store(tmp_path)
 
-    assert store.latest() is None
+    assert store.latest is None
     assert "is unreadable" in lines[0]
 
 
 def test_no_checkpoint_is_none_without_a_log_line(tmp_path: Path) -> None:
     store, lines = _store(tmp_path / "missing")
 
-    assert store.latest() is None
+    assert store.latest is None
     assert lines == []
 
 

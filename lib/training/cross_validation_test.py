@@ -16,7 +16,7 @@ from lib.errors import ReprolabError
 from lib.evaluation import METRICS
 from lib.training import loop
 from lib.training.checkpoints import CheckpointStore
-from lib.training.cross_validation import cross_validate, cross_validate_and_fit, fold_metrics, fold_splits, summary
+from lib.training.cross_validation import cross_validate_and_fit, fold_metrics, fold_splits, summary
 from lib.training.loop import BuildNetwork, TrainResult
 from lib.training.params import TrainingParams
 
@@ -58,13 +58,13 @@ def test_too_few_rows_of_a_class_for_the_folds_is_an_error_naming_the_key() -> N
         fold_splits(Split(features, labels), 3, seed=0, key="train_dnn_pytorch.cv_folds")
 
 
-def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_out_fold(
-    splits: Splits, monkeypatch: pytest.MonkeyPatch
+def test_cross_validation_trains_one_network_per_fold_and_scores_it_on_the_held_out_fold(
+    splits: Splits, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     seen: list[Splits] = []
 
     def fake_train(
-        params: TrainingParams, build: BuildNetwork, fold: Splits, device: torch.device, seed: int, **_: Any
+        params: TrainingParams, build: BuildNetwork, fold: Splits, device: torch.device, seed: int, *_: Any, **__: Any
     ) -> TrainResult:
         seen.append(fold)
         # a score that identifies the held-out rows: their share of positives, and their count
@@ -74,10 +74,13 @@ def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_ou
 
     monkeypatch.setattr(loop, "fit", fake_train)
     params = TrainingParams(epochs=1, cv_folds=3)
-    scores = cross_validate(params, _network, splits["train"], CPU, 7, log=lambda _: None)
+    scores, _ = cross_validate_and_fit(
+        params, _network, splits, CPU, 7, CheckpointStore(tmp_path, "k"), log=lambda _: None
+    )
 
     expected_folds = fold_splits(splits["train"], 3, seed=7)
-    assert [_rows(f["val"]) for f in seen] == [_rows(f["val"]) for f in expected_folds]
+    assert [_rows(f["val"]) for f in seen[:-1]] == [_rows(f["val"]) for f in expected_folds]
+    assert seen[-1] is splits  # then the final network, on all of train
     held_sizes = [len(f["val"].labels) for f in expected_folds]
     positive_shares = [float(f["val"].labels.mean()) for f in expected_folds]
     assert [s["val/log_loss"] for s in scores] == held_sizes
@@ -96,11 +99,13 @@ def test_cross_validate_trains_one_network_per_fold_and_scores_it_on_the_held_ou
     assert len(per_fold) == 3 * len(METRICS)
 
 
-def test_cross_validate_with_the_real_network_gives_a_score_per_fold(splits: Splits) -> None:
+def test_cross_validation_with_the_real_network_gives_a_score_per_fold(splits: Splits, tmp_path: Path) -> None:
     params = TrainingParams(epochs=2, batch_size=32, device="cpu", cv_folds=2)
     lines: list[str] = []
 
-    scores = cross_validate(params, _network, splits["train"], CPU, 0, log=lines.append)
+    scores, _ = cross_validate_and_fit(
+        params, _network, splits, CPU, 0, CheckpointStore(tmp_path, "k"), log=lines.append
+    )
 
     assert len(scores) == 2 and all(set(s) == {f"val/{m}" for m in METRICS} for s in scores)
     assert [line.split(":")[0] for line in lines] == ["cv fold 1/2", "cv fold 2/2"]

@@ -1,4 +1,4 @@
-"""distributed.py: the world from torchrun's environment, the batch split, and a world of one doing nothing."""
+"""distributed.py: the world from torchrun's environment, each rank's device, and a world of one doing nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from lib.errors import ReprolabError
 from lib.training.distributed import (
     SINGLE,
     World,
-    check_batch_size,
     process_group,
     rank_device,
     world_from_env,
@@ -45,22 +44,8 @@ def test_a_bad_world_is_a_one_line_error(environ: dict[str, str], message: str) 
     assert str(caught.value) == message
 
 
-def test_the_global_batch_must_split_evenly() -> None:
-    assert check_batch_size(32, World(size=4)) == 8
-    assert check_batch_size(7, SINGLE) == 7
-    with pytest.raises(ReprolabError, match=r"train_dnn_pytorch.batch_size: 30 does not split evenly over 4 processes"):
-        check_batch_size(30, World(size=4), key="train_dnn_pytorch.batch_size")
-
-
-def test_a_world_of_one_wraps_nothing_and_starts_no_process_group() -> None:
-    network = torch.nn.Linear(2, 1)
-    tensor = torch.ones(2)
-
+def test_a_world_of_one_starts_no_process_group() -> None:
     with process_group(SINGLE, CPU):
-        assert SINGLE.wrap(network, CPU) is network
-        assert SINGLE.sum(tensor) is tensor and tensor.tolist() == [1.0, 1.0]
-        assert SINGLE.gather({"a": 1}) == [{"a": 1}]
-        SINGLE.barrier()
         assert not torch.distributed.is_initialized()
 
 

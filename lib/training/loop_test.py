@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from lib.datasets import Splits
+from lib.errors import ReprolabError
 from lib.evaluation import METRICS
 from lib.training.checkpoints import CheckpointStore
+from lib.training.distributed import World
 from lib.training.loop import BuildNetwork, TrainResult, fit, predict_probability, stage_metrics, train_epoch
 from lib.training.params import TrainingParams
 
@@ -262,7 +264,7 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits
     lines: list[str] = []
     with pytest.raises(_Killed):  # dies in epoch 4, after epoch 3's checkpoint
         train(params, splits, CPU, 3, _kill_at(4), progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
-    saved = CheckpointStore(tmp_path, "k").latest()
+    saved = CheckpointStore(tmp_path, "k").latest
     assert saved is not None and saved["epoch"] == 3
     assert saved["scheduler"]["last_epoch"] == 3 and saved["optimiser"]["state"]
     torch.manual_seed(999)  # whatever the process did before, the checkpoint's random state wins
@@ -371,6 +373,11 @@ def test_mixed_precision_on_cpu_is_ignored_with_one_log_line(splits: Splits) -> 
     assert _same(mixed, _train(splits))
 
 
+def test_the_global_batch_must_split_evenly_over_the_processes(splits: Splits) -> None:
+    with pytest.raises(ReprolabError, match=r"^training.batch_size: 30 does not split evenly over 4 processes"):
+        train({**SHORT, "batch_size": 30}, splits, CPU, 0, world=World(size=4))
+
+
 def test_a_single_process_never_starts_torch_distributed(splits: Splits) -> None:
     _train(splits)
 
@@ -386,7 +393,7 @@ def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Split
 
     assert np.isfinite(result.history[["train/loss", "val/loss"]].to_numpy()).all()
     assert result.history["train/loss"].iloc[-1] < result.history["train/loss"].iloc[0]
-    saved = CheckpointStore(tmp_path, "k").latest()
+    saved = CheckpointStore(tmp_path, "k").latest
     assert saved is not None and "cuda" in saved["rng"][0]
     if not torch.cuda.is_bf16_supported():  # float16 needs loss scaling, and its state is resumed
         assert saved["scaler"] and "scale" in saved["scaler"]

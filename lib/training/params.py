@@ -7,10 +7,6 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from lib.params import Section
-from lib.torch_data import DeviceName
-
-SelectionMetric = Literal["loss", "accuracy", "roc_auc"]
-LrSchedule = Literal["constant", "cosine"]
 
 
 class TrainingParams(Section):
@@ -21,10 +17,10 @@ class TrainingParams(Section):
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=32, ge=1)
     epochs: int = Field(default=50, ge=1)
-    lr_schedule: LrSchedule = "constant"
-    device: DeviceName = "auto"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
-    selection_metric: SelectionMetric = "loss"
+    selection_metric: Literal["loss", "accuracy", "roc_auc"] = "loss"
     cv_folds: int = Field(default=0, ge=0)
 
     @field_validator("cv_folds")

@@ -15,7 +15,6 @@ from lib import cli
 from lib.paths import CHECKPOINTS_DIR
 
 STAGE = "train_dnn_pytorch"
-MODEL_NAME = "dense network"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -25,12 +24,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=Path("models/dnn.pt"), help="kept weights and architecture")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/dnn.json"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots/dnn"))
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        default=CHECKPOINTS_DIR / STAGE,
-        help="per-epoch checkpoints, removed once the outputs are written (default: %(default)s)",
-    )
+    parser.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINTS_DIR / STAGE, help="removed at the end")
     args = parser.parse_args(argv)
 
     import torch
@@ -51,7 +45,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed = params.seed()
     config = params.section(STAGE, NetworkParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
-    distributed.check_batch_size(config.batch_size, world, f"{STAGE}.batch_size")
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
     log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
@@ -60,32 +53,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
     if world.is_main:
         store.prepare(experiment)
-
     build = partial(build_network, params=config)
     train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
 
     with distributed.process_group(world, device):
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
             train(world=world, log=log)
-            world.barrier()
             return
-
         import mlflow
 
-        saved = checkpoint_store.latest()
-        resume_run_id = saved.get("mlflow_run_id") if saved else None
+        saved = checkpoint_store.latest or {}
+        resume_run_id = saved.get("mlflow_run_id")
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
         with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             checkpoint_store.extra["mlflow_run_id"] = run_id
-            history = json.loads(saved["history"]) if saved else []
-            log_epoch = runs.epoch_logger(run_id, history, resumed=run_id == resume_run_id)
+            log_epoch = runs.epoch_logger(run_id, json.loads(saved.get("history", "[]")), run_id == resume_run_id)
             cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
             if "test" in splits:
-                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, MODEL_NAME)
+                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, "dense network")
             else:  # every declared output exists: header-only tables, figures that say "no test split"
-                plot_set = plots.missing_split_plots(MODEL_NAME)
+                plot_set = plots.missing_split_plots("dense network")
             plot_set.tables["history"] = result.history
             plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
             with commit_outputs() as outputs:
@@ -101,18 +90,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             network, _ = load_network(args.model)  # the MLflow model is the network DVC versions, read back
             example = splits["test" if "test" in splits else "train"].features.head(5)
             models.log_torch_model(torch.nn.Sequential(network, torch.nn.Sigmoid()), example)
-        world.barrier()
-    if result.val_metrics:
-        val_loss = result.val_metrics["val/log_loss"]
-        kept = f"kept epoch {result.best_epoch}/{config.epochs} on {device}, val/loss {val_loss:.4f}"
-    else:
-        kept = f"kept the last epoch ({config.epochs}, no val split) on {device}"
-    tested = (
-        f"test/accuracy {result.test_metrics['test/accuracy']:.4f}"
-        if result.test_metrics
-        else "no test split, so no test metrics"
-    )
-    print(f"{STAGE}: {kept}, {tested}")
+    val, test = result.val_metrics, result.test_metrics
+    kept = f"epoch {result.best_epoch}/{config.epochs}" if val else f"the last epoch ({config.epochs}, no val split)"
+    scores = [f"val/loss {val['val/log_loss']:.4f}"] if val else []
+    scores.append(f"test/accuracy {test['test/accuracy']:.4f}" if test else "no test split, so no test metrics")
+    print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
 
 
 if __name__ == "__main__":

@@ -16,19 +16,17 @@ from torch import nn
 
 from lab.processes.train_dnn_pytorch.params import NetworkParams
 from lib.datasets import Splits
-from lib.training.loop import EpochCallback, TrainResult, fit
+from lib.training.loop import TrainResult, fit
 
 
 def mlp(n_features: int, params: NetworkParams) -> nn.Sequential:
-    """A multilayer perceptron: Linear -> ReLU -> Dropout blocks ending in one logit. Plain
-    `nn.Sequential`, so a saved network loads without this module."""
+    """Linear -> ReLU -> Dropout blocks ending in one logit (a plain `nn.Sequential`: it loads without this module)."""
     layers: list[nn.Module] = []
     width = n_features
     for hidden in params.hidden_layers:
         layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(params.dropout)]
         width = hidden
-    layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, nn.Linear(width, 1))
 
 
 ARCHITECTURES: dict[str, Callable[[int, NetworkParams], nn.Module]] = {"mlp": mlp}
@@ -39,27 +37,15 @@ def build_network(n_features: int, params: NetworkParams) -> nn.Module:
     return ARCHITECTURES[params.architecture](n_features, params)
 
 
-def train(
-    params: NetworkParams,
-    splits: Splits,
-    device: torch.device,
-    seed: int,
-    on_epoch: EpochCallback | None = None,
-    progress: bool | None = None,
-    **options: Any,
-) -> TrainResult:
+def train(params: NetworkParams, splits: Splits, device: torch.device, seed: int, *args: Any, **kw: Any) -> TrainResult:
     """`lib.training.loop.fit` with the network `params` choose (what tuning and the benchmark train)."""
-    return fit(params, partial(build_network, params=params), splits, device, seed, on_epoch, progress, **options)
+    return fit(params, partial(build_network, params=params), splits, device, seed, *args, **kw)
 
 
 def saved_network(network: nn.Module, params: NetworkParams, features: list[str]) -> dict[str, Any]:
     """What `models/dnn.pt` holds: the weights, and what `load_network` needs to rebuild the network."""
-    return {
-        "state_dict": network.state_dict(),
-        "hidden_layers": list(params.hidden_layers),
-        "dropout": params.dropout,
-        "features": features,
-    }
+    shape = {"hidden_layers": list(params.hidden_layers), "dropout": params.dropout}
+    return {"state_dict": network.state_dict(), **shape, "features": features}
 
 
 def load_network(path: Path) -> tuple[nn.Module, list[str]]:

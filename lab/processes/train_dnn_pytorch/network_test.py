@@ -20,7 +20,8 @@ from lab.processes.train_dnn_pytorch.params import NetworkParams
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.params import ParamsError, ParamsFile
-from lib.training.cross_validation import cross_validate
+from lib.training.checkpoints import CheckpointStore
+from lib.training.cross_validation import cross_validate_and_fit
 
 pytestmark = pytest.mark.unittest
 
@@ -115,8 +116,9 @@ def test_the_saved_network_loads_back_with_the_same_outputs(splits: Splits, tmp_
     assert result.history["val/loss"].iloc[-1] < result.history["val/loss"].iloc[0]
 
 
-def test_errors_about_training_keys_name_the_stages_section() -> None:
+def test_errors_about_training_keys_name_the_stages_section(tmp_path: Path) -> None:
     few = Split(pd.DataFrame({"f0": np.arange(10, dtype=np.float64)}), np.array([0] * 8 + [1] * 2))
+    build = partial(build_network, params=NetworkParams())
 
     with pytest.raises(ReprolabError, match=r"^train_dnn_pytorch.cv_folds: 3 folds need .* the smaller class has 2$"):
-        cross_validate(NetworkParams(cv_folds=3), partial(build_network, params=NetworkParams()), few, CPU, 0)
+        cross_validate_and_fit(NetworkParams(cv_folds=3), build, {"train": few}, CPU, 0, CheckpointStore(tmp_path, "k"))
