@@ -112,10 +112,10 @@ lab: setup  ## JupyterLab for lab/analysis, with the repository on PYTHONPATH so
 .PHONY: tune adopt-tuned
 TRIALS ?=
 tune: setup-run  ## Optuna search for the dense network (tune_dnn_pytorch in params.yaml), after prepare_data
-	$(IN_ENV) python -m lab.processes.train_dnn_pytorch.tune_main --params params.yaml $(if $(TRIALS),--trials $(TRIALS))
+	$(IN_ENV) python -m sweeps.tune --params params.yaml $(if $(TRIALS),--trials $(TRIALS))
 
 adopt-tuned: setup-run  ## write the best params of the last `make tune` into params.yaml's train_dnn_pytorch section
-	$(IN_ENV) python -m lab.processes.train_dnn_pytorch.adopt tuning/train_dnn_pytorch.yaml --params params.yaml
+	$(IN_ENV) python -m sweeps.adopt tuning/train_dnn_pytorch.yaml --params params.yaml
 
 launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner runs it (lab/docs/runners.md)
 	@.ci/launch "$(NAME)"

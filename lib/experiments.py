@@ -1,65 +1,36 @@
-"""Results side by side: MLflow runs and DVC's commits and experiments as tables a notebook shows.
+"""Results side by side: MLflow runs and DVC's commits and experiments as the tables a notebook shows.
 
-Both sources become frames with the same column conventions: `params.<name>` (params flattened with
-dots, `train_dnn_pytorch.lr`) and `metrics.<name>` (`metrics.dnn/test/roc_auc` for DVC, where the
-metrics file's stem says which model; a stage run's own names for MLflow). `differing_params` then
-works on either. The readers are thin; the shaping functions are pure and unit-tested.
+The readers are the tools' own: `mlflow.search_runs` and `dvc.api.exp_show` (the one place in the
+project that reads `dvc exp show`). Both frames follow one column convention: `params.<name>` (params
+flattened with dots, `train_dnn_pytorch.lr`) and `metrics.<name>` (`metrics.dnn/test/roc_auc` for DVC,
+the metrics file's stem saying which model; a stage run's own names for MLflow), so `differing_params`
+works on either.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lib.errors import ReprolabError
-from lib.tracking.runs import flatten
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
-    from mlflow.entities import Metric, Run
 
 RUN_COLUMNS = ("run_id", "run_name", "stage", "pipeline_run_id", "commit", "parent_run_id", "start_time", "status")
+_RUN_TAGS = {"run_name": "mlflow.runName", "stage": "dvc.stage", "pipeline_run_id": "pipeline_run_id",
+             "commit": "git.commit", "parent_run_id": "mlflow.parentRunId"}  # fmt: skip
+_EXP_COLUMNS = {"Experiment": "name", "rev": "rev", "typ": "kind", "Created": "created", "State": "state"}
+_EXP_OTHER = ("parent", "Executor")
 
 
 def runs_filter(tags: Mapping[str, str] | None = None, pipeline_run_id: str | None = None) -> str:
     """An MLflow search filter matching every tag in `tags` (and the pipeline run id, when given)."""
-    wanted = dict(tags or {})
-    if pipeline_run_id:
-        wanted["pipeline_run_id"] = pipeline_run_id
-    clauses = []
-    for key, value in wanted.items():
-        escaped = str(value).replace("'", "\\'")
-        clauses.append(f"tags.`{key}` = '{escaped}'")
-    return " and ".join(clauses)
-
-
-def runs_to_frame(runs: Iterable[Run]) -> pd.DataFrame:
-    """One row per run: identity columns (RUN_COLUMNS), then `params.*` and `metrics.*`, oldest first."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        tags = run.data.tags
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "run_name": run.info.run_name,
-                "stage": tags.get("dvc.stage"),
-                "pipeline_run_id": tags.get("pipeline_run_id"),
-                "commit": (tags.get("git.commit") or "")[:7] or None,
-                "parent_run_id": tags.get("mlflow.parentRunId"),
-                "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
-                "status": run.info.status,
-                **{f"params.{key}": value for key, value in sorted(run.data.params.items())},
-                **{f"metrics.{key}": value for key, value in sorted(run.data.metrics.items())},
-            }
-        )
-    frame = pd.DataFrame(rows, columns=None if rows else list(RUN_COLUMNS))
-    return frame.sort_values("start_time", kind="stable").reset_index(drop=True)
+    wanted = {**(tags or {}), **({"pipeline_run_id": pipeline_run_id} if pipeline_run_id else {})}
+    escaped = {key: str(value).replace("'", "\\'") for key, value in wanted.items()}
+    return " and ".join(f"tags.`{key}` = '{value}'" for key, value in escaped.items())
 
 
 def runs_frame(
@@ -69,7 +40,7 @@ def runs_frame(
     pipeline_run_id: str | None = None,
     nested: bool = False,
 ) -> pd.DataFrame:
-    """The runs of `experiment` in the store at `tracking_uri`, filtered by tags, as `runs_to_frame` rows.
+    """The runs of `experiment` (`mlflow.search_runs`), oldest first: RUN_COLUMNS, then `params.*`, `metrics.*`.
 
     Args:
         experiment: the MLflow experiment name (params.yaml: tracking.experiment).
@@ -80,72 +51,52 @@ def runs_frame(
     """
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ReprolabError(f"MLflow at {client.tracking_uri}: no experiment '{experiment}' (run the pipeline first)")
-    runs = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [found.experiment_id], filter_string=runs_filter(tags, pipeline_run_id), max_results=1000, page_token=token
-        )
-        runs += [run for run in page if nested or "mlflow.parentRunId" not in run.data.tags]
-        token = page.token
-        if not token:
-            return runs_to_frame(runs)
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        where = mlflow.get_tracking_uri()
+        raise ReprolabError(f"MLflow at {where}: no experiment '{experiment}' (run the pipeline first)")
+    found = mlflow.search_runs(experiment_names=[experiment], filter_string=runs_filter(tags, pipeline_run_id))
+    if found.empty:
+        return found.reindex(columns=list(RUN_COLUMNS))
+    for column, tag in _RUN_TAGS.items():
+        found[column] = found.get(f"tags.{tag}")
+    found["commit"] = found["commit"].str[:7]
+    if not nested:
+        found = found[found["parent_run_id"].isna()]
+    data = sorted(column for column in found.columns if column.startswith(("params.", "metrics.")))
+    return found[[*RUN_COLUMNS, *data]].sort_values("start_time", kind="stable").reset_index(drop=True)
 
 
 def pipeline_table(runs: pd.DataFrame, metrics: Sequence[str] = ("test/accuracy", "test/roc_auc")) -> pd.DataFrame:
     """One row per pipeline run (`dvc repro`): its commit, start, and each stage's `metrics` as `<stage>/<metric>`."""
-    import pandas as pd
-
     stage_runs = runs[runs["parent_run_id"].isna() & runs["stage"].notna() & runs["pipeline_run_id"].notna()]
-    rows = []
-    for pipeline_run_id, group in stage_runs.groupby("pipeline_run_id", sort=False):
-        row: dict[str, Any] = {
-            "pipeline_run_id": pipeline_run_id,
-            "commit": group["commit"].iloc[0],
-            "started": group["start_time"].min(),
-        }
-        for _, run in group.iterrows():
-            for metric in metrics:
-                value = run.get(f"metrics.{metric}")
-                if value is not None and not pd.isna(value):
-                    row[f"{run['stage']}/{metric}"] = value
-        rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=["pipeline_run_id", "commit", "started"])
-    return pd.DataFrame(rows).sort_values("started", kind="stable").set_index("pipeline_run_id")
-
-
-def history_frame(histories: Mapping[str, Mapping[str, Sequence[Metric]]]) -> pd.DataFrame:
-    """Long format (`run_id`, `metric`, `step`, `value`) from {run_id: {metric: MLflow metric history}}."""
-    import pandas as pd
-
-    rows = [
-        {"run_id": run_id, "metric": name, "step": point.step, "value": point.value}
-        for run_id, by_metric in histories.items()
-        for name, points in by_metric.items()
-        for point in points
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
+    present = [f"metrics.{metric}" for metric in metrics if f"metrics.{metric}" in runs]
+    values = stage_runs.melt(["pipeline_run_id", "stage"], present, var_name="metric").dropna(subset=["value"])
+    values["column"] = values["stage"] + "/" + values["metric"].str.removeprefix("metrics.")
+    table = values.pivot_table("value", "pipeline_run_id", "column", aggfunc="last")
+    grouped = stage_runs.groupby("pipeline_run_id")
+    table = grouped.agg(commit=("commit", "first"), started=("start_time", "min")).join(table)
+    return table.sort_values("started", kind="stable")
 
 
 def metric_histories(
     run_ids: Sequence[str], metrics: Sequence[str], tracking_uri: str | None = None, first_step: int = 1
 ) -> pd.DataFrame:
-    """The per-step values of `metrics` for each run, as `history_frame` rows, from step `first_step` on.
-
-    The network logs epochs as steps 1, 2, ...; its kept epoch's summary goes in at step 0, left out by default.
-    """
+    """Long format (`run_id`, `metric`, `step`, `value`): the per-step values of `metrics` for each run, from
+    step `first_step` on (the network logs epochs as steps 1, 2, ...; its kept epoch's summary as step 0)."""
     import mlflow
+    import pandas as pd
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    history = history_frame(
-        {run_id: {name: client.get_metric_history(run_id, name) for name in metrics} for run_id in run_ids}
-    )
-    return history[history["step"] >= first_step].reset_index(drop=True)
+    rows = [
+        (run_id, name, point.step, point.value)
+        for run_id in run_ids
+        for name in metrics
+        for point in client.get_metric_history(run_id, name)
+        if point.step >= first_step
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
 
 
 def curves_figure(history: pd.DataFrame, labels: Mapping[str, str] | None = None) -> Figure:
@@ -175,53 +126,61 @@ def differing_params(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFr
     return frame[[*keep, *differing]]
 
 
-def _exp_row(record: Mapping[str, Any], kind: str, baseline: str | None, name: str | None) -> dict[str, Any]:
-    data = record.get("data") or {}
-    row: dict[str, Any] = {
-        "rev": record.get("rev", "")[:7] if kind != "workspace" else "workspace",
-        "name": name or record.get("name"),
-        "kind": kind,
-        "baseline": baseline,
-        "created": data.get("timestamp"),
-    }
-    for file in (data.get("params") or {}).values():
-        row.update({f"params.{key}": value for key, value in flatten(file.get("data") or {}).items()})
-    for path, file in (data.get("metrics") or {}).items():
-        stem = Path(path).stem
-        row.update({f"metrics.{stem}/{key}": value for key, value in (file.get("data") or {}).items()})
-    return row
-
-
-def exp_show_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """`dvc exp show --json` as one row per workspace, commit and experiment (`kind`), newest commit first."""
-    import pandas as pd
-
-    rows = []
-    for record in records:
-        kind = "workspace" if record.get("rev") == "workspace" else "commit"
-        baseline = _exp_row(record, kind, None, record.get("name"))
-        rows.append(baseline)
-        for experiment in record.get("experiments") or []:
-            for revision in experiment.get("revs") or []:
-                rows.append(_exp_row(revision, "experiment", baseline["rev"], experiment.get("name")))
-    return pd.DataFrame(rows)
-
-
 def dvc_experiments(repo: Path, commits: int = 5, revs: Sequence[str] = ()) -> pd.DataFrame:
-    """Commits of `repo` and their DVC experiments, with params and metrics (`exp_show_frame` rows).
+    """Commits of `repo` and their DVC experiments (`dvc.api.exp_show`): one row each, newest commit first.
+
+    Columns: `name`, `rev` (short commit), `kind` (`baseline` for the workspace and commits,
+    `branch_commit`/`branch_base` for experiments), `baseline` (an experiment's commit), `created`, `state`
+    (`Failed` for an experiment that failed), `params.*` and `metrics.*`.
 
     Args:
         repo: the DVC project (a git repository).
         commits: how many commits back from HEAD (or from each of `revs`) to show.
         revs: git revisions (commits, tags, branches) to start from instead of HEAD.
     """
-    import sys
+    import dvc.api
+    import pandas as pd
+    import yaml
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
 
-    command = [sys.executable, "-m", "dvc", "exp", "show", "--json", "-n", str(commits)]
-    for rev in revs:
-        command += ["--rev", rev]
-    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        message = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ReprolabError(f"dvc exp show in {repo} failed: {message}")
-    return exp_show_frame(json.loads(done.stdout))
+    from lib.git import git
+    from lib.tracking.runs import flatten
+
+    try:
+        frame = pd.DataFrame(dvc.api.exp_show(str(repo), revs=list(revs) or None, num=commits))
+    except (DvcException, SCMError) as exc:
+        raise ReprolabError(
+            f"dvc exp show in {repo} failed: {' '.join(str(exc).split()) or type(exc).__name__}"
+        ) from None
+    params_file = Path(repo) / "params.yaml"
+    params = (
+        set(flatten(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {})) if params_file.is_file() else set()
+    )
+    columns = {}
+    for column in frame.columns.difference([*_EXP_COLUMNS, *_EXP_OTHER], sort=False):
+        path, _, name = column.rpartition(":")
+        if path == "params.yaml" or (not path and name in params):
+            columns[column] = f"params.{name}"
+        elif path or not (Path(repo) / name).exists():  # the rest that is not a dependency's hash
+            columns[column] = f"metrics.{Path(path).stem + '/' if path else ''}{name}"
+    frame = frame.rename(columns={**_EXP_COLUMNS, **columns})[[*_EXP_COLUMNS.values(), *columns.values()]]
+    frame = frame.replace("!", None).infer_objects()  # "!": a commit without the file, e.g. before its first run
+    commit = (frame["kind"] == "baseline") & (frame["rev"] != "workspace")
+    shown = list(frame.loc[commit, "rev"])  # DVC shows a branch's or tag's name instead of the commit
+    frame.loc[commit, "rev"] = [git("rev-parse", "--short=7", rev, cwd=repo) or rev for rev in shown]
+    frame.loc[commit, "name"] = [
+        rev if rev != short else None for rev, short in zip(shown, frame.loc[commit, "rev"], strict=True)
+    ]
+    frame.insert(3, "baseline", frame["rev"].where(commit).ffill().where(~commit & (frame["rev"] != "workspace")))
+    return frame
+
+
+def metric_column(frame: pd.DataFrame, metric: str) -> str:
+    """The column of `metric` (`<metrics file stem>/<name>`) in a `dvc_experiments` frame; DVC leaves the
+    file out when only one metrics file has the name. An error lists the metrics when there is none."""
+    for column in (f"metrics.{metric}", f"metrics.{metric.split('/', 1)[1]}"):
+        if column in frame:
+            return column
+    known = sorted(name.removeprefix("metrics.") for name in frame.columns if name.startswith("metrics."))
+    raise ReprolabError(f"no metric {metric} (metrics: {', '.join(known)})")

@@ -1,36 +1,41 @@
-"""Sweep files: a grid of params.yaml values, checked against params.yaml and expanded into named points.
+"""Grid sweeps on DVC's own grid: a sweep file's `-S` overrides, expanded, queued and ranked as DVC does it.
 
 A sweep file is YAML:
 
     name: dnn-lr                  # optional: the experiments' name prefix (default: the file's stem)
-    metric: dnn/test/roc_auc      # what ranks the points: <metrics file stem>/<metric name>
+    metric: dnn/val/roc_auc       # what ranks the points: <metrics file stem>/<metric name>
     order: max                    # optional: max (default) or min
-    params:                       # params.yaml key (dotted) -> the values to try; the grid is the product
-      train_dnn_pytorch.lr: [0.0003, 0.001, 0.003]
-      train_dnn_pytorch.batch_size: [32, 64]
+    params:                       # `dvc exp run -S` overrides; `key=a,b` sweeps; the grid is the product
+      - train_dnn_pytorch.lr=0.0003,0.001,0.003
+      - train_dnn_pytorch.batch_size=32,64
 
-Each point of the grid becomes one `dvc exp run -S key=value ...` experiment named `<prefix>-<index>`.
+`dvc exp run --queue -S ... --name <prefix>` expands the product and names the points `<prefix>-1..N`;
+`points` calls the same expansion, so the CI matrix has the same order and names. What DVC lacks is here:
+the checks against params.yaml before anything is queued, each worker's share of the cores, the MLflow
+store created before the workers start, and the outcome: the failed points named, the rest ranked.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lib.errors import ReprolabError
+from sweeps.search import DONE, FAILED, MISSING, Result, ranked_table, run_links
 
 SWEEP_KEYS = ("name", "metric", "order", "params")
-# What a git ref component (and so a DVC experiment name) may hold, kept simple.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
-# The suffix `make sweep-launch` adds to a tag: -<UTC date>-<UTC time>-<short commit>.
-_LAUNCH_SUFFIX = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{7,40}$")
+PARAMS_FILE = "params.yaml"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")  # a git ref component, kept simple
+_LAUNCH_SUFFIX = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{7,40}$")  # what `make sweep-launch` adds to a tag
 TAG_PREFIX = "sweep-"
 MAX_POINTS = 256  # GitHub's limit on the jobs of one matrix
-_NUMBER_HINT = " (YAML reads 1e-3 as text: write 1.0e-3)"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class SweepError(ReprolabError):
@@ -39,48 +44,31 @@ class SweepError(ReprolabError):
 
 @dataclass(frozen=True)
 class Sweep:
-    """A validated sweep file."""
+    """A sweep file: its experiments' name prefix, the ranking metric and the `-S` overrides."""
 
     source: str
     name: str
     metric: str
     maximize: bool
-    grid: dict[str, list[Any]]
+    overrides: list[str]
 
 
 @dataclass(frozen=True)
 class Point:
-    """One point of the grid: its 1-based index, its experiment name and its params.yaml values."""
+    """One point of the grid: its 1-based index, its experiment name and its `-S` overrides (DVC's text)."""
 
     index: int
     name: str
-    params: dict[str, Any]
+    overrides: list[str]
 
-    def overrides(self) -> list[str]:
-        """`key=value` in the grammar of `dvc exp run -S` (Hydra's override grammar)."""
-        return [f"{key}={override_value(value)}" for key, value in self.params.items()]
+    @property
+    def params(self) -> dict[str, str]:
+        """{dotted key: value as written}."""
+        return dict(override.split("=", 1) for override in self.overrides)
 
     def label(self) -> str:
         """`lr=0.001 batch_size=32`: the values, each under the last part of its key."""
-        return " ".join(f"{key.rsplit('.', 1)[-1]}={override_value(value)}" for key, value in self.params.items())
-
-
-def override_value(value: Any) -> str:
-    """`value` as Hydra's override grammar reads it back with the same type (`true`, `0.001`, `[32,16]`)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ",".join(override_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{key}:{override_value(item)}" for key, item in value.items()) + "}"
-    text = str(value)
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./-]*", text) and text.lower() not in {"true", "false", "null"}:
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return " ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in self.params.items())
 
 
 def _kind(value: Any) -> str:
@@ -101,7 +89,6 @@ def _fits(current: Any, value: Any) -> bool:
 
 
 def _lookup(params: Mapping[str, Any], key: str) -> Any:
-    """The value at dotted `key` in `params`; KeyError when a part is missing."""
     node: Any = params
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -110,15 +97,34 @@ def _lookup(params: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def parse_sweep(data: Any, source: str, params: Mapping[str, Any], default_name: str) -> Sweep:
-    """Validate a sweep file's content `data` against `params` (params.yaml's content).
+def points(sweep: Sweep, params: Mapping[str, Any], prefix: str | None = None) -> list[Point]:
+    """The grid as `dvc exp run --queue` expands it (DVC's own function), named `<prefix>-<index>`, each
+    point's values checked against `params` (params.yaml's content)."""
+    from dvc.utils.hydra import get_hydra_sweeps, to_hydra_overrides
 
-    Args:
-        data: the parsed YAML of the sweep file.
-        source: the file's name, for error messages.
-        params: the parsed params.yaml the experiments start from.
-        default_name: the prefix when the file sets no `name` (its stem).
-    """
+    where = f"{sweep.source}: params"
+    try:
+        grid = [point[PARAMS_FILE] for point in get_hydra_sweeps({PARAMS_FILE: sweep.overrides})]
+    except Exception as exc:  # Hydra's and DVC's grammar errors
+        raise SweepError(f"{where}: {' '.join(str(exc.__cause__ or exc).split())}") from None
+    if len(grid) > MAX_POINTS:
+        raise SweepError(f"{where}: {len(grid)} points, more than {MAX_POINTS}")
+    for override in (override for point in grid for override in to_hydra_overrides(point)):
+        key, value = override.key_or_group, override.value()
+        try:
+            current = _lookup(params, key)
+        except KeyError:
+            raise SweepError(f"{where}: {key}: unknown key (not in params.yaml)") from None
+        if isinstance(current, Mapping) or override.is_add() or override.is_delete():
+            raise SweepError(f"{where}: {key}: set one key of params.yaml to a value, as in {key}.<name>=<value>")
+        if not _fits(current, value):
+            held = f"{_kind(current)} ({current!r})"
+            raise SweepError(f"{where}: {key}: {value!r} is {_kind(value)}, params.yaml holds {held}")
+    return [Point(index, f"{prefix or sweep.name}-{index}", point) for index, point in enumerate(grid, start=1)]
+
+
+def parse_sweep(data: Any, source: str, default_name: str) -> Sweep:
+    """A sweep file's parsed YAML `data`, checked; `default_name` is the prefix when it sets no `name`."""
     if not isinstance(data, Mapping):
         raise SweepError(f"{source}: the top level must be a mapping with keys {', '.join(SWEEP_KEYS)}")
     unknown = [key for key in data if key not in SWEEP_KEYS]
@@ -133,56 +139,26 @@ def parse_sweep(data: Any, source: str, params: Mapping[str, Any], default_name:
     order = data.get("order", "max")
     if order not in ("max", "min"):
         raise SweepError(f"{source}: order: max or min, got {order!r}")
-    grid = data.get("params")
-    if not isinstance(grid, Mapping) or not grid:
-        raise SweepError(f"{source}: params: a mapping of params.yaml keys to lists of values, got {grid!r}")
-    for key, values in grid.items():
-        try:
-            current = _lookup(params, str(key))
-        except KeyError:
-            raise SweepError(f"{source}: params: {key}: unknown key (not in params.yaml)") from None
-        if isinstance(current, Mapping):
-            raise SweepError(f"{source}: params: {key}: a section of params.yaml: name one of its keys")
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"{source}: params: {key}: a non-empty list of values, got {values!r}")
-        for value in values:
-            if not _fits(current, value):
-                raise SweepError(
-                    f"{source}: params: {key}: {value!r} is {_kind(value)}, params.yaml holds {_kind(current)} "
-                    f"({current!r}){_NUMBER_HINT if re.fullmatch(r'[-+]?[0-9.]+[eE][-+]?[0-9]+', str(value)) else ''}"
-                )
-    sweep = Sweep(source, name, metric, order == "max", {str(key): list(values) for key, values in grid.items()})
-    size = len(list(itertools.product(*sweep.grid.values())))
-    if size > MAX_POINTS:
-        raise SweepError(f"{source}: params: {size} points, more than {MAX_POINTS}")
-    return sweep
+    overrides = data.get("params")
+    if not isinstance(overrides, list) or not overrides or not all(isinstance(item, str) for item in overrides):
+        raise SweepError(f"{source}: params: a list of `dvc exp run -S` overrides (key=a,b), got {overrides!r}")
+    return Sweep(source, name, metric, order == "max", overrides)
 
 
-def read_sweep(path: Path, params_file: Path) -> Sweep:
-    """Read and validate the sweep file `path` against the params file `params_file`."""
+def read_sweep(path: Path, params_file: Path, prefix: str | None = None) -> tuple[Sweep, list[Point]]:
+    """The sweep file `path` and its points, checked against the params file `params_file`."""
     import yaml
 
     from lib.params import ParamsFile
 
-    params = ParamsFile.read(params_file).data
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SweepError(f"{path}: sweep file not found") from None
-    try:
-        data = yaml.safe_load(text)
     except yaml.YAMLError:
         raise SweepError(f"{path}: not valid YAML") from None
-    return parse_sweep(data, str(path), params, Path(path).stem)
-
-
-def points(sweep: Sweep, prefix: str | None = None) -> list[Point]:
-    """The grid in file order (the last key varies fastest), named `<prefix>-<index>` (default prefix: the name)."""
-    keys = list(sweep.grid)
-    return [
-        Point(index, f"{prefix or sweep.name}-{index}", dict(zip(keys, values, strict=True)))
-        for index, values in enumerate(itertools.product(*sweep.grid.values()), start=1)
-    ]
+    sweep = parse_sweep(data, str(path), Path(path).stem)
+    return sweep, points(sweep, ParamsFile.read(params_file).data, prefix)
 
 
 def sweep_file_for_tag(tag: str, folder: Path) -> Path:
@@ -200,3 +176,109 @@ def sweep_file_for_tag(tag: str, folder: Path) -> Path:
 def matrix(grid: Sequence[Point]) -> list[dict[str, Any]]:
     """The points as a GitHub Actions matrix list: index, experiment name and a label for the job's name."""
     return [{"index": point.index, "name": point.name, "label": point.label()} for point in grid]
+
+
+def worker_env(jobs: int, cpus: int | None = None) -> dict[str, str]:
+    """The environment for `jobs` experiments at once: each gets its share of the CPU cores as threads.
+
+    torch, scikit-learn's OpenMP code and BLAS otherwise each start one thread per core in every
+    worker; with more threads than cores they wait on each other (on 2 cores, two trainings of the
+    example network ran ten times slower). A thread count already set in the environment is kept.
+    """
+    env = dict(os.environ)
+    threads = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, threads)
+    return env
+
+
+def _dvc(args: Sequence[str], repo: Path, env: dict[str, str] | None = None) -> int:
+    """`dvc <args>` in `repo` with this interpreter's DVC, its output shown; returns the exit status."""
+    print("dvc " + " ".join(args), flush=True)
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, check=False).returncode
+
+
+def results(repo: Path, sweep: Sweep, grid: Sequence[Point], links: Mapping[str, str]) -> list[Result]:
+    """Each point's outcome, from the one `dvc exp show` reader (lib.experiments): done, failed or missing."""
+    from lib.experiments import dvc_experiments, metric_column
+
+    frame = dvc_experiments(repo, commits=1)
+    runs = frame[frame["kind"].str.startswith("branch_") & frame["name"].isin([point.name for point in grid])]
+    try:
+        column = metric_column(frame, sweep.metric) if not runs.empty else None
+    except ReprolabError as exc:
+        raise SweepError(f"{sweep.source}: metric: {exc}") from None
+    rows = {row["name"]: row for row in runs.to_dict("records")}
+    outcome = []
+    for point in grid:
+        row = rows.get(point.name)
+        state = MISSING if row is None else FAILED if row["state"] == "Failed" else DONE
+        value = row.get(column) if state == DONE and row is not None else None
+        outcome.append(Result(point.name, point.params, value, state, links.get(point.name, "")))
+    return outcome
+
+
+def run_local(repo: Path, sweep: Sweep, grid: Sequence[Point], jobs: int, experiment: str) -> list[Result]:
+    """`make sweep`: the MLflow store first, then every point queued at once and run with `jobs` workers."""
+    from lib.experiments import dvc_experiments
+    from lib.tracking import store
+
+    if jobs < 1:
+        raise ReprolabError(f"jobs: at least 1, got {jobs}")
+    if store.tracking_uri() is None:  # a new SQLite store must not be created by many workers at once
+        uri = store.use_local_store(experiment, repo)
+    else:
+        store.prepare(experiment)
+        uri = str(store.tracking_uri())
+    print(f"MLflow: {uri}", flush=True)
+    names = set(dvc_experiments(repo, commits=1)["name"].dropna())
+    taken = [point.name for point in grid if point.name in names]
+    if taken:
+        raise ReprolabError(
+            f"experiments {', '.join(taken)} already exist for this commit: remove them "
+            f"(dvc exp remove {' '.join(taken)}) or give the sweep another name"
+        )
+    sets = [arg for override in sweep.overrides for arg in ("-S", override)]
+    if _dvc(["exp", "run", "--queue", "--name", sweep.name, *sets], repo) != 0:
+        raise ReprolabError(f"{sweep.source}: DVC could not queue the sweep (its message is above)")
+    env = worker_env(jobs)
+    print(f"running {len(grid)} experiments, {jobs} at a time, {env['OMP_NUM_THREADS']} thread(s) each", flush=True)
+    if (status := _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)], repo, env)) != 0:
+        raise ReprolabError(f"dvc exp run --run-all failed (exit status {status})")
+    where = f"tags.`dvc.experiment` LIKE '{sweep.name}-%'"
+    return results(repo, sweep, grid, run_links(experiment, uri, where, "dvc.experiment"))
+
+
+def run_point(repo: Path, point: Point) -> None:
+    """One point in the workspace of `repo` (a CI job), unchanged stages' outputs pulled from the DVC remote."""
+    sets = [arg for override in point.overrides for arg in ("-S", override)]
+    if _dvc(["exp", "run", "--pull", "--name", point.name, *sets], repo) != 0:
+        raise ReprolabError(f"experiment {point.name} ({point.label()}) failed")
+
+
+def summary(
+    repo: Path, sweep: Sweep, grid: Sequence[Point], tag: str, experiment: str, remote: str | None
+) -> tuple[str, list[Result]]:
+    """The CI summary in Markdown (the tag's experiments fetched from `remote`, ranked, with MLflow links)
+    and the points' results."""
+    from lib.tracking import store
+
+    for point in grid if remote else []:  # a point never pushed is skipped
+        _dvc(["exp", "pull", "--no-cache", remote, point.name], repo)
+    uri, links, note = store.tracking_uri(), {}, ""
+    if uri:
+        try:
+            links = run_links(experiment, uri, f"tags.`git.tag` = '{tag}'", "dvc.experiment")
+        except Exception as exc:  # the summary says what it cannot reach; the experiments are already pushed
+            note = (
+                f"\nCould not read the MLflow runs from {uri}: {(str(exc).splitlines() or [type(exc).__name__])[0]}\n"
+            )
+    order = "highest" if sweep.maximize else "lowest"
+    lines = [f"## {tag}", "", f"`{sweep.source}`: {len(grid)} points, ranked by `{sweep.metric}` ({order} first)."]
+    outcome = results(repo, sweep, grid, links)
+    lines += ["", ranked_table(outcome, sweep.metric, sweep.maximize), note]
+    lines.append(
+        "To look at them: `git fetch origin 'refs/exps/*:refs/exps/*' && dvc exp show`, "
+        f"or one of them: `dvc exp pull origin {grid[0].name}`."
+    )
+    return "\n".join(lines) + "\n", outcome

@@ -1,40 +1,47 @@
-"""grid.py: sweep files checked against params.yaml, the grid's points, overrides, tags and the CI matrix."""
+"""grid.py: sweep files checked against params.yaml, DVC's expansion of the grid, tags, the CI matrix, threads."""
 
 from pathlib import Path
 
 import pytest
 
-from sweeps.grid import SweepError, matrix, override_value, parse_sweep, points, read_sweep, sweep_file_for_tag
+from sweeps.grid import (
+    THREAD_VARIABLES,
+    SweepError,
+    matrix,
+    parse_sweep,
+    points,
+    read_sweep,
+    sweep_file_for_tag,
+    worker_env,
+)
 
 pytestmark = pytest.mark.unittest
 
 PARAMS = {
     "seed": 42,
     "train_dnn_pytorch": {"lr": 0.001, "batch_size": 32, "hidden_layers": [32, 16], "device": "auto"},
-    "prepare_data": {"scale": True},
+    "prepare_data": {"scale": True, "source": "sklearn:breast_cancer"},
 }
-GRID = {"train_dnn_pytorch.lr": [0.001, 0.01], "train_dnn_pytorch.batch_size": [32, 64]}
+GRID = ["train_dnn_pytorch.lr=0.001,0.01", "train_dnn_pytorch.batch_size=32,64"]
 
 
 def sweep_of(**data: object) -> object:
-    return parse_sweep({"metric": "dnn/val/roc_auc", "params": GRID, **data}, "s.yaml", PARAMS, "s")
+    return parse_sweep({"metric": "dnn/val/roc_auc", "params": GRID, **data}, "s.yaml", "s")
 
 
-def test_the_grid_is_the_product_in_file_order_named_after_the_prefix() -> None:
-    sweep = sweep_of(name="lr")
+def test_the_grid_is_dvcs_product_in_file_order_named_after_the_prefix() -> None:
+    grid = points(sweep_of(name="lr"), PARAMS)
 
-    grid = points(sweep)
-
-    assert [point.name for point in grid] == ["lr-1", "lr-2", "lr-3", "lr-4"]
+    assert [point.name for point in grid] == ["lr-1", "lr-2", "lr-3", "lr-4"]  # as dvc exp run --queue names them
     assert [point.params for point in grid] == [
-        {"train_dnn_pytorch.lr": 0.001, "train_dnn_pytorch.batch_size": 32},
-        {"train_dnn_pytorch.lr": 0.001, "train_dnn_pytorch.batch_size": 64},
-        {"train_dnn_pytorch.lr": 0.01, "train_dnn_pytorch.batch_size": 32},
-        {"train_dnn_pytorch.lr": 0.01, "train_dnn_pytorch.batch_size": 64},
+        {"train_dnn_pytorch.lr": "0.001", "train_dnn_pytorch.batch_size": "32"},
+        {"train_dnn_pytorch.lr": "0.001", "train_dnn_pytorch.batch_size": "64"},
+        {"train_dnn_pytorch.lr": "0.01", "train_dnn_pytorch.batch_size": "32"},
+        {"train_dnn_pytorch.lr": "0.01", "train_dnn_pytorch.batch_size": "64"},
     ]
-    assert grid[1].overrides() == ["train_dnn_pytorch.lr=0.001", "train_dnn_pytorch.batch_size=64"]
+    assert grid[1].overrides == ["train_dnn_pytorch.lr=0.001", "train_dnn_pytorch.batch_size=64"]
     assert grid[1].label() == "lr=0.001 batch_size=64"
-    assert [point.name for point in points(sweep, prefix="sweep-x")][:1] == ["sweep-x-1"]
+    assert [point.name for point in points(sweep_of(), PARAMS, prefix="sweep-x")][:1] == ["sweep-x-1"]
 
 
 def test_defaults_the_file_stem_as_name_and_max_as_order() -> None:
@@ -45,74 +52,65 @@ def test_defaults_the_file_stem_as_name_and_max_as_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (0.001, "0.001"),
-        (1e-05, "1e-05"),
-        (64, "64"),
-        (True, "true"),
-        (None, "null"),
-        ([64, 32], "[64,32]"),
-        ({"C": 1.0}, "{C:1.0}"),
-        ("cuda", "cuda"),
-        ("sklearn:breast_cancer", "'sklearn:breast_cancer'"),
-        ("true", "'true'"),
-        ("it's", "'it\\'s'"),
-    ],
-)
-def test_override_values_keep_their_type_in_hydra_grammar(value: object, text: str) -> None:
-    assert override_value(value) == text
-
-
-@pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"params": {"train_dnn_pytorch.lrr": [1.0]}}, "s.yaml: params: train_dnn_pytorch.lrr: unknown key"),
-        ({"params": {"nope": [1]}}, "s.yaml: params: nope: unknown key (not in params.yaml)"),
-        ({"params": {"train_dnn_pytorch": [1]}}, "train_dnn_pytorch: a section of params.yaml"),
-        ({"params": {"train_dnn_pytorch.lr": []}}, "train_dnn_pytorch.lr: a non-empty list of values, got []"),
-        ({"params": {"train_dnn_pytorch.lr": 0.1}}, "train_dnn_pytorch.lr: a non-empty list of values, got 0.1"),
-        ({"params": {"train_dnn_pytorch.lr": ["1e-3"]}}, "'1e-3' is text, params.yaml holds number (0.001)"),
-        ({"params": {"train_dnn_pytorch.batch_size": [32.5]}}, "32.5 is number, params.yaml holds number (32)"),
-        ({"params": {"prepare_data.scale": [1]}}, "1 is number, params.yaml holds boolean (True)"),
-        ({"params": {}}, "s.yaml: params: a mapping of params.yaml keys to lists of values, got {}"),
+        ({"params": ["train_dnn_pytorch.lrr=1.0"]}, "s.yaml: params: train_dnn_pytorch.lrr: unknown key"),
+        ({"params": ["nope=1,2"]}, "s.yaml: params: nope: unknown key (not in params.yaml)"),
+        ({"params": ["train_dnn_pytorch=1"]}, "params: train_dnn_pytorch: set one key of params.yaml to a value"),
+        ({"params": ["+train_dnn_pytorch.lr=1.0"]}, "params: train_dnn_pytorch.lr: set one key of params.yaml"),
+        ({"params": ["train_dnn_pytorch.lr=fast"]}, "'fast' is text, params.yaml holds number (0.001)"),
+        ({"params": ["train_dnn_pytorch.batch_size=32.5"]}, "32.5 is number, params.yaml holds number (32)"),
+        ({"params": ["prepare_data.scale=1"]}, "1 is number, params.yaml holds boolean (True)"),
+        ({"params": ["train_dnn_pytorch.lr=[0.1"]}, "s.yaml: params: no viable alternative at input '[0.1'"),
+        ({"params": ["train_dnn_pytorch.lr=glob(*)"]}, "s.yaml: params: Glob override"),
+        ({"params": []}, "s.yaml: params: a list of `dvc exp run -S` overrides (key=a,b), got []"),
+        ({"params": {"train_dnn_pytorch.lr": [0.1]}}, "s.yaml: params: a list of `dvc exp run -S` overrides"),
         ({"metric": "roc_auc"}, "s.yaml: metric: <metrics file stem>/<metric>"),
         ({"order": "up"}, "s.yaml: order: max or min, got 'up'"),
         ({"name": "a b"}, "s.yaml: name: use letters, digits, '.', '_' and '-', got 'a b'"),
         ({"name": "a..b"}, "got 'a..b'"),
         ({"grid": {}}, "s.yaml: grid: unknown key (a sweep file has name, metric, order, params)"),
-        ({"params": {"train_dnn_pytorch.lr": [1.0, 2.0], "seed": list(range(200))}}, "400 points, more than 256"),
+        ({"params": ["train_dnn_pytorch.lr=1.0,2.0", "seed=range(0,200)"]}, "400 points, more than 256"),
     ],
 )  # fmt: skip
 def test_a_bad_sweep_file_is_one_line_naming_the_key(data: dict, message: str) -> None:
     with pytest.raises(SweepError) as raised:
-        sweep_of(**data)
+        points(sweep_of(**data), PARAMS)
 
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
 
 
-def test_ints_may_stand_for_floats_and_nested_lists_for_lists() -> None:
-    sweep = sweep_of(params={"train_dnn_pytorch.lr": [1], "train_dnn_pytorch.hidden_layers": [[8], [16, 8]]})
+def test_ints_may_stand_for_floats_and_lists_text_and_exponents_keep_their_type() -> None:
+    sweep = sweep_of(params=["train_dnn_pytorch.lr=1,1e-3", "train_dnn_pytorch.hidden_layers=[8],[16,8]",
+                             "prepare_data.source='csv:a b.csv'"])  # fmt: skip
 
-    assert [point.overrides()[1] for point in points(sweep)] == [
-        "train_dnn_pytorch.hidden_layers=[8]",
-        "train_dnn_pytorch.hidden_layers=[16,8]",
-    ]
+    grid = points(sweep, PARAMS)
+
+    assert [point.params["train_dnn_pytorch.hidden_layers"] for point in grid[:2]] == ["[8]", "[16,8]"]
+    assert {point.params["train_dnn_pytorch.lr"] for point in grid} == {"1", "0.001"}
+    assert grid[0].params["prepare_data.source"] == "'csv:a b.csv'"
 
 
 def test_read_sweep_reads_the_file_and_params(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("seed: 1\ntrain_dnn_pytorch: {lr: 0.1}\n")
-    (tmp_path / "lr.yaml").write_text("metric: dnn/val/loss\norder: min\nparams:\n  seed: [1, 2, 3]\n")
+    (tmp_path / "lr.yaml").write_text("metric: dnn/val/loss\norder: min\nparams:\n  - seed=1,2,3\n")
 
-    sweep = read_sweep(tmp_path / "lr.yaml", tmp_path / "params.yaml")
+    sweep, grid = read_sweep(tmp_path / "lr.yaml", tmp_path / "params.yaml")
 
-    assert (sweep.name, sweep.maximize, sweep.grid) == ("lr", False, {"seed": [1, 2, 3]})
+    assert (sweep.name, sweep.maximize, sweep.overrides) == ("lr", False, ["seed=1,2,3"])
+    assert [point.overrides for point in grid] == [["seed=1"], ["seed=2"], ["seed=3"]]
     with pytest.raises(SweepError, match=r"nope\.yaml: sweep file not found"):
         read_sweep(tmp_path / "nope.yaml", tmp_path / "params.yaml")
     (tmp_path / "bad.yaml").write_text("params: [\n")
     with pytest.raises(SweepError, match=r"bad\.yaml: not valid YAML"):
         read_sweep(tmp_path / "bad.yaml", tmp_path / "params.yaml")
+
+
+def test_the_committed_sweep_files_are_valid() -> None:
+    root = Path(__file__).parents[1]
+    for path in Path(__file__).parent.glob("*.yaml"):
+        assert read_sweep(path, root / "params.yaml")[1], path
 
 
 @pytest.mark.parametrize("tag", ["sweep-dnn_lr", "sweep-dnn_lr-20261122-101010-abcdef1"])
@@ -132,9 +130,27 @@ def test_a_tag_without_its_sweep_file_lists_the_sweep_files(tmp_path: Path) -> N
 
 
 def test_the_matrix_lists_index_name_and_label() -> None:
-    grid = points(sweep_of(name="t"))
+    grid = points(sweep_of(name="t"), PARAMS)
 
     assert matrix(grid[:2]) == [
         {"index": 1, "name": "t-1", "label": "lr=0.001 batch_size=32"},
         {"index": 2, "name": "t-2", "label": "lr=0.001 batch_size=64"},
     ]
+
+
+@pytest.mark.parametrize(("jobs", "cpus", "threads"), [(1, 2, "2"), (2, 2, "1"), (3, 2, "1"), (2, 16, "8")])
+def test_each_worker_gets_its_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch, jobs: int, cpus: int, threads: str
+) -> None:
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = worker_env(jobs, cpus)
+    assert {env[name] for name in THREAD_VARIABLES} == {threads}
+
+
+def test_a_thread_count_set_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("PATH", "/somewhere")
+    env = worker_env(2, 2)
+    assert env["OMP_NUM_THREADS"] == "3"
+    assert env["PATH"] == "/somewhere"

@@ -1,4 +1,4 @@
-"""Parameter sweeps as DVC experiments, logged to MLflow.
+"""Grid sweeps as DVC experiments, logged to MLflow.
 
     python -m sweeps.main run sweeps/dnn_lr.yaml --jobs 2       # make sweep SWEEP=sweeps/dnn_lr.yaml JOBS=2
     python -m sweeps.main matrix --tag sweep-dnn_lr             # the sweep workflow: the grid as a JSON matrix
@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from lib import cli
 from lib.errors import ReprolabError
-from sweeps import grid as sweep_grid
-from sweeps import runner
-
-EXIT_FAILED = 1
+from sweeps import grid
+from sweeps.search import DONE, ranked_table
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = cli.parser("Parameter sweeps as DVC experiments, logged to MLflow.")
+    parser = cli.parser("Grid sweeps as DVC experiments, logged to MLflow.")
     parser.add_argument("--sweeps", type=Path, default=Path("sweeps"), help="sweep files folder (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="queue every point and run them on this machine")
@@ -45,53 +42,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run one command; returns the exit status for experiments that failed."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and run one command; exit status 1, naming them, when experiments failed."""
+    from lib.params import ParamsFile
+    from lib.tracking.store import TrackingParams
+
     args = _parser().parse_args(argv)
     repo = Path.cwd()
+    experiment = ParamsFile.read(args.params).section("tracking", TrackingParams).experiment
     if args.command == "run":
-        sweep = sweep_grid.read_sweep(args.sweep, args.params)
-        points = sweep_grid.points(sweep)
-        outcome = runner.run_local(repo, sweep, points, args.jobs, args.params)
+        sweep, points = grid.read_sweep(args.sweep, args.params)
+        results = grid.run_local(repo, sweep, points, args.jobs, experiment)
         print(f"\n{sweep.source}: ranked by {sweep.metric} ({'max' if sweep.maximize else 'min'} first)\n")
-        print(outcome.table)
-        return _report_failures(outcome.failed, local=True)
-    sweep = sweep_grid.read_sweep(sweep_grid.sweep_file_for_tag(args.tag, args.sweeps), args.params)
-    points = sweep_grid.points(sweep, prefix=args.tag)
-    if args.command == "matrix":
-        print(json.dumps(sweep_grid.matrix(points), separators=(",", ":")))
-        return 0
-    if args.command == "point":
-        if not 1 <= args.index <= len(points):
-            raise ReprolabError(f"--index: 1 to {len(points)} for {sweep.source}, got {args.index}")
-        runner.run_point(repo, points[args.index - 1])
-        return 0
-    if args.remote:
-        runner.pull_experiments(repo, args.remote, points)
-    text, failed = runner.summary(repo, sweep, points, args.tag, args.params)
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    return _report_failures(failed, local=False)
-
-
-def _report_failures(failed: Sequence[str], local: bool) -> int:
-    if not failed:
-        return 0
-    how = f"see the logs with `dvc queue logs <name>`, e.g. dvc queue logs {failed[0]}" if local else "see their jobs"
-    print(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; {how}", file=sys.stderr)
-    return EXIT_FAILED
-
-
-def _run(argv: Sequence[str] | None = None) -> int:
-    status = 0
-
-    def call(arguments: Sequence[str] | None) -> None:
-        nonlocal status
-        status = main(arguments)
-
-    return cli.run(call, argv) or status
+        print(ranked_table(results, sweep.metric, sweep.maximize))
+        how = "see the logs with `dvc queue logs <name>`, e.g. dvc queue logs {}"
+    else:
+        sweep, points = grid.read_sweep(grid.sweep_file_for_tag(args.tag, args.sweeps), args.params, args.tag)
+        if args.command == "matrix":
+            return print(json.dumps(grid.matrix(points), separators=(",", ":")))
+        if args.command == "point":
+            if not 1 <= args.index <= len(points):
+                raise ReprolabError(f"--index: 1 to {len(points)} for {sweep.source}, got {args.index}")
+            return grid.run_point(repo, points[args.index - 1])
+        text, results = grid.summary(repo, sweep, points, args.tag, experiment, args.remote)
+        print(text)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        how = "see their jobs' logs"
+    failed = [result.name for result in results if result.state != DONE]
+    if failed:  # SystemExit prints the line to stderr and exits 1
+        raise SystemExit(f"error: {len(failed)} experiment(s) failed: {', '.join(failed)}; {how.format(failed[0])}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(_run())
+    raise SystemExit(cli.run(main))

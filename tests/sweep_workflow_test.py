@@ -8,6 +8,7 @@ matrix and the summary job. act ignores `on.push.tags`: the trigger is checked b
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.integration
 WORKFLOW = ".github/workflows/sweep.yml"
 TAG = "sweep-duo"
 NAMES = (f"{TAG}-1", f"{TAG}-2")
-SWEEP = {"metric": "dnn/val/roc_auc", "params": {"train_dnn_pytorch.lr": [0.003, 0.01]}}
+LRS = (0.003, 0.01)
+SWEEP = {"metric": "dnn/val/roc_auc", "params": [f"train_dnn_pytorch.lr={LRS[0]},{LRS[1]}"]}
 
 
 @dataclass
@@ -88,7 +90,7 @@ def test_each_point_pushes_its_experiment_ref(swept: Swept) -> None:
     refs = experiment_refs(swept.remote)
 
     assert set(NAMES) <= set(refs)
-    for name, lr in zip(NAMES, SWEEP["params"]["train_dnn_pytorch.lr"], strict=True):
+    for name, lr in zip(NAMES, LRS, strict=True):  # the matrix's names and order are DVC's expansion
         params = yaml.safe_load(git("show", f"{refs[name]}:params.yaml", cwd=swept.remote))
         assert params["train_dnn_pytorch"]["lr"] == lr
 
@@ -123,11 +125,13 @@ def test_each_point_is_a_finished_mlflow_run_tagged_with_the_sweep_tag(swept: Sw
 def test_the_summary_ranks_both_points(swept: Swept) -> None:
     assert_succeeded(swept)
 
-    rows = [line.split("|")[1:5] for line in swept.output.splitlines() if line.startswith(f"| 1 | {TAG}-")]
-    rows += [line.split("|")[1:5] for line in swept.output.splitlines() if line.startswith(f"| 2 | {TAG}-")]
+    # The summary's rows (act may put its job prefix before them): rank | point | lr | metric | state | MLflow.
+    row = re.compile(rf"\|\s*(\d)\s*\|\s*({TAG}-\d)\s*\|\s*[^|]*\|\s*([0-9.]+)\s*\|\s*done\s*\|")
+    rows = sorted(set(match.groups() for match in map(row.search, swept.output.splitlines()) if match))
 
-    assert sorted(row[1].strip() for row in rows) == list(NAMES), swept.output[-4000:]
-    first, second = (float(row[3]) for row in rows)
+    assert sorted(name for _, name, _ in rows) == list(NAMES), swept.output[-4000:]
+    assert [rank for rank, _, _ in rows] == ["1", "2"]
+    first, second = (float(value) for _, _, value in rows)
     assert first >= second
     assert f"{swept.mlflow}/#/experiments/" in swept.output
 

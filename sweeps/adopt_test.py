@@ -1,4 +1,4 @@
-"""adopt.py: tuned values written into params.yaml's network section by line edits, comments kept."""
+"""adopt.py: tuned values written into params.yaml's network section by a round trip, comments and order kept."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.processes.train_dnn_pytorch.adopt import AdoptError, adopt, main, set_section_values, yaml_value
 from lib.paths import PARAMS_FILE
+from sweeps.adopt import AdoptError, adopt, main, set_section_values
 
 pytestmark = pytest.mark.unittest
 
@@ -48,8 +48,10 @@ def test_values_change_and_every_comment_and_other_line_stays() -> None:
         "\n"
         "train_dnn_pytorch:\n"
         "  # the architecture\n"
-        "  hidden_layers: [64, 32]\n"
-        "  dropout: 0.25  # between blocks\n"
+        "  hidden_layers:\n"
+        "    - 64\n"
+        "    - 32\n"
+        "  dropout: 0.25 # between blocks\n"
         "  lr: 0.0031622776601683794\n"
         "  epochs: 50\n"
         "  device: auto  # auto | cpu | cuda\n"
@@ -62,6 +64,14 @@ def test_values_change_and_every_comment_and_other_line_stays() -> None:
     assert yaml.safe_load(edited)["train_dnn_pytorch"]["lr"] == TUNED["params"]["lr"]
 
 
+def test_a_flow_list_stays_a_flow_list_and_a_new_list_is_one_line() -> None:
+    text = "net:\n  widths: [8, 4]  # layers\n  lr: 0.1\n"
+
+    edited = set_section_values(text, {"widths": [16, 8, 4], "extra": [1, 2]}, section="net")
+
+    assert edited == "net:\n  widths: [16, 8, 4] # layers\n  lr: 0.1\n  extra: [1, 2]\n"  # the comment keeps its column
+
+
 def test_the_committed_params_file_takes_tuned_values_keeping_its_comments() -> None:
     text = PARAMS_FILE.read_text(encoding="utf-8")
 
@@ -69,6 +79,10 @@ def test_the_committed_params_file_takes_tuned_values_keeping_its_comments() -> 
 
     before, after = text.splitlines(), edited.splitlines()
     assert [line for line in before if "#" in line] == [line for line in after if "#" in line]
+    assert list(yaml.safe_load(edited)) == list(yaml.safe_load(text))  # the sections' order
+    assert list(yaml.safe_load(edited)["train_dnn_pytorch"])[: len(yaml.safe_load(text)["train_dnn_pytorch"])] == list(
+        yaml.safe_load(text)["train_dnn_pytorch"]
+    )  # the keys' order; a new key goes at the end
     section = yaml.safe_load(edited)["train_dnn_pytorch"]
     assert {key: section[key] for key in TUNED["params"]} == TUNED["params"]
     assert {k: v for k, v in yaml.safe_load(edited).items() if k != "train_dnn_pytorch"} == {
@@ -103,16 +117,16 @@ def test_a_bad_tuned_file_is_one_line_naming_the_key(tuned: dict, message: str) 
 
 
 def test_a_params_file_without_the_section_is_an_error() -> None:
-    with pytest.raises(AdoptError, match="no 'train_dnn_pytorch:' section"):
+    with pytest.raises(AdoptError, match=r"params\.yaml: no 'train_dnn_pytorch' section"):
         set_section_values("seed: 1\n", {"lr": 0.1}, source="params.yaml")
 
 
 @pytest.mark.parametrize("value", [1.0e-05, 0.1, 3, True, "cosine", [64, 32], 2.5e20])
-def test_yaml_value_reads_back_as_the_same_value(value: object) -> None:
-    text = yaml_value(value)
+def test_values_read_back_as_the_same_value(value: object) -> None:
+    edited = set_section_values(PARAMS, {"new": value}, source="params.yaml")
 
-    assert "\n" not in text
-    assert yaml.safe_load(f"key: {text}") == {"key": value}
+    assert yaml.safe_load(edited)["train_dnn_pytorch"]["new"] == value
+    assert "\n  new: " in edited
 
 
 def test_main_replaces_the_file_and_reports_the_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,9 +1,9 @@
-"""tune.py and tune_main.py: the search space, seeded trials, the study's storage, MLflow runs, adopt."""
+"""tune.py: the search space, seeded trials, the study's storage, MLflow runs, the ranking; adopt end to end."""
 
 from __future__ import annotations
 
+import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,13 @@ import pytest
 import torch
 import yaml
 
-from lab.processes.train_dnn_pytorch import tune
-from lab.processes.train_dnn_pytorch.tune import Choice, FloatRange, IntRange, TuneError, TuneParams
+from lib.datasets import Split
 from lib.params import ParamsError, ParamsFile
+from sweeps import tune
+from sweeps.search import ranked_table
+from sweeps.tune import Choice, FloatRange, IntRange, TuneError, TuneParams
 
-Splits = dict[str, tuple[pd.DataFrame, np.ndarray]]
-WriteParams = Callable[[dict[str, Any]], ParamsFile]
+Splits = dict[str, Split]
 
 BASE = {"hidden_layers": [8], "dropout": 0.1, "lr": 0.01, "batch_size": 32, "epochs": 3, "device": "cpu"}
 SPACE = {
@@ -76,9 +77,9 @@ def test_params_defaults_and_directions() -> None:
         ({"search_space": SPACE, "sampler": "tpe"}, "tune_dnn_pytorch.sampler: unknown key"),
     ],
 )
-def test_bad_params_name_the_key(params_file: WriteParams, values: dict[str, Any], message: str) -> None:
+def test_bad_params_name_the_key(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ParamsError) as caught:
-        params_file({"tune_dnn_pytorch": values}).section("tune_dnn_pytorch", TuneParams)
+        ParamsFile(Path("params.yaml"), {"tune_dnn_pytorch": values}).section("tune_dnn_pytorch", TuneParams)
 
     assert message in str(caught.value)
 
@@ -230,13 +231,14 @@ def test_pruning_stops_a_worse_trial_and_best_trial_counts_both(tmp_path: Path) 
     study = tune.open_study(f"sqlite:///{tmp_path / 'study.db'}", config, "digest", fresh=False)
 
     tune.run_trials(study, _toy_objective(config, []), 8, seed=0, random_trials=1)
-    best = tune.best_trial(study, config.search_space)
+    best = tune.best_file(study, config, "parent")
 
     states = [trial.state for trial in study.trials]
     assert optuna.trial.TrialState.PRUNED in states
-    assert best.completed + best.pruned == 8
-    assert best.value == min(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
-    assert best.params == tune.decode_params(config.search_space, study.best_trial.params)
+    assert best["trials"]["completed"] + best["trials"]["pruned"] == best["trials"]["total"] == 8
+    assert best["best_value"] == min(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert best["params"] == tune.decode_params(config.search_space, study.best_trial.params)
+    assert (best["section"], best["direction"], best["mlflow_run_id"]) == ("train_dnn_pytorch", "minimize", "parent")
 
 
 @pytest.mark.unittest
@@ -245,11 +247,60 @@ def test_every_trial_pruned_is_an_error() -> None:
     study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
 
     with pytest.raises(TuneError, match="every trial was pruned"):
-        tune.best_trial(study, _config().search_space)
+        tune.best_file(study, _config())
+
+
+@pytest.mark.unittest
+def test_the_trials_rank_like_a_sweeps_points(tmp_path: Path) -> None:
+    config = _config(pruning={"startup_trials": 1, "warmup_epochs": 0}, random_trials=1)
+    study = tune.open_study(f"sqlite:///{tmp_path / 'study.db'}", config, "digest", fresh=False)
+    tune.run_trials(study, _toy_objective(config, []), 6, seed=0, random_trials=1)
+
+    results = tune.trial_results(study, config.search_space, {"0": "run-of-0"})
+    table = ranked_table(results, "val/log_loss", maximize=False).splitlines()
+
+    completed = sorted((t.value, t.number) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    ranked = [line.split("|")[2].strip() for line in table[2:] if line.split("|")[1].strip() != "-"]
+    assert ranked == [f"trial-{number}" for _, number in completed]
+    header = [cell.strip() for cell in table[0].split("|")[1:-1]]
+    assert header == [
+        "rank",
+        "point",
+        "lr",
+        "dropout",
+        "epochs",
+        "hidden_layers",
+        "batch_size",
+        "val/log_loss",
+        "state",
+        "MLflow",
+    ]
+    assert results[0].params["train_dnn_pytorch.hidden_layers"] in ([8], [16, 8]) and results[0].runs == "run-of-0"
+    assert {result.state for result in results} <= {"done", "pruned"}
+
+
+@pytest.mark.unittest
+def test_the_search_uses_no_private_optuna_api() -> None:
+    for path in (path for path in Path(tune.__file__).parent.glob("*.py") if not path.name.endswith("_test.py")):
+        text = path.read_text(encoding="utf-8")
+        assert "optuna._" not in text and "._storage" not in text and "._trial_id" not in text, path
+
+
+def _splits() -> Splits:
+    """A small learnable binary problem split into train and val."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=200, n_features=6, n_informative=4, random_state=0)
+    features, labels = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]), y.astype(np.int64)
+    return {
+        "train": Split(features[:150], labels[:150]),
+        "val": Split(features[150:].reset_index(drop=True), labels[150:]),
+    }
 
 
 @pytest.mark.integration  # a real MLflow store
-def test_the_objective_trains_the_network_with_the_trial_values(splits: Splits, tmp_path: Path) -> None:
+def test_the_objective_trains_the_network_with_the_trial_values(tmp_path: Path) -> None:
+    splits = _splits()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         mlflow.set_experiment("tune-test")
@@ -258,8 +309,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(splits: Splits, 
         no_test = {name: part for name, part in splits.items() if name != "test"}
         with mlflow.start_run():
             study.optimize(tune.make_objective(config, BASE, no_test, torch.device("cpu"), 0), n_trials=1)
-        from lab.processes.train_dnn_pytorch.network import train
-
+        train = tune.network()[1]
         expected = train(tune.trial_params(BASE, {"lr": 0.01, "epochs": 2}), no_test, torch.device("cpu"), 0)
         run = mlflow.get_run(study.best_trial.user_attrs[tune.USER_ATTR_RUN_ID])
     finally:
@@ -271,7 +321,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(splits: Splits, 
     assert run.data.metrics["val/log_loss"] == study.best_value
 
 
-# --- tune_main and adopt end to end -------------------------------------------------------------
+# --- the search and adopt end to end --------------------------------------------------------------
 
 SHRUNK_SEARCH = {
     "n_trials": 3,
@@ -286,23 +336,32 @@ SHRUNK_SEARCH = {
 }
 
 
+def with_sweeps(project: Path) -> Path:
+    """The project copy with this package, which the copy leaves out (it is no pipeline code)."""
+    source = Path(tune.__file__).parent
+    shutil.copytree(source, project / source.name, ignore=shutil.ignore_patterns("__pycache__", "*_test.py"))
+    return project
+
+
 @pytest.mark.integration
-def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
+def test_tune_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_params(tmp_path: Path) -> None:
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"train_dnn_pytorch": {"epochs": 2, "device": "cpu"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
-    project = make_project_copy(tmp_path / "project", params)
+    project = with_sweeps(make_project_copy(tmp_path / "project", params))
     uri = f"sqlite:///{project}/mlflow.db"
     done = run([sys.executable, "-m", "lab.processes.prepare_data.main"], project, MLFLOW_TRACKING_URI=uri)
     assert done.returncode == 0, done.stderr
-    tune_main = [sys.executable, "-m", "lab.processes.train_dnn_pytorch.tune_main", "--trials"]
+    search = [sys.executable, "-m", "sweeps.tune", "--trials"]
 
-    first = run([*tune_main, "2"], project, MLFLOW_TRACKING_URI=uri)  # then resumed to 3
-    second = run([*tune_main, "3"], project, MLFLOW_TRACKING_URI=uri)
+    first = run([*search, "2"], project, MLFLOW_TRACKING_URI=uri)  # then resumed to 3
+    second = run([*search, "3"], project, MLFLOW_TRACKING_URI=uri)
 
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert "tune_dnn_pytorch: 1 trials run now" in second.stdout
+    table = [line for line in second.stdout.splitlines() if line.startswith("| ") and "trial-" in line]
+    assert sorted(line.split("|")[2].strip() for line in table) == ["trial-0", "trial-1", "trial-2"]
     best = yaml.safe_load((project / "tuning/train_dnn_pytorch.yaml").read_text())
     assert best["section"] == "train_dnn_pytorch" and best["metric"] == "val/roc_auc"
     assert best["trials"]["total"] == 3 and set(best["params"]) == {"lr", "hidden_layers", "dropout"}
@@ -329,9 +388,7 @@ def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_param
     completed = [c.data.metrics["val/roc_auc"] for c in children if c.data.tags["optuna.state"] == "completed"]
     assert best_child.data.metrics["val/roc_auc"] == best["best_value"] == max(completed)
 
-    adopted = run(
-        [sys.executable, "-m", "lab.processes.train_dnn_pytorch.adopt", "tuning/train_dnn_pytorch.yaml"], project
-    )
+    adopted = run([sys.executable, "-m", "sweeps.adopt", "tuning/train_dnn_pytorch.yaml"], project)
 
     assert adopted.returncode == 0, adopted.stderr
     after = yaml.safe_load((project / "params.yaml").read_text())
@@ -342,17 +399,17 @@ def test_tune_main_logs_nested_trials_writes_the_best_and_adopt_puts_it_in_param
 
 
 @pytest.mark.integration
-def test_tune_main_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
+def test_tune_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
     from tests.support import make_project_copy, run, shrunk_params
 
     params = shrunk_params({"prepare_data": {"split": "train_test"}, "tune_dnn_pytorch": SHRUNK_SEARCH})
-    project = make_project_copy(tmp_path / "project", params)
+    project = with_sweeps(make_project_copy(tmp_path / "project", params))
     uri = f"sqlite:///{project}/mlflow.db"
     assert (
         run([sys.executable, "-m", "lab.processes.prepare_data.main"], project, MLFLOW_TRACKING_URI=uri).returncode == 0
     )
 
-    done = run([sys.executable, "-m", "lab.processes.train_dnn_pytorch.tune_main"], project, MLFLOW_TRACKING_URI=uri)
+    done = run([sys.executable, "-m", "sweeps.tune"], project, MLFLOW_TRACKING_URI=uri)
 
     assert done.returncode == 2
     assert done.stderr.strip() == (
