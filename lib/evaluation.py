@@ -7,8 +7,6 @@ nothing else from it more than a second. The unit tests check every value agains
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
@@ -17,27 +15,6 @@ _EPS = 1e-7
 
 def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    boundaries = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
-    ranks = np.empty(len(values), dtype=np.float64)
-    for start, stop in itertools.pairwise(boundaries):
-        ranks[order[start:stop]] = (start + stop + 1) / 2
-    return ranks
-
-
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: the Mann-Whitney statistic, ties counted half."""
-    positives = y_true == 1
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    rank_sum = _ranks(np.asarray(score, dtype=np.float64))[positives].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,6 +31,14 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return fpr, tpr, thresholds
 
 
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (tied scores count half); NaN unless both classes are present."""
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y_true, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """2x2 counts, rows actual 0/1, columns predicted 0/1."""
     return np.bincount(
@@ -64,14 +49,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 def binary_metrics(
     y_true: np.ndarray, probability: np.ndarray, prefix: str, threshold: float = 0.5
 ) -> dict[str, float]:
-    """Metrics of positive-class probabilities against labels, keyed `<prefix>/<metric>`.
-
-    Args:
-        y_true: 0/1 labels.
-        probability: predicted probability of class 1, one per label.
-        prefix: the split the metrics describe: `val`, `test`, ...
-        threshold: probability at or above which a prediction is class 1.
-    """
+    """`<prefix>/<metric>` of class-1 probabilities against 0/1 labels; at `threshold` a prediction is 1."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
     predicted = (probability >= threshold).astype(np.int64)
