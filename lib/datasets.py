@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
 
 from lib.errors import ReprolabError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 TARGET = "target"
 SPLITS = ("train", "val", "test")
@@ -51,8 +50,6 @@ def write_split(frame: pd.DataFrame, path: Path) -> None:
 
 def read_split(path: Path) -> Split:
     """Read one processed split as (features, integer labels); the error names the bad file."""
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found (run the prepare_data stage first)")

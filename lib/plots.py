@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-    from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-    from lib.outputs import Outputs
+from lib.evaluation import confusion_counts, roc_auc, roc_curve
+from lib.outputs import Outputs
 
 
 def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_000) -> pd.DataFrame:
@@ -24,11 +23,6 @@ def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_
 
     Above `max_points` an evenly spaced subset (ends included) draws the same curve in a smaller file.
     """
-    import numpy as np
-    import pandas as pd
-
-    from lib.evaluation import roc_curve
-
     fpr, tpr, threshold = roc_curve(y_true, probability)
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
@@ -37,17 +31,11 @@ def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_
 
 
 def _figure(width: float = 4.8, height: float = 4.0) -> Figure:
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figure:
     """A 2x2 confusion matrix with counts in the cells."""
-    import numpy as np
-
-    from lib.evaluation import confusion_counts
-
     counts = confusion_counts(y_true, y_pred)
     figure = _figure()
     axes = figure.add_subplot()
@@ -119,10 +107,6 @@ class PlotSet:
 
 def evaluation_plots(y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test") -> PlotSet:
     """Confusion matrix (one `actual`, `predicted` row per sample) and ROC curve of one model on one split."""
-    import pandas as pd
-
-    from lib.evaluation import roc_auc
-
     predicted = (probability >= 0.5).astype("int64")
     points = roc_points(y_true, probability)
     title = f"{model_name} on {split}"
@@ -138,8 +122,6 @@ def evaluation_plots(y_true: np.ndarray, probability: np.ndarray, model_name: st
 
 def missing_split_plots(model_name: str, split: str = "test") -> PlotSet:
     """`evaluation_plots`' files for a missing split: header-only tables (`dvc plots show` renders them), notices."""
-    import pandas as pd
-
     notice = notice_figure(f"no {split} split\n(prepare_data.split leaves it out)", f"{model_name} on {split}")
     return PlotSet(
         tables={
