@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+THRESHOLD = 0.5  # a probability at or above it predicts class 1
 _EPS = 1e-7
 
 
@@ -19,9 +20,9 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) at every distinct score, from (0, 0) to (1, 1), highest threshold first."""
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
-    ordered_score = np.asarray(score, dtype=np.float64)[order]
-    ordered_true = np.asarray(y_true)[order] == 1
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    ordered_score, ordered_true = score[order], np.asarray(y_true)[order] == 1
     last_of_each = np.r_[np.flatnonzero(np.diff(ordered_score)), len(ordered_score) - 1]
     tps = np.cumsum(ordered_true)[last_of_each]
     fps = (last_of_each + 1) - tps
@@ -46,13 +47,11 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     ).reshape(2, 2)
 
 
-def binary_metrics(
-    y_true: np.ndarray, probability: np.ndarray, prefix: str, threshold: float = 0.5
-) -> dict[str, float]:
-    """`<prefix>/<metric>` of class-1 probabilities against 0/1 labels; at `threshold` a prediction is 1."""
+def binary_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> dict[str, float]:
+    """`<prefix>/<metric>` of class-1 probabilities against 0/1 labels."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
-    predicted = (probability >= threshold).astype(np.int64)
+    predicted = (probability >= THRESHOLD).astype(np.int64)
     (tn, fp), (fn, tp) = confusion_counts(y_true, predicted)
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)

@@ -28,8 +28,8 @@ def _labels_and_scores(seed: int, n: int = 200, decimals: int | None = None) -> 
     return y_true, score
 
 
-def _sklearn_metrics(y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    predicted = (probability >= threshold).astype(int)
+def _sklearn_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    predicted = (probability >= 0.5).astype(int)
     return {
         "accuracy": skm.accuracy_score(y_true, predicted),
         "balanced_accuracy": skm.balanced_accuracy_score(y_true, predicted),
@@ -49,16 +49,6 @@ def test_binary_metrics_match_sklearn(seed: int, decimals: int | None) -> None:
     ours = binary_metrics(y_true, probability, prefix="val")
 
     expected = {f"val/{name}": value for name, value in _sklearn_metrics(y_true, probability).items()}
-    assert ours == pytest.approx(expected, abs=1e-6)
-
-
-@pytest.mark.parametrize("threshold", [0.3, 0.7])
-def test_binary_metrics_use_the_threshold(threshold: float) -> None:
-    y_true, probability = _labels_and_scores(seed=11)
-
-    ours = binary_metrics(y_true, probability, prefix="test", threshold=threshold)
-
-    expected = {f"test/{name}": value for name, value in _sklearn_metrics(y_true, probability, threshold).items()}
     assert ours == pytest.approx(expected, abs=1e-6)
 
 

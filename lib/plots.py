@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lib.evaluation import confusion_counts, roc_auc, roc_curve
+from lib.evaluation import THRESHOLD, confusion_counts, roc_auc, roc_curve
 from lib.outputs import Outputs
 
 
@@ -107,7 +107,7 @@ class PlotSet:
 
 def evaluation_plots(y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test") -> PlotSet:
     """Confusion matrix (one `actual`, `predicted` row per sample) and ROC curve of one model on one split."""
-    predicted = (probability >= 0.5).astype("int64")
+    predicted = (probability >= THRESHOLD).astype("int64")
     points = roc_points(y_true, probability)
     title = f"{model_name} on {split}"
     confusion = pd.DataFrame({"actual": y_true.astype("int64"), "predicted": predicted})
