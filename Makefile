@@ -1,6 +1,6 @@
 # The README's commands. `make run` runs the example pipeline, `make test` the quality gates (`make lint`)
-# and then the test suite; all first install what they need: Pipenv (into .tools/ when it is not on
-# PATH), then the locked environment.
+# and then the whole test suite, `make unit` the unit tests alone; all first install what they need:
+# Pipenv (into .tools/ when it is not on PATH), then the locked environment.
 SHELL := /bin/bash
 PYTHON ?= python3
 PIPENV_VERSION := 2026.10.3
@@ -15,20 +15,35 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup run lint test bench launch goals runtime serve register lab sweep sweep-launch verify
+.PHONY: setup setup-run run lint unit test bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
+# Two installs from the one lock: `setup-run` what running the pipeline needs, `setup` that plus the dev tools
+# (pytest, pre-commit, JupyterLab, the S3 and Actions stand-ins) for the tests, goals and notebooks.
 setup: .venv/.synced
+setup-run: .venv/.synced-run
+
+# The Pythons the lock is made for (Pipfile's [requires]); Pipenv looks for one of them on PATH.
+SUPPORTED_PYTHONS := 3.11
+CHECK_PYTHON = @for v in $(SUPPORTED_PYTHONS); do command -v python$$v >/dev/null && exit 0; done; \
+	echo "error: reprolab needs Python $(SUPPORTED_PYTHONS) (python$(firstword $(SUPPORTED_PYTHONS)) on PATH); found $$($(PYTHON) --version 2>&1 || echo none)" >&2; exit 1
 
 .tools/bin/pipenv:
+	$(CHECK_PYTHON)
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet pipenv==$(PIPENV_VERSION)
 
 .venv/.synced: Pipfile.lock | $(PIPENV)
+	$(CHECK_PYTHON)
 	$(PIPENV) sync --dev
+	touch $@ .venv/.synced-run
+
+.venv/.synced-run: Pipfile.lock | $(PIPENV)
+	$(CHECK_PYTHON)
+	[ .venv/.synced -nt Pipfile.lock ] || $(PIPENV) sync
 	touch $@
 
-run: setup  ## the example pipeline, end to end (only what changed)
+run: setup-run  ## the example pipeline, end to end (only what changed)
 	$(IN_ENV) dvc repro
 	@echo
 	$(IN_ENV) dvc metrics show
@@ -39,20 +54,45 @@ run: setup  ## the example pipeline, end to end (only what changed)
 lint: setup  ## every pre-commit hook on every file (hook environments come from PyPI on first use)
 	$(IN_ENV) pre-commit run --all-files --show-diff-on-failure
 
-# Test files run in parallel, one per core (most tests wait on subprocesses); each file stays on one worker,
-# so a file's module-scoped servers and projects are set up once.
+# The report's test opens it in Debian's Chromium, installed here when missing (sudo when not root);
+# CHROMIUM=<path> names another Chromium or Chrome binary for it.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+# Tests run in parallel, a worker per core. In `make test` each file stays on one worker (most of its tests
+# wait on subprocesses), so a file's module-scoped servers and projects are set up once.
 TEST_WORKERS ?= auto
-test: setup lint  ## the quality gates, then the whole test suite
+unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
+	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
+test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+report: setup-run  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
+	$(IN_ENV) python -m reports.run_report $(if $(REV),--rev "$(REV)") $(if $(BASE),--base "$(BASE)") $(if $(OUT),--out "$(OUT)")
+
+# CI's lanes (lab/docs/testing.md, "CI"): `make lint` and `make unit` first, then these two. The workflow
+# tests run the launch and sweep workflows under act, and `make launch`: CI runs them only when what they
+# test changes, and nightly.
+.PHONY: integration workflow-tests
+WORKFLOW_TESTS := tests/experiments_workflow_test.py tests/sweep_workflow_test.py tests/launch_test.py
+integration: setup $(CHROMIUM)  ## the integration tests but the workflow tests, in parallel
+	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(WORKFLOW_TESTS))
+
+workflow-tests: setup  ## the workflows run under act, and make launch
+	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(WORKFLOW_TESTS)
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
 	$(IN_ENV) python -m pytest goals
 
-runtime: setup  ## the selected model as a deployable runtime: dist/<name>-<version>-<short commit>/ and .zip
+runtime: setup-run  ## the selected model as a deployable runtime: dist/<name>-<version>-<short commit>/ and .zip
 	$(IN_ENV) python -m runtimes.build --out dist
 
 PORT ?= 5001
-serve: setup  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
+serve: setup-run  ## MLflow's scoring server for this checkout's runtime on http://127.0.0.1:$(PORT) (/ping, /invocations)
 	model="$$($(IN_ENV) python -m runtimes.build --out dist --locate)" && \
 	  $(IN_ENV) MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false mlflow models serve -m "$$model" --env-manager local \
 	  --host 127.0.0.1 --port $(PORT)
@@ -65,10 +105,10 @@ lab: setup  ## JupyterLab for lab/analysis, with the repository on PYTHONPATH so
 
 .PHONY: tune adopt-tuned
 TRIALS ?=
-tune: setup  ## Optuna search for the dense network (tune_dnn_pytorch in params.yaml), after prepare_data
+tune: setup-run  ## Optuna search for the dense network (tune_dnn_pytorch in params.yaml), after prepare_data
 	$(IN_ENV) python -m lab.processes.train_dnn_pytorch.tune_main --params params.yaml $(if $(TRIALS),--trials $(TRIALS))
 
-adopt-tuned: setup  ## write the best params of the last `make tune` into params.yaml's train_dnn_pytorch section
+adopt-tuned: setup-run  ## write the best params of the last `make tune` into params.yaml's train_dnn_pytorch section
 	$(IN_ENV) python -m lab.processes.train_dnn_pytorch.adopt tuning/train_dnn_pytorch.yaml --params params.yaml
 
 launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner runs it (lab/docs/runners.md)
@@ -76,16 +116,16 @@ launch:  ## tag HEAD run-$(NAME)-<time>-<commit> and push the tag: a GPU runner 
 
 SWEEP ?= sweeps/dnn_lr.yaml
 JOBS ?= 2
-sweep: setup  ## every point of $(SWEEP) as a DVC experiment, $(JOBS) at a time, then ranked (sweeps/README.md)
+sweep: setup-run  ## every point of $(SWEEP) as a DVC experiment, $(JOBS) at a time, then ranked (sweeps/README.md)
 	$(IN_ENV) python -m sweeps.main run "$(SWEEP)" --jobs "$(JOBS)"
 
 sweep-launch:  ## tag HEAD sweep-<name of $(SWEEP)>-<time>-<commit> and push it: one GPU job per point
 	@.ci/launch_sweep "$(SWEEP)"
 
-bench: setup  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
+bench: setup-run  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
 
-verify: setup  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
+verify: setup-run  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
 	$(IN_ENV) python -m lib.reproduction

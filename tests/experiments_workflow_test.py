@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
+from tests.act_support import BUCKET, LAUNCH_FILES, REMOTE_URL, git, publish, run_act, seed_runner
 from tests.support import (
     S3_KEYS,
-    VENV_BIN,
     free_port,
     make_project_copy,
     run,
@@ -36,43 +36,12 @@ from tests.support import (
     shrunk_params,
 )
 
-pytestmark = pytest.mark.integration
-
 WORKFLOW = ".github/workflows/experiments.yml"
-CHECKOUT = "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8"
-BUCKET = "reprolab-test"
-REMOTE_URL = f"s3://{BUCKET}/storage"
 STAGES = ("prepare_data", "train_standard_classifiers", "train_dnn_pytorch")
-# Besides the pipeline (make_project_copy), what a launch needs: the workflow and its scripts, the
-# Makefile (make launch, make goals), the lock the runner installs from, the goals and pytest's settings.
-LAUNCH_FILES = ("Makefile", "Pipfile", "Pipfile.lock", "pytest.ini", "conftest.py")
 LAUNCH_DIRS = (".ci", ".github", "goals")
 SUBJECT = "Two epochs for the network"
 GOALS = "goals/goals.yaml"
-# Stands in for actions/checkout: clone the tagged commit, with every branch and tag, from the bare
-# repository that plays GitHub.
-CHECKOUT_ACTION = """\
-name: checkout from a local bare repository
-inputs:
-  fetch-depth:
-    default: "1"
-  persist-credentials:
-    default: "true"
-runs:
-  using: composite
-  steps:
-    - shell: bash
-      env:
-        REMOTE: {remote}
-      run: |
-        set -euo pipefail
-        cd "$GITHUB_WORKSPACE"
-        find . -mindepth 1 -delete
-        git init --quiet .
-        git remote add origin "$REMOTE"
-        git fetch --quiet origin '+refs/heads/*:refs/remotes/origin/*' '+refs/tags/*:refs/tags/*'
-        git checkout --quiet --detach "$GITHUB_SHA"
-"""
+ENVIRONMENT_ACTION = "./.github/actions/environment"
 
 
 @dataclass
@@ -113,90 +82,11 @@ def relax_goals(path: Path) -> None:
     path.write_text(yaml.safe_dump(goals, sort_keys=False), encoding="utf-8")
 
 
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
 def launch(clone: Path, name: str) -> str:
     """`make launch NAME=name` in the clone; returns the tag it pushed."""
     done = run(["make", "launch", f"NAME={name}"], clone)
     assert done.returncode == 0, done.stdout + done.stderr
     return re.search(r"launched (run-\S+)", done.stdout).group(1)
-
-
-def publish(clone: Path, root: Path) -> Path:
-    """A bare repository under `root` that plays GitHub, with the clone's main branch pushed to it."""
-    remote = root / "github.git"
-    git("init", "--quiet", "--bare", "-b", "main", str(remote), cwd=root)
-    git("remote", "add", "origin", str(remote), cwd=clone)
-    git("push", "--quiet", "-u", "origin", "main", cwd=clone)
-    return remote
-
-
-def seed_runner(root: Path, clone: Path, remote: Path) -> None:
-    """The runner's side: actions/checkout's stand-in cloning from `remote`, and the environment cache
-    seeded. The workflows' key for this lock on the CPU path names the project's own .venv, and the
-    stamp says it is complete, so nothing is installed."""
-    (root / "checkout").mkdir()
-    (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
-    lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
-    cache = root / "home" / ".cache" / "reprolab"
-    cache.mkdir(parents=True)
-    (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
-    (cache / f"venv-{lock}-cpu.ready").touch()
-
-
-def run_act(
-    root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
-    self-hosted GPU runner; `variables` are the repository variables. act's log goes to act-<run_id>/."""
-    remote = root / "github.git"
-    sha = git("rev-parse", f"{tag}^{{commit}}", cwd=remote)
-    event = root / f"event-{tag}.json"
-    event.write_text(
-        json.dumps(
-            {
-                "ref": f"refs/tags/{tag}",
-                "base_ref": None,
-                "before": "0" * 40,
-                "after": sha,
-                "created": True,
-                "deleted": False,
-                "forced": False,
-                "head_commit": {"id": sha, "message": message},
-                "repository": {"name": "reprolab", "full_name": "team/reprolab", "default_branch": "main"},
-            }
-        )
-    )
-    workdir = root / f"act-{run_id}"  # act reads .actrc, .env, .secrets and .vars from here: none
-    workdir.mkdir()
-    args = [
-        str(VENV_BIN / "act"),
-        "push",
-        "--eventpath", str(event),
-        "--workflows", str(clone / workflow),
-        "--directory", str(clone),
-        # Every job on this machine, no Docker; actions/checkout is the local stand-in; nothing fetched.
-        "-P", "ubuntu-latest=-self-hosted",
-        "-P", "self-hosted=-self-hosted",
-        "-P", "gpu=-self-hosted",
-        "--local-repository", f"{CHECKOUT}={root / 'checkout'}",
-        "--no-skip-checkout",
-        "--action-offline-mode",
-        "--pull=false",
-        "--no-cache-server",
-        "--action-cache-path", str(root / "act-cache"),
-        "--env", f"GITHUB_RUN_ID={run_id}",
-        *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
-        *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
-    ]  # fmt: skip
-    done = subprocess.run(
-        args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
-    )
-    (workdir / "act.log").write_text(done.stdout + done.stderr)  # to read when a test fails
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -224,20 +114,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         tags = (launch(clone, "first"), launch(clone, "second"))
         seed_runner(root, clone, remote)
         yield Lab(root, remote, clone, mlflow_uri, s3, git("rev-parse", "HEAD", cwd=clone), tags)
-
-
-def runner_env(home: Path) -> dict[str, str]:
-    """The runner's environment: this one without the project's venv, CI or tracking variables."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("MLFLOW_", "GITHUB_", "REPROLAB_", "DVC_", "AWS_", "RUNNER_", "ACT"))
-        and key not in {"VIRTUAL_ENV", "PYTHONPATH"}
-    }
-    paths = env.get("PATH", "").split(os.pathsep)
-    env["PATH"] = os.pathsep.join(path for path in paths if path and Path(path).resolve() != VENV_BIN.resolve())
-    env.update(HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
-    return env
 
 
 def run_workflow(lab: Lab, tag: str, run_id: str, **variables: str) -> Run:
@@ -294,8 +170,10 @@ def assert_succeeded(result: Run) -> None:
     assert result.returncode == 0, result.output[-6000:]
     assert "reusing the environment" in result.output, "the seeded environment cache was not used"
     assert "Success - Main goals" in result.output
+    assert re.search(r"\d+ passed", result.output), "the goals did not run"  # pytest colours it under act
 
 
+@pytest.mark.integration
 def test_a_tagged_run_commits_its_results_to_the_branch(lab: Lab, first_run: Run) -> None:
     assert_succeeded(first_run)
     subject, parent = git("log", "-1", "--format=%s%n%P", first_run.tip, cwd=lab.remote).splitlines()
@@ -316,6 +194,7 @@ def test_a_tagged_run_commits_its_results_to_the_branch(lab: Lab, first_run: Run
                 assert hashlib.md5(blob).hexdigest() == out["md5"], out["path"]
 
 
+@pytest.mark.integration
 def test_a_fresh_clone_pulls_every_output_named_in_dvc_lock(lab: Lab, first_run: Run, tmp_path: Path) -> None:
     assert_succeeded(first_run)
 
@@ -329,6 +208,7 @@ def test_a_fresh_clone_pulls_every_output_named_in_dvc_lock(lab: Lab, first_run:
     assert dnn["best_epoch"] <= 2  # the tagged commit's params: two epochs
 
 
+@pytest.mark.integration
 def test_mlflow_holds_a_run_per_stage_tagged_with_the_tag_and_commit(lab: Lab, first_run: Run) -> None:
     assert_succeeded(first_run)
 
@@ -344,6 +224,7 @@ def test_mlflow_holds_a_run_per_stage_tagged_with_the_tag_and_commit(lab: Lab, f
     assert stage_runs["train_dnn_pytorch"].data.params["train_dnn_pytorch.epochs"] == "2"
 
 
+@pytest.mark.integration
 def test_the_job_summary_shows_params_metrics_and_mlflow_links(lab: Lab, first_run: Run) -> None:
     assert_succeeded(first_run)
     output = first_run.output
@@ -356,6 +237,7 @@ def test_the_job_summary_shows_params_metrics_and_mlflow_links(lab: Lab, first_r
     assert f"results: {first_run.tip} on main" in output
 
 
+@pytest.mark.integration
 def test_two_runs_from_one_commit_both_land_in_turn(lab: Lab, first_run: Run, second_run: Run, tmp_path: Path) -> None:
     assert_succeeded(first_run)
     assert_succeeded(second_run)
@@ -372,6 +254,7 @@ def test_two_runs_from_one_commit_both_land_in_turn(lab: Lab, first_run: Run, se
     assert {run.data.tags["pipeline_run_id"] for run in runs} == {"gh-102-1"}
 
 
+@pytest.mark.integration
 def test_a_run_whose_mlflow_server_does_not_answer_stops_before_any_stage(lab: Lab) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     before = git("rev-parse", "refs/heads/main", cwd=lab.remote)
@@ -399,6 +282,7 @@ def history(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.unittest
 @pytest.mark.parametrize(
     ("checkout", "base_ref", "found"),
     [
@@ -418,6 +302,7 @@ def test_the_branch_job_finds_the_branch_of_the_tagged_commit(
     assert output == f"branch={found}\n"
 
 
+@pytest.mark.unittest
 def test_the_branch_job_refuses_a_commit_of_several_branches(history: Path) -> None:
     git("update-ref", "refs/remotes/origin/feature", "HEAD", cwd=history)
     git("checkout", "--quiet", "--detach", "HEAD", cwd=history)
@@ -463,6 +348,7 @@ def push_triggers(workflow: dict, ref: str) -> bool:
     return not any(matches(pattern) for pattern in push[f"{kind}-ignore"])
 
 
+@pytest.mark.unittest
 def test_only_run_tags_trigger_the_pipeline_and_results_never_do() -> None:
     workflow = yaml.safe_load((PROJ_ROOT / WORKFLOW).read_text(encoding="utf-8"))
     on = workflow.get("on", workflow.get(True))
@@ -478,6 +364,7 @@ def test_only_run_tags_trigger_the_pipeline_and_results_never_do() -> None:
     assert "-results" in push_step
 
 
+@pytest.mark.unittest
 def test_the_pipeline_job_runs_on_gpu_runners_with_least_permissions() -> None:
     workflow = yaml.safe_load((PROJ_ROOT / WORKFLOW).read_text(encoding="utf-8"))
     jobs = workflow["jobs"]
@@ -494,6 +381,22 @@ def test_the_pipeline_job_runs_on_gpu_runners_with_least_permissions() -> None:
     steps = [step for job in jobs.values() for step in job["steps"]]
     for step in steps:
         assert "${{" not in step.get("run", ""), f"an expression inline in a script: {step.get('name')}"
-        if "uses" in step:
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+        if step.get("uses", "").startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False
+        if "uses" in step and not step["uses"].startswith("./"):  # the repository's own actions need no pin
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize("workflow", [WORKFLOW, ".github/workflows/sweep.yml"])
+def test_the_workflows_build_the_runner_environment_with_the_one_action(workflow: str) -> None:
+    jobs = yaml.safe_load((PROJ_ROOT / workflow).read_text(encoding="utf-8"))["jobs"]
+    on_runners = [job for job in jobs.values() if "self-hosted" in job["runs-on"]]
+
+    assert on_runners
+    for job in on_runners:
+        [environment] = [step for step in job["steps"] if step.get("uses") == ENVIRONMENT_ACTION]
+        assert environment["with"] == {"allow-cpu-runner": "${{ vars.ALLOW_CPU_RUNNER }}"}
+        scripts = "".join(step.get("run", "") for step in job["steps"])
+        assert "pipenv" not in scripts and "torch.cuda" not in scripts, "a copy of the environment action"
+    assert (PROJ_ROOT / ENVIRONMENT_ACTION / "action.yml").is_file()

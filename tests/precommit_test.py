@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,8 +12,6 @@ import yaml
 
 from lib.paths import PROJ_ROOT
 from tests.support import VENV_BIN, run
-
-pytestmark = pytest.mark.integration
 
 CONFIG = ".pre-commit-config.yaml"
 BASELINE = ".secrets.baseline"
@@ -57,6 +56,7 @@ def detect_secrets(repo: Path, name: str, text: str) -> subprocess.CompletedProc
     return run([str(VENV_BIN / "pre-commit"), "run", "detect-secrets", "--files", name], cwd=repo)
 
 
+@pytest.mark.unittest
 def test_config_runs_every_gate_from_local_hooks_only() -> None:
     config = yaml.safe_load((PROJ_ROOT / CONFIG).read_text(encoding="utf-8"))
     assert {repo["repo"] for repo in config["repos"]} == {"local"}, "a remote hook repo needs GitHub to install"
@@ -72,8 +72,12 @@ def test_config_runs_every_gate_from_local_hooks_only() -> None:
         "dvc-pre-push": ["pre-push"],
         "dvc-post-checkout": ["post-checkout"],
     }
+    audits = {hook["id"]: re.compile(hook["files"]) for hook in hooks if hook["id"] in {"actionlint", "zizmor"}}
+    for path in (".github/workflows/experiments.yml", ".github/actions/environment/action.yml"):
+        assert all(pattern.search(path) for pattern in audits.values()), f"{path} is not audited"
 
 
+@pytest.mark.integration
 def test_secrets_scan_rejects_an_aws_key_and_names_the_file(scan_repo: Path) -> None:
     leak = f"[default]\naws_access_key_id = {EXAMPLE_KEY_ID}\naws_secret_access_key = {EXAMPLE_KEY_BODY}\n"
 
@@ -84,6 +88,7 @@ def test_secrets_scan_rejects_an_aws_key_and_names_the_file(scan_repo: Path) -> 
     assert "AWS Access Key" in output and "credentials.ini:2" in output, output
 
 
+@pytest.mark.integration
 def test_secrets_scan_passes_a_clean_file(scan_repo: Path) -> None:
     result = detect_secrets(scan_repo, "settings.ini", "[default]\nregion = eu-west-1\n")
 

@@ -1,6 +1,6 @@
 """The sweep workflow, run for real: .github/workflows/sweep.yml under `act`, on this machine.
 
-As for the launch workflow (tests/experiments_workflow_test.py, whose stand-ins this reuses): a bare git
+As for the launch workflow (with the stand-ins in tests/act_support.py): a bare git
 repository plays GitHub, moto's S3 server the DVC remote, a local `mlflow server` the team's. A pushed
 `sweep-duo` tag names sweeps/duo.yaml, a 2-point grid; act runs the grid job, the two point jobs of the
 matrix and the summary job. act ignores `on.push.tags`: the trigger is checked by reading the workflow.
@@ -19,15 +19,7 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.experiments_workflow_test import (
-    BUCKET,
-    LAUNCH_FILES,
-    REMOTE_URL,
-    git,
-    publish,
-    run_act,
-    seed_runner,
-)
+from tests.act_support import BUCKET, LAUNCH_FILES, REMOTE_URL, git, publish, run_act, seed_runner
 from tests.support import (
     S3_KEYS,
     make_project_copy,

@@ -19,7 +19,7 @@ from lib.tracking.store import ENV_URI, TrackingUnavailable, check_tracking_serv
 # ---- check_tracking_server --------------------------------------------------------------------------
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 @pytest.mark.parametrize("uri", [None, "file:///tmp/mlruns", "sqlite:///mlflow.db", "./mlruns"])
 def test_local_stores_need_no_check(uri: str | None) -> None:
     started = time.monotonic()
@@ -35,7 +35,7 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 def test_a_closed_port_is_unavailable_within_seconds() -> None:
     uri = f"http://127.0.0.1:{_closed_port()}"
     started = time.monotonic()
@@ -52,7 +52,7 @@ def test_a_closed_port_is_unavailable_within_seconds() -> None:
     assert isinstance(caught.value, ReprolabError)
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 def test_a_silent_server_is_unavailable_after_the_timeout() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -85,7 +85,7 @@ def test_a_malformed_uri_is_a_one_line_error(uri: str, reason: str) -> None:
     )
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 def test_a_server_that_does_not_speak_http_is_a_one_line_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -142,14 +142,14 @@ def _uri(server: http.server.HTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 def test_a_healthy_server_passes(health_server: http.server.HTTPServer) -> None:
     check_tracking_server(_uri(health_server) + "/")
 
     assert health_server.paths == ["/health"]  # type: ignore[attr-defined]
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_server_that_answers_a_client_error_passes(health_server: http.server.HTTPServer, status: int) -> None:
     health_server.status = status  # type: ignore[attr-defined]
@@ -159,7 +159,7 @@ def test_a_server_that_answers_a_client_error_passes(health_server: http.server.
     assert health_server.paths == ["/health"]  # type: ignore[attr-defined]
 
 
-@pytest.mark.unittest
+@pytest.mark.integration
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_server_error_is_unavailable(health_server: http.server.HTTPServer, status: int) -> None:
     health_server.status = status  # type: ignore[attr-defined]
