@@ -1,8 +1,7 @@
-"""`pytest goals`: judge the outputs once before any test, one test per criterion, and the goals table.
+"""`pytest goals`: refuse outputs that are not current, judge them once, and print the goals table.
 
-The session stops with one line when the outputs are not current (DVC's status: a stage failed, is out of
-date, or lost an output), when the goals file is malformed, or when the outputs hold no test metrics.
-The table of every criterion is printed after the tests, and appended to `$GITHUB_STEP_SUMMARY` when set.
+Stale outputs, a malformed goals file or outputs without test metrics stop the session with one line.
+The table is appended to `$GITHUB_STEP_SUMMARY` when set (the launch workflow's job summary).
 """
 
 from __future__ import annotations
@@ -30,13 +29,11 @@ def _outputs_dir(config: pytest.Config) -> Path:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Judge every criterion, or refuse in one line: outputs not current, bad goals file, no test split."""
     outputs = _outputs_dir(session.config)
     try:
         check_current(outputs)
         goals = criteria.read_goals(session.config.getoption("goals_file"))
-        metrics = criteria.read_metrics(outputs, goals)
-        session.config.stash[OUTCOMES] = criteria.judge(goals, metrics)
+        session.config.stash[OUTCOMES] = criteria.judge(goals, criteria.read_metrics(outputs, goals))
     except ReprolabError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -48,14 +45,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Print every criterion with its value and goal; append the same table to the CI job summary."""
     outcomes = config.stash.get(OUTCOMES, [])
     if not outcomes:
         return
     terminalreporter.section("goals")
-    for outcome in outcomes:
-        terminalreporter.write_line(f"{'pass' if outcome.passed else 'FAIL'}  {outcome.message}")
-    failed = sum(not outcome.passed for outcome in outcomes)
+    for o in outcomes:
+        terminalreporter.write_line(f"{'pass' if o.passed else 'FAIL'}  {o.message}")
+    failed = sum(not o.passed for o in outcomes)
     table = [
         f"### Goals: {f'{failed} of {len(outcomes)} failed' if failed else 'all passed'}\n",
         f"Outputs judged: `{_outputs_dir(config)}`\n",

@@ -1,38 +1,182 @@
-"""Build the deployable runtime of the current checkout: `python -m runtimes.build --out dist`.
+"""Build this checkout's runtime (`python -m runtimes.build --out dist`), or print its model folder (`--locate`).
 
-`--locate` builds nothing: it prints the model folder of this checkout's runtime, for
-`mlflow models serve -m "$(python -m runtimes.build --locate)"` (what `make serve` runs).
+The runtime's layout, and why it is built this way, are in runtimes/README.md and decision 0004.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from collections.abc import Sequence
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import Field
 
 from lib import cli
+from lib.errors import ReprolabError
+from lib.git import git
+from lib.params import ParamsFile, Section
+from lib.pipeline_state import check_current
+
+HERE = Path(__file__).resolve().parent
+CLASSIFIER, PREPROCESSING = "models/classifier.pkl", "models/preprocessing.json"
+METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
+EXAMPLE_SPLIT = "data/processed/train.parquet"  # the one split every `prepare_data.split` writes
+# The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
+REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
+METADATA_FILE = "runtime.json"
+MODEL_DIR = Path("model_dir", "model")  # where `mlflow models generate-dockerfile` puts the model
+
+
+class RuntimeBuildError(ReprolabError):
+    """A runtime cannot be built from what is on disk."""
+
+
+class RuntimeConfig(Section):
+    """runtimes/runtime.yaml: the runtime's name and the version of its serving contract."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.]*$")
+
+
+class GitState(NamedTuple):
+    """The commit a project is at, and whether tracked files differ from it."""
+
+    commit: str
+    dirty: bool
+
+
+def read_config(path: Path = HERE / "runtime.yaml") -> RuntimeConfig:
+    """Validate the runtime config file; the error names the file and the bad key."""
+    return ParamsFile(path, {"runtime": dict(ParamsFile.read(path).data)}).section("runtime", RuntimeConfig)
+
+
+def git_state(project: Path) -> GitState:
+    """HEAD's commit in `project` and whether tracked files (results included) have uncommitted changes."""
+    commit = git("rev-parse", "HEAD", cwd=project)
+    changes = git("status", "--porcelain", "--untracked-files=no", cwd=project)
+    if commit is None or changes is None:
+        raise RuntimeBuildError(f"{project}: not a git repository with a commit; a runtime names its commit")
+    return GitState(commit, bool(changes))
+
+
+def artifact_name(config: RuntimeConfig, git: GitState) -> str:
+    """`<name>-<version>-<short commit>`, with `-dirty` when the working tree differs from the commit."""
+    return f"{config.name}-{config.version}-{git.commit[:7]}" + ("-dirty" if git.dirty else "")
+
+
+def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
+    """Every output recorded in a parsed dvc.lock, as path -> md5 (`.dir` hashes for folders)."""
+    return {out["path"]: out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
+
+
+def raw_rows(processed: pd.DataFrame, preprocessing: Mapping[str, Any], rows: int) -> pd.DataFrame:
+    """The first `rows` of a processed split with the scaling undone: raw feature values, as a client sends."""
+    features = list(preprocessing["features"])
+    scaled = processed[features].head(rows).to_numpy(dtype=np.float64)
+    raw = scaled * np.asarray(preprocessing["scale"]) + np.asarray(preprocessing["mean"])
+    return pd.DataFrame(np.round(raw, 6), columns=features)
+
+
+def metadata(
+    config: RuntimeConfig, git: GitState, params: Mapping[str, Any], metrics: Mapping[str, Any], outs: Mapping[str, str]
+) -> dict[str, Any]:
+    """runtime.json: what the runtime is, and the commit, params, metrics and data it came from."""
+    selected = str(metrics.get("metrics/classifiers.json", {}).get("selected", "unknown"))
+    return {
+        "name": config.name,
+        "version": config.version,
+        "artifact": artifact_name(config, git),
+        "model": {"selected": selected, "source": CLASSIFIER, "preprocessing": PREPROCESSING},
+        "git": {"commit": git.commit, "short": git.commit[:7], "dirty": git.dirty},
+        "data_version": outs.get("data/processed"),
+        "dvc_lock_outs": dict(sorted(outs.items())),
+        "params": dict(params),
+        "metrics": dict(metrics),
+    }
+
+
+def generate_dockerfile(model: Path, folder: Path) -> None:
+    """`mlflow models generate-dockerfile`: `folder`/Dockerfile serving `model`, copied to `folder`/MODEL_DIR."""
+    command = [sys.executable, "-m", "mlflow", "models", "generate-dockerfile", "--env-manager", "local"]
+    done = subprocess.run([*command, "-m", str(model), "-d", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeBuildError(f"mlflow models generate-dockerfile failed for {model}: {why}")
+
+
+def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """Build the runtime from `project`'s current outputs into `out_dir`, replacing one of the same name."""
+    import mlflow.pyfunc
+
+    from lib.tracking.models import pip_requirements
+    from runtimes import scaled_classifier
+
+    project, out_dir = Path(project).resolve(), Path(out_dir).resolve()
+    check_current(project)
+    state = git_state(project)
+    name = artifact_name(config, state)
+    metrics = {path: json.loads((project / path).read_text(encoding="utf-8")) for path in METRICS}
+    outs = lock_outs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
+    info = metadata(config, state, ParamsFile.read(project / "params.yaml").data, metrics, outs)
+    preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
+    example = raw_rows(pd.read_parquet(project / EXAMPLE_SPLIT), preprocessing, rows=5)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / name
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch, warnings.catch_warnings():
+        # MLflow's hint that integer output columns cannot hold missing values: ours never do.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        model, staging = Path(scratch, "model"), Path(scratch, name)
+        mlflow.pyfunc.save_model(  # models from code; MLflow infers the signature from the example
+            str(model),
+            python_model=str(HERE / "scaled_classifier.py"),
+            artifacts={
+                scaled_classifier.CLASSIFIER: str(project / CLASSIFIER),
+                scaled_classifier.PREPROCESSING: str(project / PREPROCESSING),
+            },
+            input_example=example,
+            pip_requirements=pip_requirements(REQUIREMENTS),
+        )
+        generate_dockerfile(model, staging)
+        (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    shutil.make_archive(str(final), "zip", root_dir=out_dir, base_dir=name)  # replaces an earlier zip
+    return final
+
+
+def runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """The folder of `project`'s current checkout's runtime under `out_dir`; an error when it is not built."""
+    folder = Path(out_dir) / artifact_name(config, git_state(project))
+    if not (folder / MODEL_DIR / "MLmodel").is_file():
+        raise RuntimeBuildError(f"no runtime at {folder}: build it first (make runtime)")
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, build the runtime from the pipeline's outputs (or find it), print where it is."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--project", type=Path, default=Path("."), help="repository with the outputs (default: .)")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where runtimes go (default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=None, help="runtime name and version (runtimes/runtime.yaml)")
     parser.add_argument("--locate", action="store_true", help="print the built runtime's model folder, build nothing")
     args = parser.parse_args(argv)
-
-    from runtimes import package
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per copied file otherwise
-    config = package.read_config(args.config or package.RUNTIME_FILE)
     if args.locate:
-        print(package.runtime_dir(args.project, args.out, config) / package.MODEL_DIR)
+        print(runtime_dir(Path("."), args.out, read_config()) / MODEL_DIR)
         return
-    folder = package.build(args.project, args.out, config)
+    folder = build(Path("."), args.out, read_config())
     print(f"runtime: {folder} (and {folder.name}.zip)")
-    print(f"serve it: mlflow models serve -m {folder / package.MODEL_DIR} --env-manager local (or make serve)")
+    print(f"serve it: mlflow models serve -m {folder / MODEL_DIR} --env-manager local (or make serve)")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ def goals_file(tmp_path: Path) -> Path:
 
 
 def test_a_runtime_that_meets_its_goals_from_a_clean_commit_may_register(goals_file: Path) -> None:
-    assert register.goal_failures(INFO, goals_file) == []
     register.check_registrable(INFO, goals_file, allow_dirty=False)
 
 
@@ -63,7 +62,12 @@ def test_unmet_goals_refuse_registration_naming_metric_value_and_goal(goals_file
 def test_a_metrics_file_missing_from_the_runtime_fails_its_goals(goals_file: Path) -> None:
     info = copy.deepcopy(INFO)
     del info["metrics"]["metrics/dnn.json"]
-    assert "metrics/dnn.json is not recorded in the runtime" in register.goal_failures(info, goals_file)
+    with pytest.raises(register.RegistrationRefused) as refused:
+        register.check_registrable(info, goals_file, allow_dirty=False)
+    assert str(refused.value) == (
+        "cancer-1.0.0-3f4a8c3: goals not met: metrics/dnn.json is not recorded in the runtime; "
+        "metrics/dnn.json is not recorded in the runtime"
+    )
 
 
 def test_a_runtime_from_uncommitted_changes_needs_allow_dirty(goals_file: Path) -> None:

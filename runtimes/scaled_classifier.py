@@ -1,10 +1,6 @@
 """The runtime's model: raw feature columns in, the selected classifier's prediction out.
 
-MLflow builds the model by running this file ("models from code"), so it is copied into every runtime
-artefact and imports nothing from this repository: numpy, pandas and MLflow only. It replays the
-scaling that `prepare_data` fitted on the train split (`models/preprocessing.json`), then asks the
-pickled scikit-learn classifier for the probability of the positive class. The prediction uses the
-same rule as the pipeline's metrics (probability >= 0.5), so the goals judged this very model.
+MLflow runs this file to build the model ("models from code"), so it imports nothing from this repository.
 """
 
 from __future__ import annotations
@@ -25,18 +21,14 @@ PREPROCESSING = "preprocessing"
 
 
 def score(raw: pd.DataFrame, classifier: Any, preprocessing: Mapping[str, Any]) -> pd.DataFrame:
-    """Scale `raw` as on train, then predict: `prediction` (0/1), `label` (the class name), `probability`.
+    """Scale `raw` as prepare_data did on train, then predict: `prediction`, `label` (class name), `probability`.
 
-    Args:
-        raw: one row per case, with at least the feature columns named in `preprocessing`.
-        classifier: a fitted scikit-learn classifier trained on the scaled features.
-        preprocessing: `features`, `mean`, `scale` and `classes` as `prepare_data` wrote them.
+    The prediction is the pipeline metrics' rule (probability >= 0.5), so the goals judged this very model.
     """
     features = list(preprocessing["features"])
     # The same float64 operations, in the same order, as prepare_data: identical bits in, identical bits out.
-    scaled = (raw[features].to_numpy(dtype=np.float64) - np.asarray(preprocessing["mean"], dtype=np.float64)) / (
-        np.asarray(preprocessing["scale"], dtype=np.float64)
-    )
+    mean, scale = (np.asarray(preprocessing[key], dtype=np.float64) for key in ("mean", "scale"))
+    scaled = (raw[features].to_numpy(dtype=np.float64) - mean) / scale
     probability = classifier.predict_proba(pd.DataFrame(scaled, columns=features))[:, 1].astype(np.float64)
     prediction = (probability >= THRESHOLD).astype(np.int64)
     labels = np.asarray([str(name) for name in preprocessing["classes"]], dtype=object)

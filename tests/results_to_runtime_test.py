@@ -177,7 +177,7 @@ def server(history: dict[str, Any], runtime: Path) -> Iterator[str]:
     log_path = runtime.parent / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
-            ["make", "-o", ".venv/.synced", "serve", f"PORT={port}"],
+            ["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"],
             cwd=history["project"],
             env=clean_env(),
             stdout=log,

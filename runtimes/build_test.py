@@ -1,4 +1,4 @@
-"""Tests for runtimes/package.py: artefact names, the outputs check, raw examples, metadata, finding a runtime."""
+"""Tests for runtimes/build.py: artefact names, the outputs check, raw examples, metadata, finding a runtime."""
 
 from __future__ import annotations
 
@@ -11,21 +11,21 @@ import pytest
 
 from lib.params import ParamsError
 from lib.pipeline_state import StaleOutputs
-from runtimes import package
+from runtimes import build
 
 pytestmark = pytest.mark.unittest
 
-CONFIG = package.RuntimeConfig(name="cancer-model", version="2.1.0")
+CONFIG = build.RuntimeConfig(name="cancer-model", version="2.1.0")
 COMMIT = "3f4a8c3" + "0" * 33
 
 
 def test_artifact_name_is_name_version_short_commit_and_marks_a_dirty_tree() -> None:
-    assert package.artifact_name(CONFIG, package.GitState(COMMIT, dirty=False)) == "cancer-model-2.1.0-3f4a8c3"
-    assert package.artifact_name(CONFIG, package.GitState(COMMIT, dirty=True)) == "cancer-model-2.1.0-3f4a8c3-dirty"
+    assert build.artifact_name(CONFIG, build.GitState(COMMIT, dirty=False)) == "cancer-model-2.1.0-3f4a8c3"
+    assert build.artifact_name(CONFIG, build.GitState(COMMIT, dirty=True)) == "cancer-model-2.1.0-3f4a8c3-dirty"
 
 
 def test_the_committed_runtime_config_is_valid() -> None:
-    config = package.read_config()
+    config = build.read_config()
     assert config.name and config.version
 
 
@@ -40,7 +40,7 @@ def test_the_committed_runtime_config_is_valid() -> None:
 def test_a_bad_runtime_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "runtime.yaml").write_text(text)
     with pytest.raises(ParamsError, match=message):
-        package.read_config(tmp_path / "runtime.yaml")
+        build.read_config(tmp_path / "runtime.yaml")
 
 
 def test_lock_outs_collects_every_output_of_every_stage() -> None:
@@ -51,14 +51,14 @@ def test_lock_outs_collects_every_output_of_every_stage() -> None:
             "b": {"outs": [{"path": "models/m.pkl", "md5": "2"}, {"path": "metrics/m.json", "md5": "3"}]},
         },
     }
-    assert package.lock_outs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
-    assert package.lock_outs({}) == {}
+    assert build.lock_outs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
+    assert build.lock_outs({}) == {}
 
 
 def test_raw_rows_undo_the_scaling() -> None:
     preprocessing = {"features": ["a", "b"], "mean": [10.0, -2.0], "scale": [2.0, 0.5]}
     processed = pd.DataFrame({"a": [0.0, 1.0, -1.0], "b": [2.0, 0.0, 1.0], "target": [0, 1, 0]})
-    raw = package.raw_rows(processed, preprocessing, rows=2)
+    raw = build.raw_rows(processed, preprocessing, rows=2)
     assert list(raw.columns) == ["a", "b"]
     assert raw.to_numpy().tolist() == [[10.0, -1.0], [12.0, -2.0]]
     assert raw.dtypes.eq(np.float64).all()
@@ -69,29 +69,27 @@ def test_git_state_reads_the_commit_and_sees_uncommitted_changes(tmp_path: Path)
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args], cwd=tmp_path, check=True,
                        capture_output=True)  # fmt: skip
 
-    with pytest.raises(package.RuntimeBuildError, match="not a git repository"):
-        package.git_state(tmp_path)
+    with pytest.raises(build.RuntimeBuildError, match="not a git repository"):
+        build.git_state(tmp_path)
     git("init", "-q")
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
     git("add", "-A")
     git("commit", "-qm", "results")
-    clean = package.git_state(tmp_path)
-    assert len(clean.commit) == 40 and not clean.dirty and clean.short == clean.commit[:7]
+    clean = build.git_state(tmp_path)
+    assert len(clean.commit) == 40 and not clean.dirty
     (tmp_path / "untracked.txt").write_text("ignored: only tracked files count")
-    assert not package.git_state(tmp_path).dirty
+    assert not build.git_state(tmp_path).dirty
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
-    assert package.git_state(tmp_path).dirty
+    assert build.git_state(tmp_path).dirty
 
 
 def test_metadata_ties_the_runtime_to_commit_params_metrics_and_data() -> None:
-    info = package.metadata(
+    info = build.metadata(
         CONFIG,
-        package.GitState(COMMIT, dirty=False),
+        build.GitState(COMMIT, dirty=False),
         {"seed": 42},
-        {"metrics/dnn.json": {"test/roc_auc": 0.99}},
+        {"metrics/dnn.json": {"test/roc_auc": 0.99}, "metrics/classifiers.json": {"selected": "knn"}},
         {"data/processed": "abc.dir", "models/classifier.pkl": "def"},
-        ["scikit-learn==1.9.1"],
-        "knn",
     )
     assert info["artifact"] == "cancer-model-2.1.0-3f4a8c3"
     assert info["git"] == {"commit": COMMIT, "short": "3f4a8c3", "dirty": False}
@@ -103,7 +101,7 @@ def test_metadata_ties_the_runtime_to_commit_params_metrics_and_data() -> None:
 
 def test_build_refuses_a_folder_without_current_pipeline_outputs(tmp_path: Path) -> None:
     with pytest.raises(StaleOutputs, match=r"is not a DVC project"):
-        package.build(tmp_path, tmp_path / "dist", CONFIG)
+        build.build(tmp_path, tmp_path / "dist", CONFIG)
 
 
 def test_runtime_dir_finds_this_checkouts_runtime_or_says_to_build_it(tmp_path: Path) -> None:
@@ -112,9 +110,9 @@ def test_runtime_dir_finds_this_checkouts_runtime_or_says_to_build_it(tmp_path: 
     subprocess.run(["git", "add", "f"], cwd=tmp_path, check=True)
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm", "c"], cwd=tmp_path,
                    check=True)  # fmt: skip
-    folder = tmp_path / "dist" / package.artifact_name(CONFIG, package.git_state(tmp_path))
-    with pytest.raises(package.RuntimeBuildError, match=r"no runtime at .*: build it first \(make runtime\)"):
-        package.runtime_dir(tmp_path, tmp_path / "dist", CONFIG)
-    (folder / package.MODEL_DIR).mkdir(parents=True)
-    (folder / package.MODEL_DIR / "MLmodel").write_text("flavors: {}\n")
-    assert package.runtime_dir(tmp_path, tmp_path / "dist", CONFIG) == folder
+    folder = tmp_path / "dist" / build.artifact_name(CONFIG, build.git_state(tmp_path))
+    with pytest.raises(build.RuntimeBuildError, match=r"no runtime at .*: build it first \(make runtime\)"):
+        build.runtime_dir(tmp_path, tmp_path / "dist", CONFIG)
+    (folder / build.MODEL_DIR).mkdir(parents=True)
+    (folder / build.MODEL_DIR / "MLmodel").write_text("flavors: {}\n")
+    assert build.runtime_dir(tmp_path, tmp_path / "dist", CONFIG) == folder
