@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup setup-run run lint unit test bench launch goals report runtime serve register lab sweep sweep-launch verify
+.PHONY: setup setup-run run lint unit test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify
 .DEFAULT_GOAL := run
 
 # Two installs from the one lock: `setup-run` what running the pipeline needs, `setup` that plus the dev tools
@@ -68,7 +68,13 @@ TEST_WORKERS ?= auto
 unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
 	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
 
-test: setup lint $(CHROMIUM)  ## the quality gates, then the whole test suite
+# The integration tests run MLflow's server on PostgreSQL (tests/support.py): Debian's package, when missing.
+postgres:  ## PostgreSQL's server programs for the tests: Debian's package, installed with apt-get when missing
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  $(if $(filter 0,$(shell id -u)),,sudo) sh -c \
+	  'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql'
+
+test: setup lint $(CHROMIUM) postgres  ## the quality gates, then the whole test suite
 	$(IN_ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 report: setup-run  ## the run report, one HTML file that works offline; REV=, BASE=, OUT= (lab/docs/report.md)
@@ -79,10 +85,10 @@ report: setup-run  ## the run report, one HTML file that works offline; REV=, BA
 # test changes, and nightly.
 .PHONY: integration workflow-tests
 WORKFLOW_TESTS := tests/experiments_workflow_test.py tests/sweep_workflow_test.py tests/launch_test.py
-integration: setup $(CHROMIUM)  ## the integration tests but the workflow tests, in parallel
+integration: setup $(CHROMIUM) postgres  ## the integration tests but the workflow tests, in parallel
 	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(WORKFLOW_TESTS))
 
-workflow-tests: setup  ## the workflows run under act, and make launch
+workflow-tests: setup postgres  ## the workflows run under act, and make launch
 	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(WORKFLOW_TESTS)
 
 goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)

@@ -7,11 +7,10 @@ nothing else from it more than a second. The unit tests check every value agains
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+THRESHOLD = 0.5  # a probability at or above it predicts class 1
 _EPS = 1e-7
 
 
@@ -19,32 +18,11 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    boundaries = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
-    ranks = np.empty(len(values), dtype=np.float64)
-    for start, stop in itertools.pairwise(boundaries):
-        ranks[order[start:stop]] = (start + stop + 1) / 2
-    return ranks
-
-
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: the Mann-Whitney statistic, ties counted half."""
-    positives = y_true == 1
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    rank_sum = _ranks(np.asarray(score, dtype=np.float64))[positives].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) at every distinct score, from (0, 0) to (1, 1), highest threshold first."""
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
-    ordered_score = np.asarray(score, dtype=np.float64)[order]
-    ordered_true = np.asarray(y_true)[order] == 1
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    ordered_score, ordered_true = score[order], np.asarray(y_true)[order] == 1
     last_of_each = np.r_[np.flatnonzero(np.diff(ordered_score)), len(ordered_score) - 1]
     tps = np.cumsum(ordered_true)[last_of_each]
     fps = (last_of_each + 1) - tps
@@ -54,6 +32,14 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return fpr, tpr, thresholds
 
 
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (tied scores count half); NaN unless both classes are present."""
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y_true, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """2x2 counts, rows actual 0/1, columns predicted 0/1."""
     return np.bincount(
@@ -61,20 +47,11 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     ).reshape(2, 2)
 
 
-def binary_metrics(
-    y_true: np.ndarray, probability: np.ndarray, prefix: str, threshold: float = 0.5
-) -> dict[str, float]:
-    """Metrics of positive-class probabilities against labels, keyed `<prefix>/<metric>`.
-
-    Args:
-        y_true: 0/1 labels.
-        probability: predicted probability of class 1, one per label.
-        prefix: the split the metrics describe: `val`, `test`, ...
-        threshold: probability at or above which a prediction is class 1.
-    """
+def binary_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> dict[str, float]:
+    """`<prefix>/<metric>` of class-1 probabilities against 0/1 labels."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
-    predicted = (probability >= threshold).astype(np.int64)
+    predicted = (probability >= THRESHOLD).astype(np.int64)
     (tn, fp), (fn, tp) = confusion_counts(y_true, predicted)
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.outputs import commit_outputs, json_text
+from lib.outputs import commit_outputs
 
 pytestmark = pytest.mark.unittest
 
@@ -71,12 +71,20 @@ def test_success_replaces_the_previous_version(tmp_path: Path) -> None:
     assert _files(tmp_path) == {"metrics.json": '{\n  "a": 1\n}\n'}
 
 
-def test_json_text_is_sorted_indented_and_ends_with_a_newline() -> None:
-    text = json_text({"b": 1, "a": {"d": [1, 2], "c": None}})
+def _written_json(tmp_path: Path, data: object) -> str:
+    with commit_outputs() as outputs:
+        outputs.write_json(tmp_path / "data.json", data)
+    return (tmp_path / "data.json").read_text(encoding="utf-8")
+
+
+def test_json_is_sorted_indented_and_ends_with_a_newline(tmp_path: Path) -> None:
+    text = _written_json(tmp_path, {"b": 1, "a": {"d": [1, 2], "c": None}})
 
     assert text == '{\n  "a": {\n    "c": null,\n    "d": [\n      1,\n      2\n    ]\n  },\n  "b": 1\n}\n'
     assert json.loads(text) == {"a": {"c": None, "d": [1, 2]}, "b": 1}
 
 
-def test_json_text_does_not_depend_on_insertion_order() -> None:
-    assert json_text({"x": 1, "y": {"p": 2, "q": 3}}) == json_text({"y": {"q": 3, "p": 2}, "x": 1})
+def test_json_does_not_depend_on_insertion_order(tmp_path: Path) -> None:
+    assert _written_json(tmp_path, {"x": 1, "y": {"p": 2, "q": 3}}) == _written_json(
+        tmp_path, {"y": {"q": 3, "p": 2}, "x": 1}
+    )

@@ -1,4 +1,4 @@
-"""Plots a person looks at: data for `dvc plots` and matching PNG figures for MLflow and DVC.
+"""Plots a person looks at: CSV tables for `dvc plots` and matching PNG figures for MLflow and DVC.
 
 Figures are drawn with matplotlib's Agg backend and saved without a timestamp or version stamp, so the
 same data gives the same PNG bytes.
@@ -9,36 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-    from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-    from lib.outputs import Outputs
-
-CLASS_NAMES = ("0", "1")
-
-
-def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
-    """One row per sample (`actual`, `predicted`): the input of DVC's confusion template."""
-    import pandas as pd
-
-    return pd.DataFrame({"actual": y_true.astype("int64"), "predicted": y_pred.astype("int64")})
+from lib.evaluation import THRESHOLD, confusion_counts, roc_auc, roc_curve
+from lib.outputs import Outputs
 
 
 def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_000) -> pd.DataFrame:
-    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows, rounded for stable files.
+    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows rounded to 6 decimals, at most `max_points`.
 
-    A large split has a point per distinct score; above `max_points` an evenly spaced subset (ends
-    included) is kept, which draws the same curve in a file that stays small.
+    Above `max_points` an evenly spaced subset (ends included) draws the same curve in a smaller file.
     """
-    import numpy as np
-    import pandas as pd
-
-    from lib.evaluation import roc_curve
-
     fpr, tpr, threshold = roc_curve(y_true, probability)
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
@@ -47,17 +31,11 @@ def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_
 
 
 def _figure(width: float = 4.8, height: float = 4.0) -> Figure:
-    from matplotlib.figure import Figure
-
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
 def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figure:
     """A 2x2 confusion matrix with counts in the cells."""
-    import numpy as np
-
-    from lib.evaluation import confusion_counts
-
     counts = confusion_counts(y_true, y_pred)
     figure = _figure()
     axes = figure.add_subplot()
@@ -65,15 +43,9 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figu
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if count > counts.max() / 2 else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=14)
-    axes.set(
-        xticks=[0, 1],
-        yticks=[0, 1],
-        xticklabels=CLASS_NAMES,
-        yticklabels=CLASS_NAMES,
-        xlabel="predicted",
-        ylabel="actual",
-        title=title,
-    )
+    classes = ["0", "1"]
+    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=classes, yticklabels=classes, title=title)
+    axes.set(xlabel="predicted", ylabel="actual")
     return figure
 
 
@@ -102,6 +74,16 @@ def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
     return figure
 
 
+def notice_figure(text: str, title: str) -> Figure:
+    """A figure that only says `text`: the stand-in for a plot whose data does not exist."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    axes.set_title(title)
+    axes.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
+    return figure
+
+
 def save_png(figure: Figure, path: Path) -> None:
     """Save `figure` as a PNG with no metadata that changes between runs."""
     figure.savefig(path, format="png", metadata={"Software": None})
@@ -123,17 +105,14 @@ class PlotSet:
         return [folder / f"{name}.png" for name in self.figures]
 
 
-def evaluation_plots(
-    y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test", threshold: float = 0.5
-) -> PlotSet:
-    """Confusion matrix and ROC curve of one model on one split, as tables and figures."""
-    from lib.evaluation import roc_auc
-
-    predicted = (probability >= threshold).astype("int64")
+def evaluation_plots(y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test") -> PlotSet:
+    """Confusion matrix (one `actual`, `predicted` row per sample) and ROC curve of one model on one split."""
+    predicted = (probability >= THRESHOLD).astype("int64")
     points = roc_points(y_true, probability)
     title = f"{model_name} on {split}"
+    confusion = pd.DataFrame({"actual": y_true.astype("int64"), "predicted": predicted})
     return PlotSet(
-        tables={"confusion": confusion_rows(y_true, predicted), "roc": points},
+        tables={"confusion": confusion, "roc": points},
         figures={
             "confusion_matrix": confusion_figure(y_true, predicted, title),
             "roc": roc_figure({model_name: points}, {model_name: roc_auc(y_true, probability)}, title),
@@ -141,29 +120,13 @@ def evaluation_plots(
     )
 
 
-def notice_figure(text: str, title: str) -> Figure:
-    """A figure that only says `text`: the stand-in for a plot whose data does not exist."""
-    figure = _figure()
-    axes = figure.add_subplot()
-    axes.set_axis_off()
-    axes.set_title(title)
-    axes.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
-    return figure
-
-
 def missing_split_plots(model_name: str, split: str = "test") -> PlotSet:
-    """`evaluation_plots`' files for a split that does not exist: header-only tables, figures saying so.
-
-    A stage's declared outs then exist in a form `dvc plots show` renders (an empty chart).
-    """
-    import pandas as pd
-
-    text = f"no {split} split\n(prepare_data.split leaves it out)"
-    title = f"{model_name} on {split}"
+    """`evaluation_plots`' files for a missing split: header-only tables (`dvc plots show` renders them), notices."""
+    notice = notice_figure(f"no {split} split\n(prepare_data.split leaves it out)", f"{model_name} on {split}")
     return PlotSet(
         tables={
             "confusion": pd.DataFrame({"actual": [], "predicted": []}, dtype="int64"),
             "roc": pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype="float64"),
         },
-        figures={"confusion_matrix": notice_figure(text, title), "roc": notice_figure(text, title)},
+        figures={"confusion_matrix": notice, "roc": notice},
     )

@@ -12,7 +12,6 @@ from lib.outputs import commit_outputs
 from lib.plots import (
     PlotSet,
     confusion_figure,
-    confusion_rows,
     evaluation_plots,
     missing_split_plots,
     notice_figure,
@@ -47,9 +46,10 @@ def _history() -> pd.DataFrame:
     )
 
 
-def test_confusion_rows_has_one_int_row_per_sample() -> None:
-    rows = confusion_rows(np.array([0, 1, 1], dtype=np.int32), np.array([1.0, 1.0, 0.0]))
+def test_the_confusion_table_has_one_int_row_per_sample() -> None:
+    plot_set = evaluation_plots(np.array([0, 1, 1], dtype=np.int32), np.array([0.9, 0.5, 0.1]), "m")
 
+    rows = plot_set.tables["confusion"]
     assert list(rows.columns) == ["actual", "predicted"]
     assert list(rows.dtypes) == [np.dtype("int64"), np.dtype("int64")]
     assert rows.to_dict("list") == {"actual": [0, 1, 1], "predicted": [1, 1, 0]}
@@ -179,7 +179,7 @@ def test_training_curves_without_val_draw_train_alone() -> None:
 def test_evaluation_plots_hold_the_tables_and_figures_of_one_model() -> None:
     y_true, scores = _labels_and_scores()
 
-    plot_set = evaluation_plots(y_true, scores, "model x", split="val", threshold=0.5)
+    plot_set = evaluation_plots(y_true, scores, "model x", split="val")
 
     assert set(plot_set.tables) == {"confusion", "roc"}
     assert set(plot_set.figures) == {"confusion_matrix", "roc"}

@@ -1,9 +1,9 @@
 """Stand-ins for running the workflows under `act` on this machine, shared by the workflow tests.
 
 A bare git repository plays GitHub, and a small local action clones from it in place of
-actions/checkout. The runner's environment cache is seeded with the project's own .venv, so the
-environment action (.github/actions/environment) finds it ready and installs nothing. moto's S3 server
-(the DVC remote) and a local `mlflow server` come from tests.support.
+actions/checkout. The runner's environment cache is seeded with the project's own .venv and its
+manifest, so the environment action (.github/actions/environment) finds it unchanged and installs
+nothing. moto's S3 server (the DVC remote) and a local `mlflow server` come from tests.support.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+from lib.paths import PROJ_ROOT
 from tests.support import S3_KEYS, VENV_BIN
 
 BUCKET = "reprolab-test"
@@ -21,6 +23,7 @@ REMOTE_URL = f"s3://{BUCKET}/storage"
 # Besides the pipeline (make_project_copy), what a launch needs: the Makefile (make launch, make goals),
 # the lock the runner's environment is keyed on, and pytest's settings.
 LAUNCH_FILES = ("Makefile", "Pipfile", "Pipfile.lock", "pytest.ini", "conftest.py")
+MANIFEST = PROJ_ROOT / ".ci" / "environment_manifest.py"  # what the environment action checks against
 CHECKOUT = "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8"
 # Stands in for actions/checkout: clone the tagged commit, with every branch and tag, from the bare
 # repository that plays GitHub.
@@ -66,14 +69,15 @@ def publish(clone: Path, root: Path) -> Path:
 def seed_runner(root: Path, clone: Path, remote: Path) -> None:
     """The runner's side: actions/checkout's stand-in cloning from `remote`, and the environment cache
     seeded. The environment action's key for this lock on the CPU path names the project's own .venv,
-    and the stamp says it is complete, so nothing is installed."""
+    and the manifest beside it lists the .venv's files as they are, so nothing is installed."""
     (root / "checkout").mkdir()
     (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
     lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
     cache = root / "home" / ".cache" / "reprolab"
     cache.mkdir(parents=True)
     (cache / f"venv-{lock}-cpu").symlink_to(VENV_BIN.parent, target_is_directory=True)
-    (cache / f"venv-{lock}-cpu.ready").touch()
+    with (cache / f"venv-{lock}-cpu.manifest").open("w") as manifest:
+        subprocess.run([sys.executable, "-I", MANIFEST, cache / f"venv-{lock}-cpu"], stdout=manifest, check=True)
 
 
 def runner_env(home: Path) -> dict[str, str]:
@@ -90,11 +94,13 @@ def runner_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_act(
+def start_act(
     root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
-    self-hosted GPU runner; `variables` are the repository variables. act's log goes to act-<run_id>/."""
+) -> subprocess.Popen[str]:
+    """Start `workflow` with act for a push of `tag` (on the bare remote's commit), as GitHub would on a
+    self-hosted GPU runner; `variables` are the repository variables. Runs started side by side are
+    runners of one machine: they share its HOME (and the environment cache in it). act's log goes to
+    act-<run_id>/act.log."""
     remote = root / "github.git"
     sha = git("rev-parse", f"{tag}^{{commit}}", cwd=remote)
     event = root / f"event-{tag}.json"
@@ -130,13 +136,30 @@ def run_act(
         "--action-offline-mode",
         "--pull=false",
         "--no-cache-server",
-        "--action-cache-path", str(root / "act-cache"),
+        "--action-cache-path", str(workdir / "act-cache"),
         "--env", f"GITHUB_RUN_ID={run_id}",
         *[arg for key, value in variables.items() for arg in ("--var", f"{key}={value}")],
         *[arg for key, value in S3_KEYS.items() for arg in ("--secret", f"{key}={value}")],
     ]  # fmt: skip
-    done = subprocess.run(
-        args, cwd=workdir, env=runner_env(root / "home"), capture_output=True, text=True, timeout=600, check=False
-    )
-    (workdir / "act.log").write_text(done.stdout + done.stderr)  # to read when a test fails
-    return done
+    with (workdir / "act.log").open("w") as log:  # to read when a test fails
+        return subprocess.Popen(
+            args, cwd=workdir, env=runner_env(root / "home"), stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+
+
+def run_act(
+    root: Path, clone: Path, workflow: str, tag: str, run_id: str, message: str, variables: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """start_act, and wait for it (10 minutes at most); act's output is the result's stdout."""
+    return finish_act(start_act(root, clone, workflow, tag, run_id, message, variables), root / f"act-{run_id}")
+
+
+def finish_act(process: subprocess.Popen[str], workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Wait for an act process from start_act; its log in `workdir` becomes the result's stdout."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    output = (workdir / "act.log").read_text()
+    return subprocess.CompletedProcess(process.args, process.returncode, output, "")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import make_project_copy, running_mlflow_server, shrunk_params
+from tests.support import make_project_copy, running_mlflow_server, running_team_stack, shrunk_params
 
 
 @pytest.fixture
@@ -16,8 +16,13 @@ def project(tmp_path: Path) -> Path:
     return make_project_copy(tmp_path / "project", shrunk_params())
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite store in tmp_path; yields its URI."""
-    with running_mlflow_server(tmp_path / "mlflow-server") as uri:
-        yield uri
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mlflow_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1, once with a SQLite store in tmp_path and once on PostgreSQL with
+    its artefacts on an S3 API server, as the team's; yields its URI."""
+    if request.param == "sqlite":
+        with running_mlflow_server(tmp_path / "mlflow-server") as uri:
+            yield uri
+    else:
+        with running_team_stack(tmp_path) as (uri, _):
+            yield uri

@@ -1,5 +1,6 @@
 """What the tests share: project copies with a shrunk params file, a clean environment, and real servers
-(MLflow, an S3 API) started on 127.0.0.1 and stopped after. Fixtures built on these live in conftest.py."""
+(MLflow, an S3 API, PostgreSQL) started on 127.0.0.1 and stopped after. Fixtures built on these live in
+conftest.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,8 +97,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(args: Sequence[str], root: Path, url: str, what: str) -> Iterator[None]:
-    """Run the server `args` in `root` (its log in `root`/server.log) until `url` answers; stop it after."""
+def serving(args: Sequence[str], root: Path, url: str, what: str, **env: str) -> Iterator[None]:
+    """Run the server `args` in `root` (its log in `root`/server.log, `env` added to clean_env) until `url`
+    answers; stop it after."""
     import time
     import urllib.error
     import urllib.request
@@ -104,7 +107,7 @@ def serving(args: Sequence[str], root: Path, url: str, what: str) -> Iterator[No
     root.mkdir(parents=True, exist_ok=True)
     log = root / "server.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen(list(args), cwd=root, env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(list(args), cwd=root, env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -127,9 +130,17 @@ def serving(args: Sequence[str], root: Path, url: str, what: str) -> Iterator[No
 
 
 @contextmanager
-def running_mlflow_server(root: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite store and artefacts in `root`; yields its URI."""
+def running_mlflow_server(root: Path, database: str | None = None, s3: str | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1; yields its URI.
+
+    Args:
+        root: its folder: the server's log, and by default its SQLite store and its artefacts.
+        database: the SQLAlchemy URI of its store (e.g. running_postgres's) instead of SQLite in `root`.
+        s3: the endpoint of an S3 API server (running_s3_server's) whose bucket ARTIFACTS takes the
+            artefacts, which clients then send through the server, as on the team's stack.
+    """
     uri = f"http://127.0.0.1:{free_port()}"
+    artifacts = f"s3://{ARTIFACTS}/mlflow" if s3 else str(root / "artifacts")
     args = [
         str(VENV_BIN / "mlflow"),
         "server",
@@ -138,22 +149,67 @@ def running_mlflow_server(root: Path) -> Iterator[str]:
         "--port",
         uri.rsplit(":", 1)[1],
         "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
+        database or f"sqlite:///{root}/mlflow.db",
         "--artifacts-destination",
-        str(root / "artifacts"),
+        artifacts,
         "--workers",
         "1",
     ]
-    with serving(args, root, f"{uri}/health", "mlflow server"):
+    env = {"MLFLOW_S3_ENDPOINT_URL": s3, **S3_KEYS} if s3 else {}
+    with serving(args, root, f"{uri}/health", "mlflow server", **env):
         yield uri
 
 
+def postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs: on PATH, or Debian's (`make test` installs it)."""
+    on_path = shutil.which("pg_ctl")
+    found = [Path(on_path).parent] if on_path else sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if not found or not (found[0] / "initdb").exists():
+        raise RuntimeError("PostgreSQL's server programs were not found: `make postgres` installs Debian's package")
+    return found[0]
+
+
+@contextmanager
+def running_postgres() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a free port of 127.0.0.1 that trusts local connections; yields the
+    SQLAlchemy URI of its database for MLflow. Its files are in a new folder under the system's temporary
+    folder, deleted after. PostgreSQL refuses to run as root: under root it runs as Debian's `postgres` user.
+    """
+    bindir = postgres_bin()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="reprolab-postgres-"))
+    if as_user:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+
+    def postgres(program: str, *args: str) -> None:
+        done = subprocess.run(
+            [*as_user, str(bindir / program), *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            log = folder / "server.log"
+            raise RuntimeError(f"PostgreSQL: {program} failed: {done.stderr}{log.read_text() if log.exists() else ''}")
+
+    data = str(folder / "data")
+    try:
+        postgres("initdb", "-D", data, "-U", "mlflow", "--auth=trust", "--no-sync", "--locale=C", "-E", "UTF8")
+        # fsync off: the database lives as long as the test.
+        options = f"-h 127.0.0.1 -p {port} -k {folder} -F"
+        postgres("pg_ctl", "-D", data, "-l", str(folder / "server.log"), "-o", options, "-w", "start")
+        yield f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/postgres"
+    finally:
+        if (folder / "data" / "postmaster.pid").exists():
+            postgres("pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto accepts any
+ARTIFACTS = "mlflow-artifacts"  # the S3 bucket of running_mlflow_server's artefacts
 
 
 @contextmanager
 def running_s3_server(root: Path, bucket: str) -> Iterator[str]:
-    """An S3 API server (moto's) on 127.0.0.1 holding an empty `bucket`; yields its endpoint URL."""
+    """An S3 API server (moto's) on 127.0.0.1 holding an empty `bucket` and ARTIFACTS; yields its endpoint."""
     import boto3
 
     port = free_port()
@@ -166,5 +222,18 @@ def running_s3_server(root: Path, bucket: str) -> Iterator[str]:
             aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
         )
-        s3.create_bucket(Bucket=bucket)
+        for name in {bucket, ARTIFACTS}:
+            s3.create_bucket(Bucket=name)
         yield endpoint
+
+
+@contextmanager
+def running_team_stack(root: Path, bucket: str = ARTIFACTS) -> Iterator[tuple[str, str]]:
+    """The team's stack (lab/docs/runners.md): an S3 API server holding `bucket`, and an `mlflow server` on
+    PostgreSQL with its artefacts on that S3 server; yields the MLflow URI and the S3 endpoint."""
+    with (
+        running_s3_server(root / "s3", bucket) as s3,
+        running_postgres() as database,
+        running_mlflow_server(root / "mlflow", database, s3) as mlflow_uri,
+    ):
+        yield mlflow_uri, s3

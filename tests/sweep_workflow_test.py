@@ -24,8 +24,7 @@ from tests.act_support import BUCKET, LAUNCH_FILES, REMOTE_URL, git, publish, ru
 from tests.support import (
     S3_KEYS,
     make_project_copy,
-    running_mlflow_server,
-    running_s3_server,
+    running_team_stack,
     shrunk_params,
 )
 
@@ -54,7 +53,7 @@ class Swept:
 def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
     """A project with sweeps/duo.yaml on a bare remote, the tag pushed, the workflow run by act."""
     root = tmp_path_factory.mktemp("sweep-workflow")
-    with running_mlflow_server(root / "mlflow") as mlflow_uri, running_s3_server(root / "s3", BUCKET) as s3:
+    with running_team_stack(root, BUCKET) as (mlflow_uri, s3):  # MLflow on PostgreSQL, as the team's
         clone = make_project_copy(root / "clone", shrunk_params())
         for name in LAUNCH_FILES:
             shutil.copy2(PROJ_ROOT / name, clone / name)

@@ -1,8 +1,7 @@
-"""Load, validate, split and scale the example data (or a user's own table).
+"""Load, validate, split and scale the example data or a user's own table.
 
-The default source is the Breast Cancer Wisconsin data set shipped with scikit-learn (569 rows,
-30 features, binary), so the pipeline runs offline. `source` may instead name a CSV or Parquet file
-with numeric feature columns and a binary `target` column.
+The default source is scikit-learn's Breast Cancer Wisconsin set (569 rows, 30 features, binary), so the
+pipeline runs offline; `source` may instead name a CSV or Parquet file with numeric features and a binary target.
 """
 
 from __future__ import annotations
@@ -61,39 +60,26 @@ class Prepared:
     report: dict[str, float]
 
 
-def synthetic_table(rows: int, features: int, seed: int, target: str) -> pd.DataFrame:
-    """A seeded binary classification table (scikit-learn's make_classification), float32 features.
-
-    A third of the features are informative and a sixth redundant; 1% of labels are flipped, so no
-    model scores perfectly.
-    """
-    from sklearn.datasets import make_classification
-
-    x, y = make_classification(
-        n_samples=rows,
-        n_features=features,
-        n_informative=max(2, features // 3),
-        n_redundant=features // 6,
-        flip_y=0.01,
-        random_state=seed,
-    )
-    frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i:03d}" for i in range(features)])
-    frame[target] = y
-    return frame
-
-
 def load_raw(source: str, target: str, seed: int = 0, rows: int = 10_000, features: int = 30) -> pd.DataFrame:
-    """Read the raw table: the built-in data set, a synthetic one, or a CSV/Parquet file at `source`.
-
-    `seed`, `rows` and `features` apply to the synthetic source only.
-    """
+    """Read the raw table: the built-in data set, a synthetic one (`seed`, `rows`, `features`) or a file."""
     if source == BUILTIN_SOURCE:
         from sklearn.datasets import load_breast_cancer
 
-        bunch = load_breast_cancer(as_frame=True)
-        return bunch.frame.rename(columns={"target": target})
+        return load_breast_cancer(as_frame=True).frame.rename(columns={"target": target})
     if source == SYNTHETIC_SOURCE:
-        return synthetic_table(rows, features, seed, target)
+        from sklearn.datasets import make_classification
+
+        # A third of the features informative, a sixth redundant, 1% of labels flipped: no model scores perfectly.
+        x, y = make_classification(
+            rows,
+            features,
+            n_informative=max(2, features // 3),
+            n_redundant=features // 6,
+            flip_y=0.01,
+            random_state=seed,
+        )
+        frame = pd.DataFrame(x.astype(np.float32), columns=[f"feature_{i:03d}" for i in range(features)])
+        return frame.assign(**{target: y})
     path = Path(source)
     if not path.is_file():
         raise DataError(f"prepare_data.source: file '{source}' not found")
@@ -149,10 +135,7 @@ def split_dataset(
     seed: int,
     mode: SplitMode = "train_val_test",
 ) -> Splits:
-    """Stratified split into the splits of `mode`; `val_size` and `test_size` are fractions of all rows.
-
-    A size for a split that `mode` does not have is ignored; mode `train` keeps every row, in order.
-    """
+    """Stratified split into the splits of `mode` (`train`: every row, in order); sizes are fractions of all rows."""
     from sklearn.model_selection import train_test_split
 
     if mode == "train":
@@ -168,15 +151,6 @@ def split_dataset(
     return {"train": Split(train_x, train_y), "val": Split(val_x, val_y), "test": Split(test_x, test_y)}
 
 
-def fit_scaling(train: pd.DataFrame, scale: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature (mean, scale) fitted on the train split only; identity when `scale` is off."""
-    if not scale:
-        return np.zeros(train.shape[1]), np.ones(train.shape[1])
-    mean = train.mean().to_numpy()
-    std = train.std(ddof=0).to_numpy()
-    return mean, np.where(std > 0, std, 1.0)
-
-
 def data_report(splits: Splits) -> dict[str, float]:
     """Row counts and positive-class fraction per split, and the feature count."""
     report: dict[str, float] = {"features": int(splits["train"].features.shape[1])}
@@ -187,18 +161,21 @@ def data_report(splits: Splits) -> dict[str, float]:
 
 
 def prepare(raw: pd.DataFrame, params: PrepareParams, seed: int) -> Prepared:
-    """Validate `raw`, split it, scale it with train statistics, and report on it."""
+    """Validate `raw`, split it, scale every split with the train split's mean and std (if `scale`), report."""
     features, labels, classes = validate_raw(raw, params.target, params.source)
     splits = split_dataset(features, labels, params.val_size, params.test_size, seed, params.split)
-    mean, scale = fit_scaling(splits["train"].features, params.scale)
+    train = splits["train"].features
+    mean = train.mean().to_numpy() if params.scale else np.zeros(train.shape[1])
+    std = train.std(ddof=0).to_numpy() if params.scale else np.ones(train.shape[1])
+    scale = np.where(std > 0, std, 1.0)  # a constant column stays as it is
     frames = {}
     for name, (split_x, split_y) in splits.items():
         scaled = ((split_x - mean) / scale).astype("float64").reset_index(drop=True)
         frames[name] = scaled.assign(**{TARGET: split_y})
     preprocessing = {
         "features": list(features.columns),
-        "mean": [float(v) for v in mean],
-        "scale": [float(v) for v in scale],
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
         "classes": classes,
         "target": params.target,
     }

@@ -16,7 +16,6 @@ from lab.processes.prepare_data.cancer_data import (
     MIN_ROWS_PER_CLASS,
     SYNTHETIC_SOURCE,
     PrepareParams,
-    fit_scaling,
     load_raw,
     prepare,
     split_dataset,
@@ -392,13 +391,14 @@ def test_split_mode_train_test_holds_out_the_same_test_rows_as_three_splits(canc
 # --- scaling and prepare ------------------------------------------------------------------------
 
 
-def test_fit_scaling_leaves_a_constant_column_unscaled() -> None:
-    train = pd.DataFrame({"a": [1.0, 2.0, 3.0], "flat": [5.0, 5.0, 5.0]})
+def test_prepare_leaves_a_constant_column_unscaled() -> None:
+    raw = pd.DataFrame({"a": [1.0, 2.0, 3.0] * 10, "flat": 5.0, TARGET: [0, 1] * 15})
 
-    mean, scale = fit_scaling(train, scale=True)
+    prepared = prepare(raw, PrepareParams(source=SOURCE, split="train"), seed=0)
 
-    np.testing.assert_allclose(mean, [2.0, 5.0])
-    np.testing.assert_allclose(scale, [np.sqrt(2 / 3), 1.0])
+    np.testing.assert_allclose(prepared.preprocessing["mean"], [2.0, 5.0])
+    np.testing.assert_allclose(prepared.preprocessing["scale"], [np.sqrt(2 / 3), 1.0])
+    assert (prepared.splits["train"]["flat"] == 0.0).all()
 
 
 @pytest.mark.parametrize("split", list(MODE_SPLITS))

@@ -35,8 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     with commit_outputs() as outputs:
         for name, frame in prepared.splits.items():
-            final = split_path(args.out_dir, name)
-            write_split(frame, outputs.path(final))
+            write_split(frame, outputs.path(split_path(args.out_dir, name)))
         outputs.write_json(args.preprocessing, prepared.preprocessing)
         outputs.write_json(args.metrics, prepared.report)
     # A split this mode does not write must not survive from an earlier mode (dvc repro removes the
@@ -49,10 +48,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
         mlflow.log_metrics(prepared.report)
         mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
-    print(
-        f"{STAGE}: split {config.split}: "
-        + ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
-    )
+    rows = ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
+    print(f"{STAGE}: split {config.split}: {rows}")
 
 
 if __name__ == "__main__":

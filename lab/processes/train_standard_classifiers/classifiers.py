@@ -1,10 +1,4 @@
-"""Standard scikit-learn classifiers: cross-validate each on train, score on val, keep the best.
-
-The best classifier is chosen by its validation score on `selection_metric` (ties go to the higher
-cross-validation mean, then to the earlier name in params) and is evaluated once on test. Without a
-val split (`prepare_data.split`), the cross-validation mean on train chooses; without a test split,
-there is no test evaluation.
-"""
+"""Standard scikit-learn classifiers: cross-validate each on train, score on val, keep the best, test it once."""
 
 from __future__ import annotations
 
@@ -128,29 +122,17 @@ def score_candidate(
     )
 
 
-def selection_key(metric: SelectionMetric, has_val: bool) -> str:
-    """The score that picks the best candidate: `val/<metric>`, or `cv/<metric>_mean` without val."""
-    return f"val/{metric}" if has_val else f"cv/{metric}_mean"
-
-
 def select_best(candidates: list[Candidate], metric: SelectionMetric) -> Candidate:
-    """The candidate with the highest `val/<metric>`; ties go to the higher CV mean, then list order.
-
-    Candidates scored without a val split are chosen by their CV mean alone, ties by list order.
-    """
-    order = {candidate.name: index for index, candidate in enumerate(candidates)}
-    return max(
-        candidates,
-        key=lambda c: (c.val_metrics.get(f"val/{metric}", c.cv_mean), c.cv_mean, -order[c.name]),
-    )
+    """The highest `val/<metric>` (without val: CV mean); ties go to the higher CV mean, then to list order."""
+    return max(candidates, key=lambda c: (c.val_metrics.get(f"val/{metric}", c.cv_mean), c.cv_mean))  # first of equals
 
 
 def fitting_models(params: ClassifiersParams, train_rows: int) -> list[ClassifierName]:
     """The models in params whose `max_train_rows` admits `train_rows`; each skipped one is logged."""
     kept = []
     for name in params.models:
-        limit = params.max_train_rows.get(name)
-        if limit is not None and train_rows > limit:
+        limit = params.max_train_rows.get(name, train_rows)
+        if train_rows > limit:
             print(
                 f"train_standard_classifiers: skipping {name}: {train_rows} train rows is above "
                 f"max_train_rows.{name} = {limit}",
@@ -166,28 +148,18 @@ def fitting_models(params: ClassifiersParams, train_rows: int) -> list[Classifie
 
 
 def train_and_select(params: ClassifiersParams, splits: Splits, seed: int) -> Selection:
-    """Score every classifier in params, pick the best, and evaluate it once on test.
-
-    The best is picked on val, or by cross-validation on train when `splits` has no val; without a
-    test split the Selection holds no test metrics.
-    """
+    """Score every classifier in params, pick the best, and evaluate it on test (when there is a test split)."""
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
         build_classifier(name, seed, overrides)
-    names = fitting_models(params, len(splits["train"].labels))
-    candidates = [
-        score_candidate(
-            name,
-            build_classifier(name, seed, params.hyperparams.get(name, {})),
-            splits["train"],
-            splits.get("val"),
-            params.cv_folds,
-            params.selection_metric,
-            seed,
+    metric = params.selection_metric
+    candidates = []
+    for name in fitting_models(params, len(splits["train"].labels)):
+        model = build_classifier(name, seed, params.hyperparams.get(name, {}))
+        candidates.append(
+            score_candidate(name, model, splits["train"], splits.get("val"), params.cv_folds, metric, seed)
         )
-        for name in names
-    ]
-    best = select_best(candidates, params.selection_metric)
-    selected_by = selection_key(params.selection_metric, "val" in splits)
+    best = select_best(candidates, metric)
+    selected_by = f"val/{metric}" if "val" in splits else f"cv/{metric}_mean"
     if "test" not in splits:
         return Selection(candidates, best, selected_by, {}, None)
     test_x, test_y = splits["test"]
@@ -196,10 +168,8 @@ def train_and_select(params: ClassifiersParams, splits: Splits, seed: int) -> Se
 
 
 def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFrame:
-    """One row per classifier: CV and val scores, and whether it was selected.
-
-    The val columns are there, empty, without a val split: one schema for `dvc plots diff` across modes.
-    """
+    """One row per classifier: CV and val scores, and whether it was selected."""
+    # Without a val split the val columns are there, empty: one schema for `dvc plots diff` across modes.
     no_val = dict.fromkeys((f"val/{name}" for name in METRICS), float("nan"))
     rows = [
         {
@@ -215,10 +185,7 @@ def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFr
 
 
 def stage_metrics(selection: Selection, metric: SelectionMetric) -> dict[str, Any]:
-    """The metrics file: the selected classifier, the score that chose it, its CV, val and test scores.
-
-    Val and test scores are left out for a split that does not exist.
-    """
+    """The metrics file: the selected classifier, the score that chose it, its CV, val and test scores."""
     best = selection.best
     return {
         "selected": best.name,

@@ -28,7 +28,6 @@ from lab.processes.train_standard_classifiers.classifiers import (
     fitting_models,
     score_candidate,
     select_best,
-    selection_key,
     stage_metrics,
     train_and_select,
 )
@@ -260,11 +259,6 @@ def test_select_best_without_val_takes_the_highest_cv_mean_then_list_order() -> 
 
     assert select_best(candidates, "roc_auc").name == "b"
     assert select_best(candidates[::-1], "roc_auc").name == "c"
-
-
-def test_selection_key_names_val_or_cross_validation() -> None:
-    assert selection_key("f1", has_val=True) == "val/f1"
-    assert selection_key("f1", has_val=False) == "cv/f1_mean"
 
 
 def test_score_candidate_without_val_has_only_cross_validation_scores(splits: Splits) -> None:

@@ -35,23 +35,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     selection = classifiers.train_and_select(config, splits, seed)
 
-    metric = config.selection_metric
-    best = selection.best
+    metric, best = config.selection_metric, selection.best
     if "test" in splits:
         plot_set = plots.evaluation_plots(splits["test"].labels, selection.test_probability, best.name)
     else:
-        plot_set = plots.missing_split_plots(best.name, "test")
+        plot_set = plots.missing_split_plots(best.name)
     plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric)
     if "val" in splits:
-        plot_set.figures["roc_val_all"] = plots.roc_figure(
-            {c.name: plots.roc_points(splits["val"].labels, c.val_probability) for c in selection.candidates},
-            {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates},
-            "all classifiers on val",
-        )
+        curves = {c.name: plots.roc_points(splits["val"].labels, c.val_probability) for c in selection.candidates}
+        aucs = {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates}
+        plot_set.figures["roc_val_all"] = plots.roc_figure(curves, aucs, "all classifiers on val")
     else:
-        plot_set.figures["roc_val_all"] = plots.notice_figure(
-            f"no val split: selected by {selection.selected_by} on train", "all classifiers on val"
-        )
+        notice = f"no val split: selected by {selection.selected_by} on train"
+        plot_set.figures["roc_val_all"] = plots.notice_figure(notice, "all classifiers on val")
     stage_metrics = classifiers.stage_metrics(selection, metric)
 
     with commit_outputs() as outputs:
@@ -62,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import mlflow
 
-    logged = {"seed": seed, STAGE: config.model_dump()}
-    with runs.stage_run(STAGE, logged):
+    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
         for candidate in selection.candidates:
             child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
             with runs.stage_run(STAGE, child_params, nested_name=candidate.name):

@@ -1,0 +1,40 @@
+"""The manifest of a Python environment: every file in it with the SHA-256 of its content, and every link
+with its target, one a line, sorted. Printed on stdout.
+
+.github/actions/environment writes it when it has built an environment, and compares it with a fresh one
+before each job uses the environment: any difference means something changed the environment after it
+was built, and the environment is built again. Run it with the system's Python (`python3.11 -I`), never
+with the environment's own, which is what is being checked:
+
+    python3.11 -I .ci/environment_manifest.py ~/.cache/reprolab/venv-<lock hash>-<torch build>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def entry(root: Path, path: Path) -> str:
+    """One line of the manifest: `<sha256> <path>` for a file, `link <target> <path>` for a link."""
+    relative = path.relative_to(root).as_posix()
+    if path.is_symlink():
+        return f"link {os.readlink(path)} {relative}"
+    with path.open("rb") as file:
+        return f"{hashlib.file_digest(file, 'sha256').hexdigest()} {relative}"
+
+
+def manifest(root: Path) -> list[str]:
+    """The manifest's lines for the environment in `root` (linked folders are listed, not followed)."""
+    paths = sorted(Path(folder, name) for folder, folders, files in os.walk(root) for name in folders + files)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib lets go of the GIL on large files
+        return list(pool.map(lambda path: entry(root, path), (p for p in paths if p.is_symlink() or p.is_file())))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        sys.exit("usage: environment_manifest.py <environment folder>")
+    sys.stdout.write("".join(f"{line}\n" for line in manifest(Path(sys.argv[1]))))
