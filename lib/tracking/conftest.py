@@ -54,8 +54,12 @@ def fake_git(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, ...], str | Non
 
 
 @pytest.fixture
-def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite MLflow store in tmp_path, with artifacts under tmp_path too."""
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_mlflow_uri: None) -> str:
+    """A fresh SQLite MLflow store in tmp_path, with artifacts under tmp_path too. A process-wide URI that
+    another test in this worker set would outrank the environment: it is cleared for the test."""
+    from mlflow.tracking._tracking_service import utils
+
+    utils._tracking_uri = None
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv(ENV_URI, uri)
