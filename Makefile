@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup setup-run run lint unit test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify
+.PHONY: setup setup-run run lint unit test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify lock-platforms
 .DEFAULT_GOAL := run
 
 # Two installs from the one lock: `setup-run` what running the pipeline needs, `setup` that plus the dev tools
@@ -132,6 +132,10 @@ bench: setup-run  ## pipeline speed against its floor, and growth with data size
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
+
+# Reads the package indexes (PyPI, the PyTorch CPU index): needs the network, unlike the tests.
+lock-platforms: setup-run  ## every locked package has a hashed wheel for each supported platform; ARGS=--all shows the gaps beyond
+	$(IN_ENV) python .ci/lock_platforms.py $(ARGS)
 
 verify: setup-run  ## re-run this commit's pipeline in a scratch copy and compare with its committed dvc.lock and metrics
 	$(IN_ENV) python -m lib.reproduction
