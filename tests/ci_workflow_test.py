@@ -207,7 +207,7 @@ def test_the_lanes_split_the_integration_tests_between_them() -> None:
     act_users = {
         path.relative_to(PROJ_ROOT).as_posix()
         for path in (PROJ_ROOT / "tests").glob("*_test.py")
-        if re.search(r"tests\.act_support|\"make\", \"launch\"", path.read_text(encoding="utf-8"))
+        if re.search(r"\brun_act\(|\"make\", \"launch\"", path.read_text(encoding="utf-8"))
     }
     assert act_users == set(WORKFLOW_TESTS)
 
