@@ -23,7 +23,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 # (platform, Python) pairs the lock must install on; README, "Platforms".
-SUPPORTED = [("linux-x86_64", "3.11")]
+SUPPORTED = [("linux-x86_64", "3.11"), ("linux-aarch64", "3.11")]
 PLATFORMS, PYTHONS = ("linux-x86_64", "linux-aarch64", "macos-arm64"), ("3.11", "3.12", "3.13")
 AIMED = [(platform, python) for platform in PLATFORMS for python in PYTHONS]
 # Packages locked as an sdist only, which install anywhere because they are pure Python (and why).
