@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from lib.errors import ReprolabError
 
 
 class Outputs:
@@ -48,3 +51,26 @@ def commit_outputs() -> Iterator[Outputs]:
         raise
     for final, temporary in outputs.pending.items():
         os.replace(temporary, final)
+
+
+class OutputError(ReprolabError):
+    """An output path cannot be written."""
+
+
+def check_writable(paths: Iterable[Path]) -> None:
+    """Raise an OutputError naming the first of `paths` (files or folders) that cannot be written.
+
+    A stage calls this before any work, so a read-only folder ends it in a second, not after training.
+    Each path's folder, or its nearest existing ancestor, must be a folder that takes a new file.
+    """
+    for path in map(Path, paths):
+        folder = path if path.is_dir() else path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise OutputError(f"{path}: cannot be written: '{folder}' is a file, not a folder")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be written: '{folder}' is not writable ({exc.strerror})") from None

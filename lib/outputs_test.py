@@ -1,11 +1,12 @@
 """outputs.py: a stage's outputs are written all together or not at all."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from lib.outputs import commit_outputs
+from lib.outputs import OutputError, check_writable, commit_outputs
 
 pytestmark = pytest.mark.unittest
 
@@ -88,3 +89,55 @@ def test_json_does_not_depend_on_insertion_order(tmp_path: Path) -> None:
     assert _written_json(tmp_path, {"x": 1, "y": {"p": 2, "q": 3}}) == _written_json(
         tmp_path, {"y": {"q": 3, "p": 2}, "x": 1}
     )
+
+
+# --- check_writable ---------------------------------------------------------------------------------
+
+
+def test_check_writable_accepts_existing_and_new_paths_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "old.pkl").write_text("old")
+
+    check_writable([tmp_path / "models" / "old.pkl", tmp_path / "models", tmp_path / "new" / "deep" / "m.json"])
+
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["models", "models/old.pkl"]
+
+
+def test_check_writable_names_a_path_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "models").write_text("a file where a folder should be")
+
+    with pytest.raises(OutputError) as caught:
+        check_writable([tmp_path / "metrics.json", tmp_path / "models" / "dnn.pt"])
+
+    assert str(caught.value) == (
+        f"{tmp_path}/models/dnn.pt: cannot be written: '{tmp_path}/models' is a file, not a folder"
+    )
+
+
+def test_check_writable_names_a_folder_that_refuses_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    def refuse(*args: object, dir: Path, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    (tmp_path / "models").mkdir()
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+
+    with pytest.raises(OutputError) as caught:
+        check_writable([tmp_path / "models" / "dnn.pt"])
+
+    assert str(caught.value) == (
+        f"{tmp_path}/models/dnn.pt: cannot be written: '{tmp_path}/models' is not writable (Permission denied)"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_check_writable_names_a_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="is not writable"):
+            check_writable([folder / "dnn.pt"])
+    finally:
+        folder.chmod(0o755)

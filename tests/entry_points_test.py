@@ -17,7 +17,7 @@ PREPARE = "lab.processes.prepare_data.main"
 CLASSIFIERS = "lab.processes.train_standard_classifiers.main"
 DNN = "lab.processes.train_dnn_pytorch.main"
 OUTPUT_ARGS = {
-    PREPARE: ["--out-dir", "out/data", "--preprocessing", "out/pre.json", "--metrics", "out/data.json"],
+    PREPARE: ["--out-dir", "out/data", "--preprocessing", "out/pre.pkl", "--metrics", "out/data.json"],
     CLASSIFIERS: [
         "--data-dir",
         "data/processed",
@@ -184,13 +184,50 @@ def test_malformed_input_data_is_named(prepared: Path, tmp_path: Path) -> None:
     assert not (prepared / "out").exists()
 
 
-def test_a_user_table_with_missing_values_is_rejected(prepared: Path) -> None:
-    (prepared / "table.csv").write_text("a,b,label\n1,2,x\n3,,y\n" + "5,6,x\n7,8,y\n" * 10)
-    params = _with("prepare_data", source="table.csv", target="label")
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a,b,label\n", "table.csv: no rows, only a header"),
+        ("a,b,label\n1,,x\n3,,y\n" + "5,,x\n7,,y\n" * 10, "table.csv: column 'b' is entirely empty"),
+        ("a,b,label\n1,2,x\n3,4,\n" + "5,6,x\n7,8,y\n" * 10, "table.csv: target 'label' is missing in 1 of 22 rows"),
+        ("a,b,label\n" + "5,6,x\n" * 30, "table.csv: target 'label' has only one class, 'x'"),
+        ("a,b,label\n1,2,y\n" + "5,6,x\n" * 30, "table.csv: class 'y' has 1 rows, at least 10 are needed to split"),
+        ("a,label\n" + "5,x\n" * 30, "table.csv: no column 'b' (named in prepare_data.features)"),
+    ],
+    ids=["no-rows", "empty-column", "target-gaps", "one-class", "small-class", "missing-column"],
+)
+def test_a_bad_user_table_gets_one_line_and_writes_nothing(prepared: Path, text: str, message: str) -> None:
+    (prepared / "table.csv").write_text(text)
+    params = _with("prepare_data", source="table.csv", target="label", features=["a", "b"])
     code, lines, _ = _stage(prepared, PREPARE, params)
     assert code == 2
-    assert lines == ["error: table.csv: column 'b' holds missing values"]
+    assert lines == [f"error: {message}"]
     assert not (prepared / "out").exists()
+
+
+def test_a_class_too_small_for_the_classifiers_cv_folds_is_named_before_any_output(prepared: Path) -> None:
+    (prepared / "table.csv").write_text("a,label\n" + "1,y\n" * 12 + "5,x\n" * 40)
+    params = shrunk_params({"prepare_data": {"source": "table.csv", "target": "label"}})
+    params["train_standard_classifiers"]["cv_folds"] = 10
+    code, lines, _ = _stage(prepared, PREPARE, params)
+    assert code == 2
+    assert lines == [
+        "error: table.csv: class 'y' has 12 rows, at least 17 are needed for train_standard_classifiers.cv_folds = 10 "
+        "(each fold needs one in the train split)"
+    ]
+    assert not (prepared / "out").exists()
+
+
+@pytest.mark.parametrize("module", [PREPARE, CLASSIFIERS, DNN])
+def test_an_output_folder_that_cannot_be_written_is_named_before_any_work(prepared: Path, module: str) -> None:
+    (prepared / "out").write_text("a file where the outputs' folder should be")
+    try:
+        code, lines, seconds = _stage(prepared, module, shrunk_params())
+    finally:
+        (prepared / "out").unlink()
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: out/") and "'out' is a file, not a folder" in lines[0]
+    assert seconds < 30
 
 
 def test_an_unreachable_tracking_server_fails_fast_before_training(prepared: Path) -> None:
@@ -222,7 +259,8 @@ def test_a_stage_logs_to_a_tracking_server(prepared: Path, mlflow_server: str) -
     assert found.data.tags["git.tag"] == "run-server-test"
     assert found.data.tags["dvc.stage"] == "prepare_data"
     assert found.data.metrics["train/rows"] == 341
-    assert "preprocessing.json" in {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert found.data.tags["task"] == "binary"
+    assert {"pre.pkl", "schema.json"} <= {a.path for a in client.list_artifacts(found.info.run_id)}
 
 
 @pytest.mark.parametrize("module", [PREPARE, CLASSIFIERS, DNN])

@@ -56,6 +56,8 @@ def test_train_test_and_train_only_write_every_declared_output(tmp_path: Path) -
 
     assert sorted(p.name for p in processed.iterdir()) == ["test.parquet", "train.parquet"]
     assert set(_json(project / "metrics/data.json")) == {
+        "task",
+        "n_classes",
         "features",
         "train/rows",
         "train/positive_fraction",

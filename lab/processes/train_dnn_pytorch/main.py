@@ -34,12 +34,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib import plots
     from lib.datasets import read_splits
     from lib.digests import directory_digest, fingerprint
-    from lib.outputs import commit_outputs
+    from lib.outputs import check_writable, commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import models, runs, store
     from lib.training import checkpoints, cross_validation, distributed, loop
 
+    check_writable([args.model, args.metrics, args.plots_dir, args.checkpoint_dir])
     world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
     seed = params.seed()

@@ -22,10 +22,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lab.processes.train_standard_classifiers import classifiers
     from lib import plots
     from lib.datasets import read_splits
-    from lib.outputs import commit_outputs
+    from lib.outputs import check_writable, commit_outputs
     from lib.params import ParamsFile
     from lib.tracking import models, runs, store
 
+    check_writable([args.model, args.metrics, args.plots_dir])
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, classifiers.ClassifiersParams)
