@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -29,10 +30,10 @@ from lib.params import ParamsFile, Section
 from lib.pipeline_state import check_current
 
 HERE = Path(__file__).resolve().parent
-CLASSIFIER, PREPROCESSING = "models/classifier.pkl", "models/preprocessing.json"
+CLASSIFIER, PREPROCESSING, SCHEMA = "models/classifier.pkl", "models/preprocessing.pkl", "data/processed/schema.json"
 METRICS = ("metrics/data.json", "metrics/classifiers.json", "metrics/dnn.json")
 EXAMPLE_SPLIT = "data/processed/train.parquet"  # the one split every `prepare_data.split` writes
-# The classifier is unpickled by scikit-learn (and SciPy), scaled with NumPy, served through pandas.
+# The model and the preprocessing are unpickled by scikit-learn (and SciPy), run on NumPy, served through pandas.
 REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas")
 METADATA_FILE = "runtime.json"
 MODEL_DIR = Path("model_dir", "model")  # where `mlflow models generate-dockerfile` puts the model
@@ -80,12 +81,27 @@ def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
 
 
-def raw_rows(processed: pd.DataFrame, preprocessing: Mapping[str, Any], rows: int) -> pd.DataFrame:
-    """The first `rows` of a processed split with the scaling undone: raw feature values, as a client sends."""
-    features = list(preprocessing["features"])
-    scaled = processed[features].head(rows).to_numpy(dtype=np.float64)
-    raw = scaled * np.asarray(preprocessing["scale"]) + np.asarray(preprocessing["mean"])
-    return pd.DataFrame(np.round(raw, 6), columns=features)
+def raw_rows(processed: pd.DataFrame, preprocessing: Any, rows: int) -> pd.DataFrame:
+    """The first `rows` of a processed split turned back into raw columns, as a client sends them.
+
+    `preprocessing` is prepare_data's fitted ColumnTransformer: numbers are unscaled (imputed cells keep the
+    value imputed), one-hot columns become their category again; the columns come in the train file's order.
+    """
+    head = processed.head(rows).drop(columns=["target"], errors="ignore").to_numpy(dtype=np.float64)
+    columns = {}
+    for name, pipeline, inputs in preprocessing.transformers_:
+        if name == "remainder" or not len(inputs):
+            continue
+        block = head[:, preprocessing.output_indices_[name]]
+        last = pipeline.steps[-1][1]
+        if hasattr(last, "categories_"):  # the one-hot encoder: back to the category names
+            values = last.inverse_transform(block)
+            columns.update({str(column): pd.Series(values[:, i], dtype=object) for i, column in enumerate(inputs)})
+        else:
+            if hasattr(last, "scale_"):  # the scaler; without it the numbers were only imputed
+                block = last.inverse_transform(block)
+            columns.update({str(column): np.round(block[:, i], 6) for i, column in enumerate(inputs)})
+    return pd.DataFrame({str(name): columns[str(name)] for name in preprocessing.feature_names_in_})
 
 
 def metadata(
@@ -97,7 +113,7 @@ def metadata(
         "name": config.name,
         "version": config.version,
         "artifact": artifact_name(config, git),
-        "model": {"selected": selected, "source": CLASSIFIER, "preprocessing": PREPROCESSING},
+        "model": {"selected": selected, "source": CLASSIFIER, "preprocessing": PREPROCESSING, "schema": SCHEMA},
         "git": {"commit": git.commit, "short": git.commit[:7], "dirty": git.dirty},
         "data_version": outs.get("data/processed"),
         "dvc_lock_outs": dict(sorted(outs.items())),
@@ -115,13 +131,35 @@ def generate_dockerfile(model: Path, folder: Path) -> None:
         raise RuntimeBuildError(f"mlflow models generate-dockerfile failed for {model}: {why}")
 
 
-def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
-    """Build the runtime from `project`'s current outputs into `out_dir`, replacing one of the same name."""
+def save_model(folder: Path, model: Path, preprocessing: Path, schema: Path, example_split: Path) -> None:
+    """Save the MLflow pyfunc model (`tabular_model.py` over the three files) in `folder`, with five raw rows of
+    `example_split` as its input example, from which MLflow infers the signature."""
     import mlflow.pyfunc
 
     from lib.tracking.models import pip_requirements
-    from runtimes import scaled_classifier
+    from runtimes import tabular_model
 
+    with preprocessing.open("rb") as file:
+        fitted = pickle.load(file)  # prepare_data's own output, as the model is
+    example = raw_rows(pd.read_parquet(example_split), fitted, rows=5)
+    with warnings.catch_warnings():
+        # MLflow's hint that integer output columns cannot hold missing values: ours never do.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        mlflow.pyfunc.save_model(  # models from code
+            str(folder),
+            python_model=str(HERE / "tabular_model.py"),
+            artifacts={
+                tabular_model.MODEL: str(model),
+                tabular_model.PREPROCESSING: str(preprocessing),
+                tabular_model.SCHEMA: str(schema),
+            },
+            input_example=example,
+            pip_requirements=pip_requirements(REQUIREMENTS),
+        )
+
+
+def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """Build the runtime from `project`'s current outputs into `out_dir`, replacing one of the same name."""
     project, out_dir = Path(project).resolve(), Path(out_dir).resolve()
     check_current(project)
     state = git_state(project)
@@ -129,25 +167,12 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     metrics = {path: json.loads((project / path).read_text(encoding="utf-8")) for path in METRICS}
     outs = lock_outs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
     info = metadata(config, state, ParamsFile.read(project / "params.yaml").data, metrics, outs)
-    preprocessing = json.loads((project / PREPROCESSING).read_text(encoding="utf-8"))
-    example = raw_rows(pd.read_parquet(project / EXAMPLE_SPLIT), preprocessing, rows=5)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch, warnings.catch_warnings():
-        # MLflow's hint that integer output columns cannot hold missing values: ours never do.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch:
         model, staging = Path(scratch, "model"), Path(scratch, name)
-        mlflow.pyfunc.save_model(  # models from code; MLflow infers the signature from the example
-            str(model),
-            python_model=str(HERE / "scaled_classifier.py"),
-            artifacts={
-                scaled_classifier.CLASSIFIER: str(project / CLASSIFIER),
-                scaled_classifier.PREPROCESSING: str(project / PREPROCESSING),
-            },
-            input_example=example,
-            pip_requirements=pip_requirements(REQUIREMENTS),
-        )
+        save_model(model, project / CLASSIFIER, project / PREPROCESSING, project / SCHEMA, project / EXAMPLE_SPLIT)
         generate_dockerfile(model, staging)
         (staging / METADATA_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)

@@ -55,13 +55,24 @@ def test_lock_outs_collects_every_output_of_every_stage() -> None:
     assert build.lock_outs({}) == {}
 
 
-def test_raw_rows_undo_the_scaling() -> None:
-    preprocessing = {"features": ["a", "b"], "mean": [10.0, -2.0], "scale": [2.0, 0.5]}
-    processed = pd.DataFrame({"a": [0.0, 1.0, -1.0], "b": [2.0, 0.0, 1.0], "target": [0, 1, 0]})
-    raw = build.raw_rows(processed, preprocessing, rows=2)
-    assert list(raw.columns) == ["a", "b"]
-    assert raw.to_numpy().tolist() == [[10.0, -1.0], [12.0, -2.0]]
-    assert raw.dtypes.eq(np.float64).all()
+def test_raw_rows_undo_the_scaling_and_the_one_hot_encoding() -> None:
+    from lab.processes.prepare_data.preprocessing import fit_preprocessing, transform
+
+    train = pd.DataFrame({"kind": ["x", "y", "x", "z"], "a": [8.0, 12.0, 10.0, 10.0], "b": [-2.5, -1.5, -2.0, -2.0]})
+    preprocessing = fit_preprocessing(train.astype({"kind": object}), scale=True)
+    processed = transform(preprocessing, train).assign(target=[0, 1, 0, 1])
+    raw = build.raw_rows(processed, preprocessing, rows=3)
+    assert list(raw.columns) == ["kind", "a", "b"]  # the train file's order, not the transformer's
+    assert raw.to_dict("list") == {"kind": ["x", "y", "x"], "a": [8.0, 12.0, 10.0], "b": [-2.5, -1.5, -2.0]}
+    assert raw["a"].dtype == np.float64 and raw["kind"].dtype == object
+
+
+def test_raw_rows_of_unscaled_numbers_are_the_numbers() -> None:
+    from lab.processes.prepare_data.preprocessing import fit_preprocessing, transform
+
+    train = pd.DataFrame({"a": [1.5, 2.5]})
+    preprocessing = fit_preprocessing(train, scale=False)
+    assert build.raw_rows(transform(preprocessing, train), preprocessing, rows=5).equals(train)
 
 
 def test_git_state_reads_the_commit_and_sees_uncommitted_changes(tmp_path: Path) -> None:

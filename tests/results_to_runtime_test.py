@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -151,7 +153,7 @@ def runtime(history: dict[str, Any]) -> Path:
     """The runtime built from the project's committed outputs with the real command."""
     project = history["project"]
     done = _ok(run([sys.executable, "-m", "runtimes.build", "--out", "dist"], project))
-    folder = project / "dist" / f"breast-cancer-classifier-1.0.0-{history['second'][:7]}"
+    folder = project / "dist" / f"breast-cancer-classifier-2.0.0-{history['second'][:7]}"
     assert f"runtime: {folder}" in done.stdout
     return folder
 
@@ -227,21 +229,24 @@ def test_the_runtime_is_a_versioned_artefact_that_names_its_sources(history: dic
     assert info["params"]["train_dnn_pytorch"]["hidden_layers"] == [16]
     assert "scikit-learn==" in (runtime / model / "requirements.txt").read_text()
     signature = yaml.safe_load((runtime / model / "MLmodel").read_text())["signature"]
-    features = json.loads((project / "models/preprocessing.json").read_text())["features"]
+    features = pickle.loads((project / "models/preprocessing.pkl").read_bytes()).feature_names_in_.tolist()
     assert [column["name"] for column in json.loads(signature["inputs"])] == features
+    outputs = [column["name"] for column in json.loads(signature["outputs"])]
+    assert outputs == ["label", "probability_0", "probability_1"]
 
 
 def _raw_test_split(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The test split's raw rows, re-derived from the source as prepare_data does, and its processed rows."""
-    from lab.processes.prepare_data import cancer_data
+    from lab.processes.prepare_data.params import PrepareParams
+    from lab.processes.prepare_data.splitting import split_dataset
+    from lab.processes.prepare_data.tables import load_raw, validate_table
     from lib.datasets import read_split
     from lib.params import ParamsFile
 
     params = ParamsFile.read(project / "params.yaml")
-    config = params.section("prepare_data", cancer_data.PrepareParams)
-    raw = cancer_data.load_raw(config.source, config.target, params.seed())
-    features, labels, _ = cancer_data.validate_raw(raw, config.target, config.source)
-    splits = cancer_data.split_dataset(features, labels, config.val_size, config.test_size, params.seed())
+    config = params.section("prepare_data", PrepareParams)
+    table = validate_table(load_raw(config.source, config.target, params.seed()), config)
+    splits = split_dataset(table.features, table.target, config.val_size, config.test_size, params.seed())
     test = splits["test"].features
     processed, _ = read_split(project / "data" / "processed" / "test.parquet")
     return test.reset_index(drop=True), processed
@@ -255,8 +260,6 @@ def _payload(frame: pd.DataFrame) -> bytes:
 def test_the_server_predicts_exactly_what_the_pipeline_model_predicts(
     history: dict[str, Any], runtime: Path, server: str
 ) -> None:
-    import pickle
-
     import mlflow.pyfunc
 
     project = history["project"]
@@ -270,8 +273,8 @@ def test_the_server_predicts_exactly_what_the_pipeline_model_predicts(
     assert pd.DataFrame(answer["predictions"]).equals(expected.reset_index(drop=True))
 
     raw, processed = _raw_test_split(project)
-    preprocessing = json.loads((project / "models/preprocessing.json").read_text())
-    rescaled = ((raw - preprocessing["mean"]) / preprocessing["scale"]).astype("float64")
+    preprocessing = pickle.loads((project / "models/preprocessing.pkl").read_bytes())
+    rescaled = preprocessing.transform(raw).astype("float64")
     assert rescaled.equals(processed), "the raw test rows do not scale to the processed ones"
     status, answer = _request(f"{server}/invocations", _payload(raw))
     assert status == 200, answer
@@ -280,10 +283,10 @@ def test_the_server_predicts_exactly_what_the_pipeline_model_predicts(
     assert served.equals(offline.predict(raw).reset_index(drop=True))
     with (project / "models/classifier.pkl").open("rb") as file:
         classifier = pickle.load(file)
-    pipeline = classifier.predict_proba(processed)[:, 1]
-    assert served["probability"].tolist() == pipeline.tolist()  # bit for bit, not approximately
-    assert served["prediction"].tolist() == (pipeline >= 0.5).astype(int).tolist()
-    assert set(served["label"]) == {"0", "1"}
+    pipeline = classifier.predict_proba(processed)
+    assert served["probability_1"].tolist() == pipeline[:, 1].tolist()  # bit for bit, not approximately
+    assert served["probability_0"].tolist() == pipeline[:, 0].tolist()
+    assert served["label"].tolist() == np.where(pipeline[:, 1] >= 0.5, "1", "0").tolist()
 
 
 def test_a_malformed_request_gets_a_clear_4xx_and_the_server_keeps_serving(runtime: Path, server: str) -> None:
@@ -306,6 +309,15 @@ def test_a_malformed_request_gets_a_clear_4xx_and_the_server_keeps_serving(runti
 
     status, answer = _request(invocations, b"hello", content_type="text/plain")
     assert status == 415 and "content types" in answer
+
+    no_rows = {"dataframe_split": {"columns": split["columns"], "data": []}}
+    status, answer = _request(invocations, json.dumps(no_rows).encode())
+    assert status == 400 and answer["message"].endswith("Error: the request has no rows"), answer
+    assert "stack_trace" not in answer and "Traceback" not in answer["message"]
+
+    with_gap = {"dataframe_split": {"columns": split["columns"], "data": [[None, *split["data"][0][1:]]]}}
+    status, answer = _request(invocations, json.dumps(with_gap).encode())
+    assert status == 200 and len(answer["predictions"]) == 1, answer  # the gap gets the train median
 
     assert _request(f"{server}/ping")[0] == 200
     status, answer = _request(invocations, json.dumps(example).encode())
