@@ -158,18 +158,21 @@ def _check_columns(frame: pd.DataFrame, params: PrepareParams) -> list[str]:
     return features
 
 
-def _check_class_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, int]) -> None:
-    """Every class has rows enough for a stratified split and for each training stage's CV folds on train."""
-    counts = labels.value_counts()
-    smallest, rows = counts.idxmin(), int(counts.min())
+def _check_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, int], classes: bool) -> None:
+    """Every class (or, for regression, the table) has rows enough for the splits and for each training
+    stage's CV folds on train."""
+    if classes:
+        counts = labels.value_counts()
+        what, rows = f"class {_name(counts.idxmin())}", int(counts.min())
+    else:
+        what, rows = "the table", len(labels)
     if params.split != "train" and rows < MIN_ROWS_PER_CLASS:
-        needed = f"at least {MIN_ROWS_PER_CLASS} are needed to split"
-        raise DataError(f"{params.source}: class {_name(smallest)} has {rows} rows, {needed}")
+        raise DataError(f"{params.source}: {what} has {rows} rows, at least {MIN_ROWS_PER_CLASS} are needed to split")
     for key, k in folds.items():
         needed = math.ceil(k / params.train_fraction())
         if rows < needed:
             raise DataError(
-                f"{params.source}: class {_name(smallest)} has {rows} rows, at least {needed} are needed for "
+                f"{params.source}: {what} has {rows} rows, at least {needed} are needed for "
                 f"{key} = {k} (each fold needs one in the train split)"
             )
 
@@ -192,6 +195,7 @@ def validate_table(frame: pd.DataFrame, params: PrepareParams, folds: Mapping[st
         if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
             value = next(v for v in target if not isinstance(v, int | float) or isinstance(v, bool))
             raise DataError(f"{source}: task regression needs a numeric target; '{name}' holds {value!r}")
+        _check_sizes(target, params, folds or {}, classes=False)
         schema, values = Schema("regression", name), target.to_numpy(dtype="float64")
     else:
         classes = _classes(target)
@@ -201,7 +205,7 @@ def validate_table(frame: pd.DataFrame, params: PrepareParams, folds: Mapping[st
             raise DataError(f"{source}: task binary needs 2 classes; target '{name}' has {len(classes)}")
         if task == "multiclass" and len(classes) < 3:
             raise DataError(f"{source}: task multiclass needs 3 or more classes; target '{name}' has 2 (use binary)")
-        _check_class_sizes(target, params, folds or {})
+        _check_sizes(target, params, folds or {}, classes=True)
         codes = {value: code for code, value in enumerate(classes)}
         schema = Schema(task, name, tuple(str(value) for value in classes))
         values = target.map(codes).to_numpy(dtype="int64")

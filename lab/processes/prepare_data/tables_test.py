@@ -350,6 +350,20 @@ def test_a_class_too_small_to_split(table: Split) -> None:
     assert message == f"{SOURCE}: class 'M' has {MIN_ROWS_PER_CLASS - 1} rows, {needed}"
 
 
+def test_a_regression_table_too_small_to_split_or_for_the_folds() -> None:
+    raw = pd.DataFrame({"x": np.arange(9.0), "y": np.arange(9.0) / 3})
+    folds = {"train_standard_classifiers.cv_folds": 10}
+
+    assert (
+        _data_error(raw, target="y", task="regression")
+        == f"{SOURCE}: the table has 9 rows, at least 10 are needed to split"
+    )
+    assert _data_error(raw, folds, target="y", task="regression", split="train") == (
+        f"{SOURCE}: the table has 9 rows, at least 10 are needed for train_standard_classifiers.cv_folds = 10 "
+        "(each fold needs one in the train split)"
+    )
+
+
 def test_a_class_too_small_for_the_cv_folds(table: Split) -> None:
     labels = ["M"] * 12 + ["B"] * 188  # enough to split; 60% of 12 is 7 train rows, too few for 8 folds
     folds = {"train_standard_classifiers.cv_folds": 8}
