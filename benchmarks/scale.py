@@ -1,7 +1,8 @@
 """How each stage grows with the data: wall time and peak memory at 10 thousand to 1 million rows.
 
-The data is `prepare_data`'s synthetic source (scikit-learn's make_classification), with the classifiers
-that suit large tables and a few epochs of the network; each stage runs alone in a throw-away project copy.
+The data is `prepare_data`'s synthetic source (scikit-learn's make_classification) with some categorical
+columns and empty cells, with the classifiers that suit large tables and a few epochs of the network; each
+stage runs alone in a throw-away project copy.
 
     .venv/bin/python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 """
@@ -18,7 +19,13 @@ from benchmarks.pipeline_speed import STAGES, machine, timed
 from tests.support import make_project_copy, shrunk_params
 
 SCALE_PARAMS = {
-    "prepare_data": {"source": "sklearn:make_classification", "synthetic_features": 30},
+    # As a real table: 3 of the 30 features categorical (8 levels each), 5% of the feature cells empty.
+    "prepare_data": {
+        "source": "sklearn:make_classification",
+        "synthetic_features": 30,
+        "synthetic_categorical": 3,
+        "synthetic_missing": 0.05,
+    },
     "train_standard_classifiers": {
         "models": ["logistic_regression", "naive_bayes", "knn", "linear_svm", "gradient_boosting"],
         "cv_folds": 3,

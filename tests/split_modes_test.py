@@ -54,7 +54,7 @@ def test_train_test_and_train_only_write_every_declared_output(tmp_path: Path) -
 
     output = _run_mode(project, "train_test")
 
-    assert sorted(p.name for p in processed.iterdir()) == ["test.parquet", "train.parquet"]
+    assert sorted(p.name for p in processed.iterdir()) == ["schema.json", "test.parquet", "train.parquet"]
     assert set(_json(project / "metrics/data.json")) == {
         "task",
         "n_classes",
@@ -76,7 +76,7 @@ def test_train_test_and_train_only_write_every_declared_output(tmp_path: Path) -
 
     output = _run_mode(project, "train")
 
-    assert sorted(p.name for p in processed.iterdir()) == ["train.parquet"]  # test.parquet did not survive
+    assert sorted(p.name for p in processed.iterdir()) == ["schema.json", "train.parquet"]  # no test.parquet left
     assert _json(project / "metrics/data.json")["train/rows"] == 569
     metrics = _json(project / "metrics/classifiers.json")
     assert metrics["selected_by"] == "cv/roc_auc_mean"
