@@ -63,8 +63,8 @@ class CheckpointStore:
             return None
         if not isinstance(state, dict) or state.get("fingerprint") != self.key:
             self.log(
-                f"checkpoint {files[-1]} was made with other params, seed, data or process count "
-                "(fingerprint differs): not resumed, starting from scratch"
+                f"checkpoint {files[-1]} was made with other params, seed, data, process count or device (GPU "
+                "model, driver, CUDA, cuDNN, torch build; fingerprint differs): not resumed, starting from scratch"
             )
             return None
         self.log(f"resuming from checkpoint {files[-1]} (epoch {state['epoch']} done)")
