@@ -53,13 +53,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     facts = devices.device_facts(device)
     data = directory_digest(args.data_dir)
     key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=facts)
-    checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
+    checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log, read=world.is_main)
     if world.is_main:
         store.prepare(experiment)
     build = partial(build_network, params=config)
     train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
 
     with distributed.process_group(world, device):
+        checkpoint_store.latest = distributed.from_main(checkpoint_store.latest, world)  # rank 0's, on every rank
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
             train(world=world, log=log)
             return
