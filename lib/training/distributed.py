@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import NamedTuple, TypeVar
@@ -29,6 +30,7 @@ class World(NamedTuple):
 
 SINGLE = World()
 TIMEOUT_VARIABLE = "REPROLAB_PROCESS_GROUP_TIMEOUT"
+NPROC_VARIABLE = "REPROLAB_NPROC_PER_NODE"  # the launch workflow sets it from the repository variable GPUS_PER_JOB
 # Ranks 1..N wait in a collective while rank 0 writes the outputs and logs plots and the model to MLflow;
 # NCCL's own 10 minutes would let its watchdog kill them during a slow upload, and torchrun then rank 0.
 DEFAULT_TIMEOUT = timedelta(hours=4)
@@ -49,6 +51,21 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     if world.size < 1 or not 0 <= world.rank < world.size:
         raise ReprolabError(f"RANK {world.rank} and WORLD_SIZE {world.size}: need 0 <= RANK < WORLD_SIZE")
     return world
+
+
+def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The command that starts `module` with `argv` under torchrun, one process per GPU, when
+    REPROLAB_NPROC_PER_NODE is above 1 and torchrun did not start this process already; else None."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(NPROC_VARIABLE) or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ReprolabError(
+            f"environment variable {NPROC_VARIABLE}: must be a whole number of at least 1, got {text!r}"
+        )
+    if int(text) == 1 or "WORLD_SIZE" in environ:
+        return None
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={text}"]
+    return [*torchrun, "-m", module, *argv]
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from lib.training.distributed import (
     group_timeout,
     process_group,
     rank_device,
+    torchrun_command,
     world_from_env,
 )
 from lib.training.loop import fit
@@ -68,6 +70,32 @@ def test_each_process_trains_on_the_device_of_its_local_rank_only_on_cuda() -> N
     assert rank_device(CPU, World(rank=1, local_rank=1, size=2)) == CPU
     cuda = torch.device("cuda")
     assert rank_device(cuda, SINGLE) == cuda
+
+
+def test_gpus_per_job_above_one_starts_the_stage_under_torchrun_once() -> None:
+    argv = ["--params", "params.yaml"]
+
+    command = torchrun_command("lab.x.main", argv, {"REPROLAB_NPROC_PER_NODE": "4"})
+
+    assert command == [
+        sys.executable,
+        *("-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"),
+        *("-m", "lab.x.main", "--params", "params.yaml"),
+    ]
+    assert torchrun_command("lab.x.main", argv, {}) is None
+    assert torchrun_command("lab.x.main", argv, {"REPROLAB_NPROC_PER_NODE": "1"}) is None
+    started = {"REPROLAB_NPROC_PER_NODE": "4", "WORLD_SIZE": "4"}  # a process torchrun started
+    assert torchrun_command("lab.x.main", argv, started) is None
+
+
+@pytest.mark.parametrize("text", ["two", "0", "-1"])
+def test_a_bad_process_count_is_a_one_line_error(text: str) -> None:
+    with pytest.raises(ReprolabError) as caught:
+        torchrun_command("lab.x.main", [], {"REPROLAB_NPROC_PER_NODE": text})
+
+    assert str(caught.value) == (
+        f"environment variable REPROLAB_NPROC_PER_NODE: must be a whole number of at least 1, got {text!r}"
+    )
 
 
 def test_the_group_waits_four_hours_unless_the_environment_says_otherwise() -> None:

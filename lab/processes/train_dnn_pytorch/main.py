@@ -1,12 +1,15 @@
 """Stage `train_dnn_pytorch`: train the network, keep its best epoch, test it.
 
 A killed run resumes from its last checkpoint when started again. Started by `torchrun
---nproc_per_node=N -m lab.processes.train_dnn_pytorch.main`, it trains data-parallel on N processes.
+--nproc_per_node=N -m lab.processes.train_dnn_pytorch.main`, or with REPROLAB_NPROC_PER_NODE=N in its
+environment (it then starts itself so), it trains data-parallel on N processes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -15,6 +18,7 @@ from lib import cli
 from lib.paths import CHECKPOINTS_DIR
 
 STAGE = "train_dnn_pytorch"
+MODULE = "lab.processes.train_dnn_pytorch.main"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -27,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINTS_DIR / STAGE, help="removed at the end")
     args = parser.parse_args(argv)
 
+    from lib.training import distributed
+
+    if command := distributed.torchrun_command(MODULE, sys.argv[1:] if argv is None else argv):
+        os.execv(command[0], command)  # REPROLAB_NPROC_PER_NODE > 1: the same stage, one process per GPU
+
     import torch
 
     from lab.processes.train_dnn_pytorch.network import build_network, load_network, saved_network
@@ -38,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import models, runs, store
-    from lib.training import checkpoints, cross_validation, devices, distributed, loop
+    from lib.training import checkpoints, cross_validation, devices, loop
 
     world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
