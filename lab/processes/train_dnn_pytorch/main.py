@@ -47,9 +47,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import models, runs, store
-    from lib.training import checkpoints, cross_validation, devices, loop
+    from lib.training import checkpoints, cross_validation, devices, gpu_slots, loop
 
     world = distributed.world_from_env()
+    gpu_slots.claim(os.environ)  # in a sweep on GPUs: a GPU of its own (or a share of one), before CUDA starts
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, NetworkParams)
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
     if warning := devices.cpu_build_warning(config.device, device):
         log(warning)
+    if share := gpu_slots.limit_memory(device, os.environ):
+        log(f"sharing {device} with other trainings of the sweep: at most {share:.0%} of its memory")
     facts = devices.device_facts(device)
     data = directory_digest(args.data_dir)
     key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=facts)
