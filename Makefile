@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup setup-run run lint unit test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify lock-platforms
+.PHONY: setup setup-run run lint unit gpu-check test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify lock-platforms
 .DEFAULT_GOAL := run
 
 # Two installs from the one lock: `setup-run` what running the pipeline needs, `setup` that plus the dev tools
@@ -67,6 +67,9 @@ $(CHROMIUM):
 TEST_WORKERS ?= auto
 unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
 	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
+gpu-check: setup  ## on a GPU machine: can it run the build? What it found, a kernel, the CUDA tests, NCCL (runners.md)
+	$(IN_ENV) python -m lib.training.gpu_check
 
 # The integration tests run MLflow's server on PostgreSQL (tests/support.py): Debian's package, when missing.
 postgres:  ## PostgreSQL's server programs for the tests: Debian's package, installed with apt-get when missing

@@ -17,6 +17,7 @@ from lib.errors import ReprolabError
 from lib.evaluation import binary_metrics
 from lib.torch_data import frame_to_tensors, sharded_batches
 from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
+from lib.training.devices import adam, autocast_dtype, use_deterministic
 from lib.training.distributed import SINGLE, World
 from lib.training.params import TrainingParams
 
@@ -37,15 +38,6 @@ class TrainResult:
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
     test_probability: np.ndarray | None
-
-
-def autocast_dtype(mixed_precision: bool, device: torch.device, log: Log) -> torch.dtype | None:
-    """Mixed precision on CUDA only: bfloat16 where the GPU has it, else float16; None is float32."""
-    if mixed_precision and device.type != "cuda":
-        log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only; training in float32")
-    elif mixed_precision:
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
 
 
 def train_epoch(
@@ -118,6 +110,7 @@ def fit(
             f"{params.section}.batch_size: {params.batch_size} does not split evenly over {world.size} processes "
             "(WORLD_SIZE); choose a multiple of the process count"
         )
+    use_deterministic(params.deterministic)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: frame_to_tensors(*split, device) for name, split in splits.items()}
@@ -125,7 +118,7 @@ def fit(
     if world.rank:
         torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
     log = log if world.is_main else lambda _: None
-    optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimiser = adam(network.parameters(), device, params.lr, params.weight_decay)
     cosine = params.lr_schedule == "cosine"
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=params.epochs) if cosine else None
     dtype = autocast_dtype(params.mixed_precision, device, log)

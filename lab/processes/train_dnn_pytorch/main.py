@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import models, runs, store
-    from lib.training import checkpoints, cross_validation, distributed, loop
+    from lib.training import checkpoints, cross_validation, devices, distributed, loop
 
     world = distributed.world_from_env()
     params = ParamsFile.read(args.params)
@@ -48,15 +48,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     splits = read_splits(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
     log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
+    if warning := devices.cpu_build_warning(config.device, device):
+        log(warning)
+    facts = devices.device_facts(device)
     data = directory_digest(args.data_dir)
-    key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=device.type)
-    checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log)
+    key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=facts)
+    checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log, read=world.is_main)
     if world.is_main:
         store.prepare(experiment)
     build = partial(build_network, params=config)
     train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
 
     with distributed.process_group(world, device):
+        checkpoint_store.latest = distributed.from_main(checkpoint_store.latest, world)  # rank 0's, on every rank
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
             train(world=world, log=log)
             return
@@ -67,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
         with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             checkpoint_store.extra["mlflow_run_id"] = run_id
+            mlflow.set_tags(devices.run_tags(facts))
             log_epoch = runs.epoch_logger(run_id, json.loads(saved.get("history", "[]")), run_id == resume_run_id)
             cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 

@@ -128,6 +128,7 @@ def test_a_killed_run_resumes_and_ends_with_the_same_bytes(project: Path, uninte
     steps = [m.step for m in client.get_metric_history(resumed_run.info.run_id, "train/loss")]
     assert sorted(steps) == list(range(1, EPOCHS + 1))
     assert "test/accuracy" in resumed_run.data.metrics
+    assert resumed_run.data.tags["device.torch"] == torch.__version__  # on CUDA also the GPU, CUDA, cuDNN, driver
 
 
 def test_torchrun_with_two_processes_matches_one_process(project: Path, uninterrupted: Path) -> None:
