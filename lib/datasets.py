@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,62 @@ MODE_SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = get_args(Task)
+SCHEMA_FILE = "schema.json"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What `prepare_data` learned about the table, written beside the splits for the training stages.
+
+    Classification labels are stored as codes: code i stands for `classes[i]`, the class under its name in the
+    user's file. A regression target is stored as floats and has no classes.
+    """
+
+    task: Task
+    target: str = TARGET
+    classes: tuple[str, ...] = ()
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+# The example's shape, for splits written before prepare_data recorded a schema.
+BINARY = Schema("binary", TARGET, ("0", "1"))
+
+
+def write_schema(schema: Schema, data_dir: Path) -> None:
+    """Write `schema` as data_dir/schema.json."""
+    fields = {"task": schema.task, "target": schema.target, "classes": list(schema.classes)}
+    (Path(data_dir) / SCHEMA_FILE).write_text(json.dumps(fields, indent=2) + "\n")
+
+
+def read_schema(data_dir: Path) -> Schema:
+    """The schema `prepare_data` wrote under `data_dir`; the example's binary one when it wrote none."""
+    path = Path(data_dir) / SCHEMA_FILE
+    if not path.is_file():
+        return BINARY
+    try:
+        fields = json.loads(path.read_text())
+        schema = Schema(fields["task"], fields["target"], tuple(str(name) for name in fields["classes"]))
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{path}: not a schema written by prepare_data (run it again)") from None
+    if schema.task not in TASKS:
+        raise DataError(f"{path}: task '{schema.task}' is not one of {', '.join(TASKS)}")
+    return schema
+
+
 class Split(NamedTuple):
-    """One split of the data: the feature columns and their integer labels, row for row."""
+    """One split of the data: the feature columns and their labels, row for row.
+
+    Labels are integer codes into `Schema.classes` for classification, floats for regression.
+    """
 
     features: pd.DataFrame
     labels: np.ndarray
@@ -48,8 +104,8 @@ def write_split(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=False, use_dictionary=dictionary)
 
 
-def read_split(path: Path) -> Split:
-    """Read one processed split as (features, integer labels); the error names the bad file."""
+def read_split(path: Path, schema: Schema = BINARY) -> Split:
+    """Read one processed split as (features, labels) for `schema`'s task; the error names the bad file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found (run the prepare_data stage first)")
@@ -68,15 +124,18 @@ def read_split(path: Path) -> Split:
     missing = frame.columns[frame.isna().any()]
     if len(missing):
         raise DataError(f"{path}: column '{missing[0]}' holds missing values")
-    if not frame[TARGET].isin([0, 1]).all():
-        raise DataError(f"{path}: column '{TARGET}' must hold only 0/1 labels")
+    if not schema.is_classification:
+        return Split(features, frame[TARGET].to_numpy(dtype="float64"))
+    if not frame[TARGET].isin(range(schema.n_classes)).all():
+        raise DataError(f"{path}: column '{TARGET}' must hold only the label codes 0..{schema.n_classes - 1}")
     return Split(features, frame[TARGET].to_numpy(dtype="int64"))
 
 
 def read_splits(data_dir: Path) -> Splits:
     """Read `train` and, when their files exist, `val` and `test`, all with the train split's columns."""
     paths = {name: split_path(data_dir, name) for name in SPLITS}
-    splits = {name: read_split(path) for name, path in paths.items() if name == "train" or path.exists()}
+    schema = read_schema(data_dir)
+    splits = {name: read_split(path, schema) for name, path in paths.items() if name == "train" or path.exists()}
     columns = list(splits["train"].features.columns)
     for name, split in splits.items():
         if list(split.features.columns) != columns:

@@ -7,14 +7,18 @@ import pandas as pd
 import pytest
 
 from lib.datasets import (
+    BINARY,
     MODE_SPLITS,
     SPLITS,
     DataError,
+    Schema,
     Split,
+    read_schema,
     read_split,
     read_splits,
     require_split,
     split_path,
+    write_schema,
     write_split,
 )
 from lib.errors import ReprolabError
@@ -123,7 +127,51 @@ def test_a_target_with_missing_values_is_named(tmp_path: Path) -> None:
 def test_a_target_that_is_not_0_or_1_is_named(tmp_path: Path, labels: list[float]) -> None:
     path = _write(tmp_path / "test.parquet", _frame().assign(target=labels))
 
-    assert _error(path) == f"{path}: column 'target' must hold only 0/1 labels"
+    assert _error(path) == f"{path}: column 'target' must hold only the label codes 0..1"
+
+
+def test_multiclass_labels_are_codes_below_the_number_of_classes(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(target=[0, 2, 1, 2]))
+    three = Schema("multiclass", "species", ("setosa", "versicolor", "virginica"))
+
+    assert read_split(path, three).labels.tolist() == [0, 2, 1, 2]
+    with pytest.raises(DataError, match=r"label codes 0\.\.1"):
+        read_split(path, Schema("multiclass", "species", ("setosa", "virginica")))
+
+
+def test_regression_labels_are_read_as_floats(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.parquet", _frame().assign(target=[0.5, -2.0, 3.25, 1e6]))
+
+    labels = read_split(path, Schema("regression", "price")).labels
+
+    assert labels.dtype == np.float64
+    assert labels.tolist() == [0.5, -2.0, 3.25, 1e6]
+
+
+def test_the_schema_round_trips_and_defaults_to_the_binary_example(tmp_path: Path) -> None:
+    assert read_schema(tmp_path) == BINARY
+    schema = Schema("multiclass", "diagnosis", ("B", "M", "X"))
+
+    write_schema(schema, tmp_path)
+
+    assert read_schema(tmp_path) == schema
+    assert (schema.n_classes, schema.is_classification) == (3, True)
+    assert not Schema("regression").is_classification
+
+
+@pytest.mark.parametrize("text", ["{", '{"task": "binary"}', '{"task": "ranking", "target": "t", "classes": []}'])
+def test_a_damaged_schema_is_named(tmp_path: Path, text: str) -> None:
+    (tmp_path / "schema.json").write_text(text)
+
+    with pytest.raises(DataError, match=r"schema\.json: "):
+        read_schema(tmp_path)
+
+
+def test_read_splits_reads_labels_by_the_schema(tmp_path: Path) -> None:
+    _write_splits(tmp_path, {})
+    write_schema(Schema("regression", "price"), tmp_path)
+
+    assert read_splits(tmp_path)["val"].labels.dtype == np.float64
 
 
 def test_float_0_1_labels_are_read_as_ints(tmp_path: Path) -> None:

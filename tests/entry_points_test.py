@@ -223,6 +223,10 @@ def test_a_stage_logs_to_a_tracking_server(prepared: Path, mlflow_server: str) -
     assert found.data.tags["dvc.stage"] == "prepare_data"
     assert found.data.metrics["train/rows"] == 341
     assert "preprocessing.json" in {a.path for a in client.list_artifacts(found.info.run_id)}
+    # The last line says where the results are: the outputs, and the run's page on the server.
+    page = f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{found.info.run_id}"
+    where = f"out/data, out/pre.json, out/data.json; MLflow run {found.info.run_id}: {page}"
+    assert done.stdout.splitlines()[-1] == f"prepare_data: results in {where}", done.stdout
 
 
 @pytest.mark.parametrize("module", [PREPARE, CLASSIFIERS, DNN])

@@ -7,6 +7,8 @@ from typing import Any
 
 from lib.tracking.provenance import run_tags
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
+
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """`{"a": {"b": 1}}` -> `{"a.b": "1"}`: nested params as MLflow param names and values."""
@@ -89,3 +91,22 @@ def log_pngs(paths: Sequence[Path]) -> None:
 
     for path in paths:
         mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def is_server(tracking_uri: str | None) -> bool:
+    """Whether `tracking_uri` names a tracking server (else a local store, shown by `mlflow ui`)."""
+    return str(tracking_uri).startswith(("http://", "https://"))
+
+
+def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
+    """The page of run `run_id`: on the tracking server, or for a local store under `mlflow ui`."""
+    server = str(tracking_uri) if is_server(tracking_uri) else LOCAL_UI
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def results_line(
+    stage: str, outputs: Sequence[Path | str], tracking_uri: str | None, experiment_id: str, run_id: str
+) -> str:
+    """A stage's last line: where its results are, its output files and its MLflow run."""
+    url = run_url(tracking_uri, experiment_id, run_id) + ("" if is_server(tracking_uri) else " (mlflow ui)")
+    return f"{stage}: results in {', '.join(map(str, outputs))}; MLflow run {run_id}: {url}"

@@ -26,6 +26,29 @@ def test_flatten_of_an_empty_mapping_and_with_a_prefix() -> None:
     assert flatten({"x": {"y": 2}}, prefix="train.") == {"train.x.y": "2"}
 
 
+# ---- the results line ----------------------------------------------------------------------------
+
+
+@pytest.mark.unittest
+def test_the_results_line_names_the_outputs_and_the_runs_page_on_the_server() -> None:
+    line = runs.results_line("stage", [Path("metrics/a.json"), "plots/a"], "http://mlflow:5000/", "3", "abc")
+
+    assert (
+        line == "stage: results in metrics/a.json, plots/a; MLflow run abc: http://mlflow:5000/#/experiments/3/runs/abc"
+    )
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize("uri", [None, "sqlite:///tmp/mlflow.db"])
+def test_the_results_line_of_a_local_store_points_at_mlflow_ui(uri: str | None) -> None:
+    line = runs.results_line("stage", ["models/m.pt"], uri, "0", "abc")
+
+    assert (
+        line
+        == "stage: results in models/m.pt; MLflow run abc: http://127.0.0.1:5000/#/experiments/0/runs/abc (mlflow ui)"
+    )
+
+
 # ---- a real local MLflow store ----------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from torch import nn
 from lib.datasets import Splits
 from lib.errors import ReprolabError
 from lib.evaluation import binary_metrics
+from lib.progress import EpochProgress, in_terminal
 from lib.torch_data import frame_to_tensors, sharded_batches
 from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
 from lib.training.devices import adam, autocast_dtype, use_deterministic
@@ -51,16 +53,19 @@ def train_epoch(
     dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     world: World = SINGLE,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[float, float]:
     """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples.
 
     `dtype` autocasts the forward pass (float16 needs a `scaler`). Totals stay on the device: one host sync.
+    `on_batch(done, batches)` is called after each mini-batch.
     """
     network.train()
     scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)  # a disabled scaler passes through
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     totals = torch.zeros(2, device=x.device)  # summed loss, correct predictions
-    for xb, yb, count in sharded_batches(x, y, batch_size, generator, world.rank, world.size):
+    batches = -(-x.shape[0] // batch_size)
+    for done, (xb, yb, count) in enumerate(sharded_batches(x, y, batch_size, generator, world.rank, world.size), 1):
         optimiser.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             logits = network(xb)
@@ -70,6 +75,8 @@ def train_epoch(
         scaler.step(optimiser)
         scaler.update()
         totals += torch.stack([loss.detach(), ((logits.detach() >= 0).float() == yb).sum()])
+        if on_batch is not None:
+            on_batch(done, batches)
     if world.size > 1:
         torch.distributed.all_reduce(totals)
     n = x.shape[0]
@@ -99,9 +106,10 @@ def fit(
     """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
     `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
-    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar only on a
-    terminal; `checkpoints` None neither saves nor resumes; in a `world` of several processes rank 0
-    alone scores, calls `on_epoch`, saves and logs.
+    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
+    writes progress lines to `log` elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
+    None neither saves nor resumes; in a `world` of several processes rank 0 alone scores, calls
+    `on_epoch`, saves and logs.
     """
     from tqdm.auto import tqdm
 
@@ -142,18 +150,22 @@ def fit(
         model = nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
+    watched = in_terminal() if progress is None else progress
     bar = tqdm(
         range(epoch + 1, params.epochs + 1),
         initial=epoch,
         total=params.epochs,
         desc=params.section,
         unit="epoch",
-        disable=not world.is_main or (None if progress is None else not progress),
+        disable=not (world.is_main and watched),
     )
+    lines = EpochProgress(log, epoch + 1, params.epochs) if world.is_main and progress is None and not watched else None
     for epoch in bar:
+        on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
-            model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world
-        )
+            model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world,
+            on_batch=on_batch,
+        )  # fmt: skip
         if scheduler is not None:
             scheduler.step()
         metrics = {"train/loss": round(loss, 6), "train/accuracy": round(accuracy, 6)}
@@ -170,6 +182,8 @@ def fit(
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             bar.set_postfix(metrics)
+            if lines is not None:
+                lines.epoch(epoch, metrics)
         if checkpoints is not None:
             rngs = [rng_state(generator, device)] * world.size  # every process's, for its own resume
             if world.size > 1:

@@ -208,6 +208,19 @@ def test_train_with_progress_shows_a_bar_on_stderr(splits: Splits, capsys: pytes
     assert "training" in capsys.readouterr().err  # the bar is named after the params section
 
 
+def test_train_outside_a_terminal_logs_a_line_per_epoch(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
+    lines: list[str] = []
+
+    result = train(SHORT, splits, CPU, 0, log=lines.append)  # progress None; pytest's stderr is no terminal
+
+    assert capsys.readouterr().err == ""  # no bar
+    assert len(lines) == SHORT["epochs"]
+    row = result.history.iloc[-1]
+    assert lines[-1].startswith(f"epoch 3/3: train/loss {row['train/loss']:.4f}, train/accuracy ")
+    assert f"val/roc_auc {row['val/roc_auc']:.4f}; elapsed 0:00:" in lines[-1]
+    assert lines[-1].endswith("left 0:00:00")
+
+
 def test_stage_metrics_hold_the_best_epoch_and_its_scores(splits: Splits) -> None:
     result = _train(splits)
 

@@ -45,11 +45,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import mlflow
 
-    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
+    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}) as run_id:
         mlflow.log_metrics(prepared.report)
         mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
+        experiment_id = mlflow.active_run().info.experiment_id
     rows = ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
     print(f"{STAGE}: split {config.split}: {rows}")
+    outputs = [args.out_dir, args.preprocessing, args.metrics]
+    print(runs.results_line(STAGE, outputs, store.tracking_uri(), experiment_id, run_id))
 
 
 if __name__ == "__main__":

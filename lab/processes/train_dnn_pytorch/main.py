@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
             checkpoint_store.extra["mlflow_run_id"] = run_id
             mlflow.set_tags(devices.run_tags(facts))
+            experiment_id = mlflow.active_run().info.experiment_id
             log_epoch = runs.epoch_logger(run_id, json.loads(saved.get("history", "[]")), run_id == resume_run_id)
             cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
@@ -112,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores = [f"val/loss {val['val/log_loss']:.4f}"] if val else []
     scores.append(f"test/accuracy {test['test/accuracy']:.4f}" if test else "no test split, so no test metrics")
     print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
+    outputs = [args.model, args.metrics, args.plots_dir]
+    print(runs.results_line(STAGE, outputs, store.tracking_uri(), experiment_id, run_id))
 
 
 if __name__ == "__main__":

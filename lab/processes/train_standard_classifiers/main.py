@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import mlflow
 
-    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
+    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}) as run_id:
+        experiment_id = mlflow.active_run().info.experiment_id
         for candidate in selection.candidates:
             child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
             with runs.stage_run(STAGE, child_params, nested_name=candidate.name):
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"
     print(f"{STAGE}: selected {best.name} by {selection.selected_by}: {scores}{no_test}")
+    outputs = [args.model, args.metrics, args.plots_dir]
+    print(runs.results_line(STAGE, outputs, store.tracking_uri(), experiment_id, run_id))
 
 
 if __name__ == "__main__":
