@@ -166,13 +166,9 @@ def fit(
         unit="epoch",
         disable=not (world.is_main and watched),
     )
-    # the lines go where the bar would, named as it is: `log` keeps the run's messages alone
-    progress_log = stderr_log(params.section)
-    lines = (
-        EpochProgress(progress_log, epoch + 1, params.epochs)
-        if world.is_main and progress is None and not watched
-        else None
-    )
+    lines = None  # progress lines go where the bar would, named as it is; `log` keeps the run's messages alone
+    if world.is_main and progress is None and not watched:
+        lines = EpochProgress(stderr_log(params.section), epoch + 1, params.epochs)
     for epoch in bar:
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
