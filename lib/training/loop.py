@@ -18,7 +18,7 @@ from lib.errors import ReprolabError
 from lib.evaluation import binary_metrics
 from lib.progress import EpochProgress, in_terminal
 from lib.torch_data import frame_to_tensors, sharded_batches
-from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
+from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state, stderr_log
 from lib.training.devices import adam, autocast_dtype, use_deterministic
 from lib.training.distributed import SINGLE, World
 from lib.training.params import TrainingParams
@@ -107,7 +107,7 @@ def fit(
 
     `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
     `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
-    writes progress lines to `log` elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
+    writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
     None neither saves nor resumes; in a `world` of several processes rank 0 alone scores, calls
     `on_epoch`, saves and logs.
     """
@@ -159,7 +159,9 @@ def fit(
         unit="epoch",
         disable=not (world.is_main and watched),
     )
-    lines = EpochProgress(log, epoch + 1, params.epochs) if world.is_main and progress is None and not watched else None
+    lines = None  # progress lines go where the bar would, named as it is; `log` keeps the run's messages alone
+    if world.is_main and progress is None and not watched:
+        lines = EpochProgress(stderr_log(params.section), epoch + 1, params.epochs)
     for epoch in bar:
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
