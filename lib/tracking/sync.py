@@ -237,6 +237,7 @@ def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.
         except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
             why = f"MLflow at {uri}: {first_line(exc)}"
             if replayer is not None:
+                in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
                 with contextlib.suppress(OSError):
                     replayer.state.save(error=why)
             if time.monotonic() >= deadline:
