@@ -306,9 +306,9 @@ def test_the_log_shows_the_progress_and_where_each_stage_put_its_results(lab: La
     assert "train_standard_classifiers: logistic_regression: fold 3/3" in output
     for found in tagged_runs(lab, first_run.tag):
         if "mlflow.parentRunId" not in found.data.tags:
-            page = f"{lab.mlflow}/#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
-            stage = found.data.tags["dvc.stage"]
-            assert re.search(rf"{stage}: results in [^;]+; MLflow run {found.info.run_id}: {re.escape(page)}\n", output)
+            stage, key = found.data.tags["dvc.stage"], found.data.tags["reprolab.journal_key"]
+            where = f"MLflow run '{stage}' of experiment '[^']+' \\(tag reprolab.journal_key={key}\\): "
+            assert re.search(rf"{stage}: results in [^;]+; {where}{re.escape(lab.mlflow)}/#/experiments\n", output)
 
 
 def results_commits(lab: Lab, since: str) -> dict[str, tuple[str, str]]:

@@ -178,9 +178,10 @@ def test_each_stage_ends_with_where_its_results_are_and_the_network_reports_each
         stage, _, rest = part.partition("'")
         printed[stage] = [line for line in rest.splitlines()[1:] if line.startswith(f"{stage}: ")]
     for stage, run_ in by_stage.items():
-        page = f"http://127.0.0.1:5000/#/experiments/{run_.info.experiment_id}/runs/{run_.info.run_id}"
-        where = f"{stage}: results in {outputs[stage]}; MLflow run {run_.info.run_id}: {page} (mlflow ui)"
-        assert printed[stage][-1] == where, printed[stage]
+        key = run_.data.tags["reprolab.journal_key"]
+        where = f"{stage}: results in {outputs[stage]}; MLflow run '{stage}' of experiment "
+        assert printed[stage][-1].startswith(where), printed[stage]
+        assert f"(tag reprolab.journal_key={key}): http://127.0.0.1:5000 (mlflow ui, store " in printed[stage][-1]
     # Without a terminal: a line per epoch of the network (3 in the shrunk params), a line per fold and model.
     lines = done.stderr.splitlines()
     epochs = [line.split(":")[1] for line in lines if line.startswith("train_dnn_pytorch: epoch ")]

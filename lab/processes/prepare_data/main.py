@@ -9,7 +9,7 @@ STAGE = "prepare_data"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse arguments and params, prepare the data, write the outputs, log the run to MLflow."""
+    """Parse arguments and params, prepare the data, write the outputs, record the run for MLflow."""
     parser = cli.parser(__doc__)
     parser.add_argument("--out-dir", type=Path, default=Path("data/processed"), help="train/val/test Parquet files")
     parser.add_argument(
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = params.section(STAGE, cancer_data.PrepareParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
     raw = cancer_data.load_raw(config.source, config.target, seed, config.synthetic_rows, config.synthetic_features)
-    store.prepare(experiment)
+    store.preflight()
 
     prepared = cancer_data.prepare(raw, config, seed)
 
@@ -43,16 +43,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in set(SPLITS) - set(prepared.splits):
         split_path(args.out_dir, name).unlink(missing_ok=True)
 
-    import mlflow
-
-    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}) as run_id:
-        mlflow.log_metrics(prepared.report)
-        mlflow.log_dict(prepared.preprocessing, "preprocessing.json")
-        experiment_id = mlflow.active_run().info.experiment_id
+    with runs.journal_run(STAGE, experiment, {"seed": seed, STAGE: config.model_dump()}) as run:
+        run.log_metrics(prepared.report)
+        run.log_dict(prepared.preprocessing, "preprocessing.json")
     rows = ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
     print(f"{STAGE}: split {config.split}: {rows}")
     outputs = [args.out_dir, args.preprocessing, args.metrics]
-    print(runs.results_line(STAGE, outputs, store.tracking_uri(), experiment_id, run_id))
+    print(runs.results_line(STAGE, outputs, run))
 
 
 if __name__ == "__main__":

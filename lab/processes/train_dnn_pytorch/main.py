@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     key = fingerprint(params=config.model_dump(), seed=seed, data=data, processes=world.size, device=facts)
     checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log, read=world.is_main)
     if world.is_main:
-        store.prepare(experiment)
+        store.preflight()
     build = partial(build_network, params=config)
     train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
 
@@ -76,16 +76,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
             train(world=world, log=log)
             return
-        import mlflow
-
         saved = checkpoint_store.latest or {}
-        resume_run_id = saved.get("mlflow_run_id")
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
-        with runs.stage_run(STAGE, run_params, device=str(device), resume_run_id=resume_run_id) as run_id:
-            checkpoint_store.extra["mlflow_run_id"] = run_id
-            mlflow.set_tags(devices.run_tags(facts))
-            experiment_id = mlflow.active_run().info.experiment_id
-            log_epoch = runs.epoch_logger(run_id, json.loads(saved.get("history", "[]")), run_id == resume_run_id)
+        resume_key = saved.get("tracking_run_key")
+        with runs.journal_run(STAGE, experiment, run_params, str(device), resume_key) as run:
+            checkpoint_store.extra["tracking_run_key"] = run.key
+            run.set_tags(devices.run_tags(facts))
+            log_epoch = runs.epoch_logger(run, json.loads(saved.get("history", "[]")))
             cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
@@ -102,19 +99,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 pngs = plot_set.write(outputs, args.plots_dir)
             checkpoint_store.clear()
 
-            mlflow.log_metrics({k: float(v) for k, v in stage_metrics.items()})
-            mlflow.log_metrics(cross_validation.fold_metrics(cv_scores))
-            runs.log_pngs(pngs)
+            run.log_metrics({k: float(v) for k, v in stage_metrics.items()})
+            run.log_metrics(cross_validation.fold_metrics(cv_scores))
+            runs.log_pngs(run, pngs)
             network, _ = load_network(args.model)  # the MLflow model is the network DVC versions, read back
             example = splits["test" if "test" in splits else "train"].features.head(5)
-            models.log_torch_model(torch.nn.Sequential(network, torch.nn.Sigmoid()), example)
+            models.log_torch_model(run, torch.nn.Sequential(network, torch.nn.Sigmoid()), example)
     val, test = result.val_metrics, result.test_metrics
     kept = f"epoch {result.best_epoch}/{config.epochs}" if val else f"the last epoch ({config.epochs}, no val split)"
     scores = [f"val/loss {val['val/log_loss']:.4f}"] if val else []
     scores.append(f"test/accuracy {test['test/accuracy']:.4f}" if test else "no test split, so no test metrics")
     print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
     outputs = [args.model, args.metrics, args.plots_dir]
-    print(runs.results_line(STAGE, outputs, store.tracking_uri(), experiment_id, run_id))
+    print(runs.results_line(STAGE, outputs, run))
 
 
 if __name__ == "__main__":
