@@ -15,7 +15,7 @@ PIPENV := $(if $(SYSTEM_PIPENV),$(SYSTEM_PIPENV),.tools/bin/pipenv)
 # Commands run inside the project's environment, exactly as `pipenv run` would, without its start-up cost.
 IN_ENV := PATH="$(CURDIR)/.venv/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/.venv"
 
-.PHONY: setup setup-run run lint unit test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify lock-platforms
+.PHONY: setup setup-run run sync lint unit gpu-check test postgres bench launch goals report runtime serve register lab sweep sweep-launch verify lock-platforms
 .DEFAULT_GOAL := run
 
 # Two installs from the one lock: `setup-run` what running the pipeline needs, `setup` that plus the dev tools
@@ -43,8 +43,12 @@ CHECK_PYTHON = @for v in $(SUPPORTED_PYTHONS); do command -v python$$v >/dev/nul
 	[ .venv/.synced -nt Pipfile.lock ] || $(PIPENV) sync
 	touch $@
 
+# Stages journal their runs and a background sync puts them into MLflow; `run` and `sync` give it up to
+# REPROLAB_SYNC_WAIT seconds, then name what is left (lab/docs/tracking.md).
+REPROLAB_SYNC_WAIT ?= 30
 run: setup-run  ## the example pipeline, end to end (only what changed)
 	$(IN_ENV) dvc repro
+	@$(IN_ENV) python -m lib.tracking.sync --wait $(REPROLAB_SYNC_WAIT) || true
 	@echo
 	$(IN_ENV) dvc metrics show
 	@echo
@@ -67,6 +71,9 @@ $(CHROMIUM):
 TEST_WORKERS ?= auto
 unit: setup  ## the fast, hermetic unit tests only (pytest -m unittest), in parallel: seconds, not minutes
 	$(IN_ENV) python -m pytest -m unittest -n $(TEST_WORKERS) -q
+
+gpu-check: setup  ## on a GPU machine: can it run the build? What it found, a kernel, the CUDA tests, NCCL (runners.md)
+	$(IN_ENV) python -m lib.training.gpu_check
 
 # The integration tests run MLflow's server on PostgreSQL (tests/support.py): Debian's package, when missing.
 postgres:  ## PostgreSQL's server programs for the tests: Debian's package, installed with apt-get when missing
@@ -128,10 +135,14 @@ sweep: setup-run  ## every point of $(SWEEP) as a DVC experiment, $(JOBS) at a t
 sweep-launch:  ## tag HEAD sweep-<name of $(SWEEP)>-<time>-<commit> and push it: one GPU job per point
 	@.ci/launch_sweep "$(SWEEP)"
 
+sync: setup-run  ## put every run journal not yet in MLflow into it (MLFLOW_TRACKING_URI, else the local store)
+	$(IN_ENV) python -m lib.tracking.sync --wait $(REPROLAB_SYNC_WAIT)
+
 bench: setup-run  ## pipeline speed against its floor, and growth with data size; writes lab/docs/benchmarks*.md
 	$(IN_ENV) python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
 	$(IN_ENV) python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
 	$(IN_ENV) python -m benchmarks.dnn_throughput --rows 341 20000 --repeats 3 --epochs 5 --threads 1 --out lab/docs/benchmarks-dnn.md
+	$(IN_ENV) python -m benchmarks.tracking_journal --repeats 3 --out lab/docs/benchmarks-tracking.md
 
 # Reads the package indexes (PyPI, the PyTorch CPU index): needs the network, unlike the tests.
 lock-platforms: setup-run  ## every locked package has a hashed wheel for each supported platform; ARGS=--all shows the gaps beyond

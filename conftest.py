@@ -12,6 +12,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(kind) for kind in KINDS)]
     if unmarked:
         raise pytest.UsageError(f"tests without a 'unittest', 'integration' or 'goals' marker: {unmarked}")
+    needing_cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if needing_cuda:
+        import torch  # only when a CUDA test was collected: most runs never pay for the import
+
+        if not torch.cuda.is_available():
+            for item in needing_cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -149,8 +149,14 @@ which slows Python-heavy code: the time its code spends in calls into MLflow and
 
 - MLflow alone (import, open the local store, an empty run, interpreter exit) costs {mlflow:.2f} s in each
   stage process, {3 * mlflow / full:.0%} of the forced run; importing mlflow and its SQLAlchemy store is most of it.
-- The rest of the floor is importing pandas, scikit-learn, torch and matplotlib; the first torch
-  optimiser imports `torch._dynamo`, which costs as much again as importing torch.
+- The rest of the floor is importing pandas, scikit-learn, torch and matplotlib. The first torch
+  optimiser imports `torch._dynamo`, which costs as much again as importing torch. It cannot be
+  removed while the network uses `torch.optim`: torch 2.13's `Optimizer.__init__` calls `add_param_group`,
+  which `torch._disable_dynamo` wraps so that its first call imports `torch._dynamo`, and every `step()`
+  goes through `_use_grad_for_differentiable`, which imports it too, whatever `foreach`/`fused` say. Only an
+  optimiser written outside `torch.optim` would avoid it, at the price of other numerics than Adam's.
+- With `REPROLAB_TRACKING=journal` the stages no longer import MLflow; the paired comparison against
+  direct logging is in [benchmarks-tracking.md](benchmarks-tracking.md) (`make bench`).
 - `dvc repro` with nothing to do takes {noop:.2f} s: DVC's own floor for reading the pipeline and checking hashes.
 - Against the issue's 9 s target, the floor alone takes {floor:.2f} s while each stage runs in its own
   Python process and logs to MLflow. What is left to trim is the work on top of it: {full - floor:.2f} s for

@@ -11,7 +11,6 @@ from lib.torch_data import frame_to_tensors, resolve_device, sharded_batches
 pytestmark = pytest.mark.unittest
 
 CPU = torch.device("cpu")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks behaviour without CUDA")
 
 
@@ -43,7 +42,7 @@ def test_auto_and_cuda_follow_cuda_availability(monkeypatch: pytest.MonkeyPatch)
     assert resolve_device("cuda") == torch.device("cuda")
 
 
-@needs_cuda
+@pytest.mark.cuda
 def test_cuda_resolves_on_a_cuda_machine() -> None:
     device = resolve_device("cuda")
 

@@ -20,6 +20,7 @@ from lib.errors import ReprolabError
 from lib.git import git
 from lib.paths import DEFAULT_EXPERIMENT
 from lib.tracking import store
+from lib.tracking.runs import is_server, run_url
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -29,7 +30,6 @@ Changes = Mapping[str, Mapping[str, Mapping[str, Any]]]  # {file: {name: {"new",
 WORKSPACE = "workspace"  # DVC's name for the files on disk
 GOALS_FILE = "goals/goals.yaml"
 VEGA_LITE = "5.21"  # DVC's plot templates are Vega-Lite v5 specs
-LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
 STYLE = """body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; }
 table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; text-align: left; }
 td.num { text-align: right; } .changed { font-weight: 600; } .same, .note { color: #888; } .pass { color: #1a7f37; }
@@ -168,10 +168,10 @@ def runs_html(uri: str, runs: list[Run] | str) -> str:
     """Links to the MLflow runs (a local store's to `mlflow ui`), or why there are none."""
     if isinstance(runs, str):
         return f'<p class="note">{html.escape(runs)} (tracking URI {html.escape(uri)}).</p>'
-    local = not uri.startswith(("http://", "https://"))
+    local = not is_server(uri)
     rows = []
     for run in runs:
-        link = f"{LOCAL_UI if local else uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        link = run_url(uri, run.info.experiment_id, run.info.run_id)
         name = ("↳ " if "mlflow.parentRunId" in run.data.tags else "") + run.info.run_name
         link = f'<td><a href="{html.escape(link)}">{html.escape(name)}</a></td>'
         rows.append(

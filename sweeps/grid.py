@@ -11,8 +11,9 @@ A sweep file is YAML:
 
 `dvc exp run --queue -S ... --name <prefix>` expands the product and names the points `<prefix>-1..N`;
 `points` calls the same expansion, so the CI matrix has the same order and names. What DVC lacks is here:
-the checks against params.yaml before anything is queued, each worker's share of the cores, the MLflow
-store created before the workers start, and the outcome: the failed points named, the rest ranked.
+the checks against params.yaml before anything is queued, each worker's share of the cores and its GPU
+(`lib.training.gpu_slots`), the MLflow store created before the workers start, and the outcome: the
+failed points named, the rest ranked.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lib.errors import ReprolabError
+from lib.training import gpu_slots
 from sweeps.search import DONE, FAILED, MISSING, Result, ranked_table, run_links
 
 SWEEP_KEYS = ("name", "metric", "order", "params")
@@ -242,9 +245,14 @@ def run_local(repo: Path, sweep: Sweep, grid: Sequence[Point], jobs: int, experi
     if _dvc(["exp", "run", "--queue", "--name", sweep.name, *sets], repo) != 0:
         raise ReprolabError(f"{sweep.source}: DVC could not queue the sweep (its message is above)")
     env = worker_env(jobs)
+    gpus, slots = gpu_slots.visible_gpus(env), gpu_slots.slots_per_gpu(env)
     print(f"running {len(grid)} experiments, {jobs} at a time, {env['OMP_NUM_THREADS']} thread(s) each", flush=True)
-    if (status := _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)], repo, env)) != 0:
-        raise ReprolabError(f"dvc exp run --run-all failed (exit status {status})")
+    if gpus:
+        print(f"GPUs {','.join(gpus)}: {slots} training(s) on each, each on a GPU of its own or a share", flush=True)
+    with tempfile.TemporaryDirectory(prefix="reprolab-gpu-slots-") as locks:
+        env |= gpu_slots.sweep_env(gpus, slots, Path(locks))
+        if (status := _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)], repo, env)) != 0:
+            raise ReprolabError(f"dvc exp run --run-all failed (exit status {status})")
     where = f"tags.`dvc.experiment` LIKE '{sweep.name}-%'"
     return results(repo, sweep, grid, run_links(experiment, uri, where, "dvc.experiment"))
 

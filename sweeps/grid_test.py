@@ -154,3 +154,39 @@ def test_a_thread_count_set_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch)
     env = worker_env(2, 2)
     assert env["OMP_NUM_THREADS"] == "3"
     assert env["PATH"] == "/somewhere"
+
+
+def test_a_sweep_on_gpus_hands_its_workers_the_gpus_and_the_slot_locks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from lib import experiments
+    from lib.tracking import store
+    from sweeps import grid
+
+    calls: list[tuple[list[str], dict[str, str] | None]] = []
+    monkeypatch.setattr(grid, "_dvc", lambda args, repo, env=None: calls.append((list(args), env)) or 0)
+    monkeypatch.setattr(experiments, "dvc_experiments", lambda repo, commits: pd.DataFrame({"name": []}))
+    monkeypatch.setattr(store, "tracking_uri", lambda: "http://127.0.0.1:1")
+    monkeypatch.setattr(store, "prepare", lambda experiment: None)
+    monkeypatch.setattr(grid, "results", lambda *args: [])
+    monkeypatch.setattr(grid, "run_links", lambda *args: {})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setenv("REPROLAB_GPU_SLOTS", "2")
+    sweep = sweep_of(name="g")
+
+    grid.run_local(tmp_path, sweep, points(sweep, PARAMS), 4, "e")
+
+    _, (run_all, env) = calls
+    assert run_all[:2] == ["exp", "run"] and env is not None
+    assert env["REPROLAB_SWEEP_GPUS"] == "2,3" and env["REPROLAB_GPU_SLOTS"] == "2"
+    assert env["REPROLAB_GPU_MEMORY_FRACTION"] == "0.5"
+    assert env["REPROLAB_GPU_SLOT_LOCKS"].startswith(tempfile_root())
+    assert not Path(env["REPROLAB_GPU_SLOT_LOCKS"]).exists(), "the locks' folder goes with the sweep"
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -234,16 +234,18 @@ def make_objective(
     import optuna
 
     from lib.tracking.runs import stage_run
+    from lib.training.devices import device_facts, run_tags
 
     epoch_metric = EPOCH_METRIC[config.metric]
     train = network()[1]
+    device_tags = run_tags(device_facts(device))  # the GPU model, CUDA, cuDNN, torch build, on every trial
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, config.search_space)
         logged = {"trial": trial.number, **values}
         with stage_run(SECTION, logged, device=str(device), nested_name=f"trial-{trial.number}") as run_id:
             trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
-            mlflow.set_tag(TRIAL_TAG, str(trial.number))
+            mlflow.set_tags({TRIAL_TAG: str(trial.number), **device_tags})
 
             def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
                 mlflow.log_metrics(metrics, step=epoch, synchronous=False)

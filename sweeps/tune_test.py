@@ -317,6 +317,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(tmp_path: Path) 
 
     assert study.best_value == expected.val_metrics["val/log_loss"]
     assert run.data.tags["optuna.state"] == "completed"
+    assert run.data.tags["device.torch"] == torch.__version__
     assert run.data.params["lr"] == "0.01" and run.data.params["epochs"] == "2"
     assert run.data.metrics["val/log_loss"] == study.best_value
 

@@ -1,9 +1,10 @@
 """Stand-ins for running the workflows under `act` on this machine, shared by the workflow tests.
 
 A bare git repository plays GitHub, and a small local action clones from it in place of
-actions/checkout. The runner's environment cache is seeded with the project's own .venv and its
-manifest, so the environment action (.github/actions/environment) finds it unchanged and installs
-nothing. moto's S3 server (the DVC remote) and a local `mlflow server` come from tests.support.
+actions/checkout; another copies artifacts into a folder in place of actions/upload-artifact. The
+runner's environment cache is seeded with the project's own .venv and its manifest, so the environment
+action (.github/actions/environment) finds it unchanged and installs nothing.
+moto's S3 server (the DVC remote) and a local `mlflow server` come from tests.support.
 """
 
 from __future__ import annotations
@@ -50,6 +51,38 @@ runs:
         git checkout --quiet --detach "$GITHUB_SHA"
 """
 
+UPLOAD = "actions/upload-artifact@330a01c490aca151604b8cf639adc76d48f6c5d4"
+# Stands in for actions/upload-artifact, whose artifact service act lacks offline: the files go to a
+# folder per artifact under the runner's `artifacts` folder, and its file:// URL is the artifact-url.
+UPLOAD_ACTION = """\
+name: upload-artifact into a local folder
+inputs:
+  name:
+    default: artifact
+  path:
+    required: true
+  if-no-files-found:
+    default: warn
+outputs:
+  artifact-url:
+    value: ${{ steps.copy.outputs.artifact-url }}
+runs:
+  using: composite
+  steps:
+    - id: copy
+      shell: bash
+      env:
+        NAME: ${{ inputs.name }}
+        SOURCE: ${{ inputs.path }}
+        STORE: STORE_DIR
+      run: |
+        set -euo pipefail
+        mkdir -p "$STORE/$NAME"
+        if [[ -d "$SOURCE" ]]; then cp -R "$SOURCE"/. "$STORE/$NAME/"; else cp "$SOURCE" "$STORE/$NAME/"; fi
+        [[ -n "$(ls -A "$STORE/$NAME")" ]] || { echo "::error::no files at $SOURCE"; exit 1; }
+        echo "artifact-url=file://$STORE/$NAME" >>"$GITHUB_OUTPUT"
+"""
+
 
 def git(*args: str, cwd: Path) -> str:
     """Run git in `cwd`; returns its output, stripped. A failure raises."""
@@ -67,11 +100,14 @@ def publish(clone: Path, root: Path) -> Path:
 
 
 def seed_runner(root: Path, clone: Path, remote: Path) -> None:
-    """The runner's side: actions/checkout's stand-in cloning from `remote`, and the environment cache
-    seeded. The environment action's key for this lock on the CPU path names the project's own .venv,
-    and the manifest beside it lists the .venv's files as they are, so nothing is installed."""
+    """The runner's side: actions/checkout's stand-in cloning from `remote`, actions/upload-artifact's
+    storing under `root`/artifacts, and the environment cache seeded. The environment action's key for this
+    lock on the CPU path names the project's own .venv, and the manifest beside it lists the .venv's files
+    as they are, so nothing is installed."""
     (root / "checkout").mkdir()
     (root / "checkout" / "action.yml").write_text(CHECKOUT_ACTION.format(remote=remote))
+    (root / "upload-artifact").mkdir()
+    (root / "upload-artifact" / "action.yml").write_text(UPLOAD_ACTION.replace("STORE_DIR", str(root / "artifacts")))
     lock = hashlib.sha256((clone / "Pipfile.lock").read_bytes()).hexdigest()[:16]
     cache = root / "home" / ".cache" / "reprolab"
     cache.mkdir(parents=True)
@@ -132,6 +168,7 @@ def start_act(
         "-P", "self-hosted=-self-hosted",
         "-P", "gpu=-self-hosted",
         "--local-repository", f"{CHECKOUT}={root / 'checkout'}",
+        "--local-repository", f"{UPLOAD}={root / 'upload-artifact'}",
         "--no-skip-checkout",
         "--action-offline-mode",
         "--pull=false",

@@ -41,7 +41,7 @@ from tests.support import (
 
 WORKFLOW = ".github/workflows/experiments.yml"
 STAGES = ("prepare_data", "train_standard_classifiers", "train_dnn_pytorch")
-LAUNCH_DIRS = (".ci", ".github", "goals")
+LAUNCH_DIRS = (".ci", ".github", "goals", "reports")
 SUBJECT = "Two epochs for the network"
 # The parallel launches' newer commits: their subject, and the seed they set (every stage runs again).
 NEWER = {"Seed 7": 7, "Seed 8": 8}
@@ -279,6 +279,36 @@ def test_the_job_summary_shows_params_metrics_and_mlflow_links(lab: Lab, first_r
     for found in tagged_runs(lab, first_run.tag):
         assert f"{lab.mlflow}/#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}" in output
     assert f"results: {first_run.tip} on main" in output
+
+
+@pytest.mark.integration
+def test_the_run_report_is_an_artifact_linked_from_the_summary_with_the_key_plots(lab: Lab, first_run: Run) -> None:
+    assert_succeeded(first_run)
+    output, tag = first_run.output, first_run.tag
+
+    uploaded = lab.root / "artifacts" / f"report-{tag}"
+    page = (uploaded / f"report-{tag}.html").read_text(encoding="utf-8")
+    assert "<h1>Run report: " in page and "train_dnn_pytorch.epochs" in page  # the param the tagged commit changed
+    assert f"[report-{tag}.html](file://{uploaded})" in output
+    assert 'title "Dense network loss (train blue, val orange)"' in output
+    assert 'x-axis "epoch" ["1", "2"]' in output  # the tagged commit's two epochs
+    assert 'title "ROC on test (network blue, classifier orange)"' in output
+
+
+@pytest.mark.integration
+def test_the_log_shows_the_progress_and_where_each_stage_put_its_results(lab: Lab, first_run: Run) -> None:
+    assert_succeeded(first_run)
+    output = first_run.output
+
+    # act gives each step a terminal, but sets CI: its log gets the lines a runner's log gets.
+    assert re.search(r"train_dnn_pytorch: epoch 1/2: train/loss [0-9.]+, .*; elapsed 0:00:\d\d, left 0:0", output)
+    assert re.search(r"train_dnn_pytorch: epoch 2/2: .*val/roc_auc [0-9.]+; elapsed 0:00:\d\d, left 0:00:00", output)
+    assert "train_standard_classifiers: logistic_regression: fold 3/3" in output
+    for found in tagged_runs(lab, first_run.tag):
+        if "mlflow.parentRunId" not in found.data.tags:
+            stage, key = found.data.tags["dvc.stage"], found.data.tags["reprolab.journal_key"]
+            where = f"MLflow run '{stage}' of experiment '[^']+' \\(tag reprolab.journal_key={key}\\): "
+            assert re.search(rf"{stage}: results in [^;]+; {where}{re.escape(lab.mlflow)}/#/experiments\n", output)
 
 
 def results_commits(lab: Lab, since: str) -> dict[str, tuple[str, str]]:

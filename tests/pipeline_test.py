@@ -162,6 +162,37 @@ def test_every_stage_is_tracked_in_the_default_local_store(
         assert info.saved_input_example_info is not None
 
 
+def test_each_stage_ends_with_where_its_results_are_and_the_network_reports_each_epoch(
+    reproduced: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    project, done = reproduced
+    runs, _ = _runs(project)
+    by_stage = {r.data.tags["dvc.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    outputs = {
+        "prepare_data": "data/processed, models/preprocessing.json, metrics/data.json",
+        "train_standard_classifiers": "models/classifier.pkl, metrics/classifiers.json, plots/classifiers",
+        "train_dnn_pytorch": "models/dnn.pt, metrics/dnn.json, plots/dnn",
+    }
+    # Each stage's own stdout, as dvc repro passes it on between its "Running stage" lines.
+    printed = {}
+    for part in done.stdout.split("Running stage '")[1:]:
+        stage, _, rest = part.partition("'")
+        printed[stage] = [line for line in rest.splitlines()[1:] if line.startswith(f"{stage}: ")]
+    for stage, run_ in by_stage.items():
+        key = run_.data.tags["reprolab.journal_key"]
+        where = f"{stage}: results in {outputs[stage]}; MLflow run '{stage}' of experiment "
+        assert printed[stage][-1].startswith(where), printed[stage]
+        assert f"(tag reprolab.journal_key={key}): http://127.0.0.1:5000 (mlflow ui, store " in printed[stage][-1]
+    # Without a terminal: a line per epoch of the network (3 in the shrunk params), a line per fold and model.
+    lines = done.stderr.splitlines()
+    epochs = [line.split(":")[1] for line in lines if line.startswith("train_dnn_pytorch: epoch ")]
+    assert epochs == [" epoch 1/3", " epoch 2/3", " epoch 3/3"], done.stderr
+    for model in SHRUNK_MODELS:
+        assert [line for line in lines if line.startswith(f"train_standard_classifiers: {model}: fold ")] == [
+            f"train_standard_classifiers: {model}: fold {fold}/3" for fold in (1, 2, 3)
+        ]
+
+
 def test_logged_models_predict_like_the_stage_outputs(
     reproduced: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:

@@ -130,7 +130,9 @@ def serving(args: Sequence[str], root: Path, url: str, what: str, **env: str) ->
 
 
 @contextmanager
-def running_mlflow_server(root: Path, database: str | None = None, s3: str | None = None) -> Iterator[str]:
+def running_mlflow_server(
+    root: Path, database: str | None = None, s3: str | None = None, port: int | None = None
+) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1; yields its URI.
 
     Args:
@@ -138,8 +140,9 @@ def running_mlflow_server(root: Path, database: str | None = None, s3: str | Non
         database: the SQLAlchemy URI of its store (e.g. running_postgres's) instead of SQLite in `root`.
         s3: the endpoint of an S3 API server (running_s3_server's) whose bucket ARTIFACTS takes the
             artefacts, which clients then send through the server, as on the team's stack.
+        port: its port (to start it again where its clients expect it); by default a free one.
     """
-    uri = f"http://127.0.0.1:{free_port()}"
+    uri = f"http://127.0.0.1:{port or free_port()}"
     artifacts = f"s3://{ARTIFACTS}/mlflow" if s3 else str(root / "artifacts")
     args = [
         str(VENV_BIN / "mlflow"),

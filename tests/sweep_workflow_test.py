@@ -57,7 +57,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
         clone = make_project_copy(root / "clone", shrunk_params())
         for name in LAUNCH_FILES:
             shutil.copy2(PROJ_ROOT / name, clone / name)
-        for name in (".ci", ".github", "sweeps"):
+        for name in (".ci", ".github", "sweeps", "goals", "reports"):
             ignore = shutil.ignore_patterns("__pycache__", "*_test.py")
             shutil.copytree(PROJ_ROOT / name, clone / name, ignore=ignore, dirs_exist_ok=True)
         (clone / "sweeps" / "duo.yaml").write_text(yaml.safe_dump(SWEEP, sort_keys=False))
@@ -134,6 +134,17 @@ def test_the_summary_ranks_both_points(swept: Swept) -> None:
     first, second = (float(value) for _, _, value in rows)
     assert first >= second
     assert f"{swept.mlflow}/#/experiments/" in swept.output
+
+
+def test_each_point_uploads_its_run_report_and_shows_its_key_plots(swept: Swept) -> None:
+    assert_succeeded(swept)
+
+    for name, lr in zip(NAMES, LRS, strict=True):
+        uploaded = swept.root / "artifacts" / f"report-{name}"
+        page = (uploaded / f"report-{name}.html").read_text(encoding="utf-8")
+        assert "train_dnn_pytorch.lr" in page and str(lr) in page  # the point's param, against the tagged commit
+        assert f"[report-{name}.html](file://{uploaded})" in swept.output
+    assert swept.output.count('title "Dense network loss (train blue, val orange)"') == len(NAMES)
 
 
 @pytest.mark.unittest

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from lib.tracking import provenance, store
+from lib.tracking.journal import ENV_MODE
 from lib.tracking.provenance import ENV_BRANCH, ENV_PIPELINE_RUN_ID, pipeline_run_id
-from lib.tracking.store import ENV_URI
+from lib.tracking.store import ENV_STRICT, ENV_URI
 
 # creates an MLflow store must be `integration` only, so that `-m unittest` stays fast.
 
@@ -22,6 +23,9 @@ _ENVIRONMENT = (
     "GITHUB_REF_TYPE",
     "RUNNER_NAME",
     "DVC_EXP_NAME",
+    "DVC_ROOT",
+    ENV_MODE,
+    ENV_STRICT,
     "http_proxy",
     "HTTP_PROXY",
     "https_proxy",
@@ -33,10 +37,12 @@ _ENVIRONMENT = (
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No CI, proxy or tracking variables from the outer shell, and no cached pipeline run id."""
+    """No CI, proxy or tracking variables from the outer shell, no cached pipeline run id; runs journaled."""
     for name in _ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     pipeline_run_id.cache_clear()
+    monkeypatch.setattr(store, "warned_unreachable", False)
+    monkeypatch.setenv(ENV_MODE, "journal")
     yield
     pipeline_run_id.cache_clear()
 

@@ -1,4 +1,7 @@
-"""Model logging: a DataFrame signature, an input example and pinned requirements, quickly."""
+"""Model logging: a DataFrame signature, an input example and pinned requirements, quickly.
+
+A stage records its model in its run's journal (`log_sklearn_model`, `log_torch_model`: no MLflow import);
+the sync logs it with `log_model`."""
 
 from __future__ import annotations
 
@@ -11,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lib.tracking.journal import Run
+
 
 def pip_requirements(packages: Sequence[str]) -> list[str]:
     """Exact `name==version` pins of installed packages, local build labels (`+cpu`) dropped."""
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
-def _log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, packages: Sequence[str], name: str) -> str:
-    """Log `model` with `flavour` (mlflow.sklearn or mlflow.pytorch), pickled (decision 0002), quietly."""
+def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, packages: Sequence[str], name: str) -> str:
+    """Log `model` with `flavour` (mlflow.sklearn or mlflow.pytorch) into the active run, pickled (decision
+    0002), quietly, with a signature from the DataFrame `example` and the model's `output` for it."""
     from mlflow.models import infer_signature
 
     logger = logging.getLogger(flavour.__name__)
@@ -41,22 +47,18 @@ def _log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, pac
     return info.model_uri
 
 
-def log_sklearn_model(model: Any, example: pd.DataFrame, name: str = "model") -> str:
-    """Log a fitted scikit-learn model with a DataFrame signature and pinned requirements, pickled: MLflow's
-    default, skops, walks all of scikit-learn on import (5 s a run)."""
-    import mlflow.sklearn
-
-    return _log_model(
-        mlflow.sklearn, model, example, model.predict(example), ["scikit-learn", "numpy", "pandas", "scipy"], name
-    )
+def log_sklearn_model(run: Run, model: Any, example: pd.DataFrame, name: str = "model") -> None:
+    """Record a fitted scikit-learn model for `run`, with a DataFrame signature and pinned requirements,
+    pickled: MLflow's default, skops, walks all of scikit-learn on import (5 s a run)."""
+    packages = ["scikit-learn", "numpy", "pandas", "scipy"]
+    run.log_model("sklearn", model, example, model.predict(example), packages, name)
 
 
-def log_torch_model(network: Any, example: pd.DataFrame, name: str = "model") -> str:
-    """Log a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
-    import mlflow.pytorch
+def log_torch_model(run: Run, network: Any, example: pd.DataFrame, name: str = "model") -> None:
+    """Record for `run` a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
     import torch
 
     example = example.astype("float32")
     with torch.no_grad():
         output = network(torch.tensor(example.to_numpy())).numpy()
-    return _log_model(mlflow.pytorch, network, example, output, ["torch", "numpy", "pandas"], name)
+    run.log_model("pytorch", network, example, output, ["torch", "numpy", "pandas"], name)

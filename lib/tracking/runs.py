@@ -1,11 +1,21 @@
-"""A stage's MLflow run: its params, continuing a killed run, per-epoch metrics and plot files."""
+"""A stage's run: its params, continuing a killed run, per-epoch metrics and plot files.
 
+`journal_run` records the run in a local journal that a background sync replays into MLflow (the stage
+never waits for MLflow, never imports it); `stage_run` logs straight to MLflow, for the Optuna search,
+which reads its trials' runs back at once.
+"""
+
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lib.tracking import journal, store
+from lib.tracking.journal import Journal, Run
 from lib.tracking.provenance import run_tags
+
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -61,31 +71,104 @@ def logged_steps(run_id: str, key: str) -> set[int]:
     return {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, key)}
 
 
-def epoch_logger(
-    run_id: str, history: Sequence[Mapping[str, float]], resumed: bool
-) -> Callable[[int, dict[str, float]], None]:
-    """Per-epoch logging for a run that may continue an earlier one: the rows of `history` (`epoch` and
-    metrics) a kill cut off are logged now; the callback returned logs later epochs asynchronously,
-    skipping those the run already has (judged by `train/loss`) when it was `resumed`."""
-    import mlflow
+@contextmanager
+def journal_run(
+    stage: str, experiment: str, params: Mapping[str, Any], device: str | None = None, resume_key: str | None = None
+) -> Iterator[Run]:
+    """Record a run of `stage` in `experiment` with `params` flattened, in a new journal followed by a
+    background sync; or continue run `resume_key` in its journal if that is still there (its tags set
+    again, its params, the same, not). `REPROLAB_TRACKING=direct` replays each record at once instead."""
+    root = store.local_store_root()
+    path = journal.find_journal(root, resume_key) if resume_key else None
+    resumed = path is not None
+    path = path or journal.new_journal_path(root, stage)
+    sink = None
+    if journal.direct_mode():
+        from lib.tracking.sync import direct_sink
 
-    logged = logged_steps(run_id, "train/loss") if resumed else set()
+        sink = direct_sink(root)
+    book = Journal(path, sink)
+    uri = store.tracking_uri() or store.local_store_uri(root)
+    tags = run_tags(stage, device)
+    run = journal.start_run(book, experiment, stage, tags, uri, key=resume_key if resumed else "")
+    if not resumed:
+        run.log_params(flatten(params))
+    if sink is None:
+        journal.start_sync(path, root)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except BaseException:
+        run.end("FAILED")
+        raise
+    else:
+        run.end()
+    finally:
+        book.close()
+    why = journal.behind(path, uri)
+    if why and not store.warned_unreachable:
+        print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
+
+
+@contextmanager
+def nested_run(parent: Run, name: str, params: Mapping[str, Any]) -> Iterator[Run]:
+    """A child run of `parent` named `name`, with `params` flattened and the parent's provenance tags."""
+    created = parent.created
+    tags = {k: v for k, v in created["tags"].items() if k not in {journal.KEY_TAG, "mlflow.parentRunId"}}
+    run = journal.start_run(parent.journal, created["experiment"], name, tags, created["tracking_uri"], parent=parent)
+    run.log_params(flatten(params))
+    try:
+        yield run
+    except BaseException:
+        run.end("FAILED")
+        raise
+    else:
+        run.end()
+
+
+def epoch_logger(run: Run, history: Sequence[Mapping[str, float]]) -> Callable[[int, dict[str, float]], None]:
+    """Per-epoch logging for a run that may continue an earlier one: the rows of `history` (`epoch` and
+    metrics) a kill cut off are recorded now; the callback returned records later epochs, skipping those
+    the run's journal already holds (judged by `train/loss`)."""
+    logged = run.steps("train/loss")
     for row in history:
         epoch = int(row["epoch"])
         if epoch not in logged:
-            mlflow.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
+            run.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
             logged.add(epoch)
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
         if epoch not in logged:
-            mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+            run.log_metrics(metrics, step=epoch)
 
     return log_epoch
 
 
-def log_pngs(paths: Sequence[Path]) -> None:
+def log_pngs(run: Run, paths: Sequence[Path]) -> None:
     """Log PNG files the stage already wrote as artifacts under `plots/` (no second rendering)."""
-    import mlflow
-
     for path in paths:
-        mlflow.log_artifact(str(path), artifact_path="plots")
+        run.log_artifact(path, artifact_path="plots")
+
+
+def is_server(tracking_uri: str | None) -> bool:
+    """Whether `tracking_uri` names a tracking server (else a local store, shown by `mlflow ui`)."""
+    return str(tracking_uri).startswith(("http://", "https://"))
+
+
+def run_url(tracking_uri: str | None, experiment_id: str, run_id: str) -> str:
+    """The page of run `run_id`: on the tracking server, or for a local store under `mlflow ui`."""
+    server = str(tracking_uri) if is_server(tracking_uri) else LOCAL_UI
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def results_line(stage: str, outputs: Sequence[Path | str], run: Run) -> str:
+    """A stage's last line: where its results are, its output files and the MLflow run the sync makes of it."""
+    uri = run.created["tracking_uri"]
+    ui = f"{uri.rstrip('/')}/#/experiments" if is_server(uri) else f"{LOCAL_UI} (mlflow ui, store {uri})"
+    name, experiment = run.created["run_name"], run.created["experiment"]
+    return (
+        f"{stage}: results in {', '.join(map(str, outputs))}; "
+        f"MLflow run '{name}' of experiment '{experiment}' (tag {journal.KEY_TAG}={run.key}): {ui}"
+    )

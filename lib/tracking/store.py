@@ -7,6 +7,7 @@ which queued experiments, run in a temporary copy under .dvc/tmp/exps/, point at
 import http.client
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,8 +17,10 @@ from pydantic import Field
 from lib.errors import ReprolabError
 from lib.params import Section
 from lib.paths import DEFAULT_EXPERIMENT
+from lib.tracking.journal import direct_mode
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_STRICT = "REPROLAB_TRACKING_STRICT"  # 1: an unreachable server fails the stage before any compute
 LOCAL_STORE = "mlflow.db"
 # Fail in seconds, not minutes, if a server that answered the health check goes away mid-run.
 _HTTP_DEFAULTS = {
@@ -78,28 +81,59 @@ def use_local_store(experiment: str, root: Path | None = None) -> str:
     return uri
 
 
-def check_tracking_server(uri: str | None, timeout: float = 5.0) -> None:
-    """Raise TrackingUnavailable unless `uri` is local or its server answers within `timeout` s."""
+def server_problem(uri: str | None, timeout: float = 5.0) -> str | None:
+    """Why the server at `uri` does not answer within `timeout` s, or None when it does (or `uri` is local)."""
     if uri is None or not uri.startswith(("http://", "https://")):
-        return
+        return None
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-        return
+        return None
     except urllib.error.HTTPError as exc:
         if exc.code < 500:  # it answered; authentication is MLflow's business
-            return
-        reason = f"HTTP {exc.code}"
+            return None
+        return f"HTTP {exc.code}"
     # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
     except (OSError, ValueError, http.client.HTTPException) as exc:
-        reason = " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
-    raise TrackingUnavailable(
-        f"MLflow tracking server {uri} does not answer ({reason}); "
-        f"start it, or unset {ENV_URI} to log to the local store"
-    )
+        return " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
+
+
+def check_tracking_server(uri: str | None, timeout: float = 5.0) -> None:
+    """Raise TrackingUnavailable unless `uri` is local or its server answers within `timeout` s."""
+    reason = server_problem(uri, timeout)
+    if reason is not None:
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} does not answer ({reason}); "
+            f"start it, or unset {ENV_URI} to log to the local store"
+        )
+
+
+warned_unreachable = False  # preflight() said the server is down: the stage's end need not say it again
+
+
+def preflight() -> None:
+    """Before a journaled stage's compute: warn, with the reason, when the tracking server does not answer
+    (the run goes to its journal and the sync sends it later). An error instead, as `prepare` gives, with
+    `REPROLAB_TRACKING_STRICT=1` or direct logging (`REPROLAB_TRACKING=direct`)."""
+    global warned_unreachable
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    uri = tracking_uri()
+    if direct_mode() or os.environ.get(ENV_STRICT, "").strip() == "1":
+        check_tracking_server(uri)
+        return
+    reason = server_problem(uri)
+    if reason is not None:
+        print(
+            f"warning: MLflow tracking server {uri} does not answer ({reason}): the run goes to its journal and "
+            f"the sync sends it when the server answers ({ENV_STRICT}=1 stops here instead)",
+            file=sys.stderr,
+        )
+        warned_unreachable = True
 
 
 def prepare(experiment: str) -> None:
-    """Check the server (if any) answers, then select `experiment`. Call before any compute."""
+    """Check the server (if any) answers, then select `experiment`. Call before any compute that logs to
+    MLflow directly."""
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import ReprolabError
-from lib.tracking import runs, store
+from lib.tracking import runs, store, sync
 from lib.tracking.store import ENV_URI, TrackingUnavailable, check_tracking_server
 
 # Each test carries its own marker (no module-wide `pytestmark`): markers add up, and a test that
@@ -184,6 +184,33 @@ def test_prepare_checks_the_server_before_mlflow(monkeypatch: pytest.MonkeyPatch
         store.prepare("exp")
 
 
+@pytest.mark.unittest
+@pytest.mark.parametrize(("variable", "value"), [(store.ENV_STRICT, "1"), ("REPROLAB_TRACKING", "direct")])
+def test_preflight_fails_fast_in_strict_mode_and_for_direct_logging(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(ENV_URI, f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(TrackingUnavailable, match="does not answer"):
+        store.preflight()
+
+
+@pytest.mark.unittest
+def test_preflight_warns_in_one_line_with_the_reason_when_the_server_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv(ENV_URI, uri)
+
+    store.preflight()
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: MLflow tracking server {uri} does not answer (")
+    assert "refused" in line.lower() and f"{store.ENV_STRICT}=1" in line
+    assert store.warned_unreachable
+
+
 # ---- the default local store, anchored at the DVC project root --------------------------------------
 
 
@@ -229,13 +256,15 @@ def test_a_queued_experiment_logs_to_the_store_of_the_parent_project(
     for name, value in store._HTTP_DEFAULTS.items():
         monkeypatch.setenv(name, value)
 
-    store.prepare("exp")
-    with runs.stage_run("stage_x", {"lr": 0.1}) as run_id:
-        runs.log_pngs([copy / "curves.png"])
+    store.preflight()
+    with runs.journal_run("stage_x", "exp", {"lr": 0.1}) as recorded:
+        runs.log_pngs(recorded, [copy / "curves.png"])
+    assert sync.sync_all(project, wait=60) == []
 
     assert sorted(path.name for path in copy.iterdir()) == ["curves.png"]
     client = mlflow.MlflowClient(f"sqlite:///{project}/mlflow.db")
-    run = client.get_run(run_id)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    run_id = run.info.run_id
     assert (run.info.status, run.data.tags["dvc.experiment"]) == ("FINISHED", "lr-1")
     assert run.info.artifact_uri == f"{(project / 'mlruns' / 'exp').as_uri()}/{run_id}/artifacts"
     assert (project / "mlruns" / "exp" / run_id / "artifacts" / "plots" / "curves.png").is_file()

@@ -46,10 +46,12 @@ def restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, devi
 class CheckpointStore:
     """The checkpoints of one training run with one fingerprint (`key`), in one directory."""
 
-    def __init__(self, directory: Path, key: str, log: Log = LOG) -> None:
+    def __init__(self, directory: Path, key: str, log: Log = LOG, *, read: bool = True) -> None:
         self.directory, self.key, self.log = Path(directory), key, log
         self.extra: dict[str, Any] = {}  # saved with every checkpoint, e.g. the MLflow run id
-        self.latest = self._newest()  # what a run resumes from: read once, when the store is made
+        # what a run resumes from: read once, when the store is made; `read` False leaves it to be set
+        # (ranks other than 0 get rank 0's, `distributed.from_main`)
+        self.latest = self._newest() if read else None
 
     def _newest(self) -> dict[str, Any] | None:
         """The newest checkpoint with this store's fingerprint, or None."""
@@ -63,8 +65,8 @@ class CheckpointStore:
             return None
         if not isinstance(state, dict) or state.get("fingerprint") != self.key:
             self.log(
-                f"checkpoint {files[-1]} was made with other params, seed, data or process count "
-                "(fingerprint differs): not resumed, starting from scratch"
+                f"checkpoint {files[-1]} was made with other params, seed, data, process count or device (GPU "
+                "model, driver, CUDA, cuDNN, torch build; fingerprint differs): not resumed, starting from scratch"
             )
             return None
         self.log(f"resuming from checkpoint {files[-1]} (epoch {state['epoch']} done)")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from datetime import timedelta
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -27,6 +29,12 @@ class World(NamedTuple):
 
 
 SINGLE = World()
+TIMEOUT_VARIABLE = "REPROLAB_PROCESS_GROUP_TIMEOUT"
+NPROC_VARIABLE = "REPROLAB_NPROC_PER_NODE"  # the launch workflow sets it from the repository variable GPUS_PER_JOB
+# Ranks 1..N wait in a collective while rank 0 writes the outputs and logs plots and the model to MLflow;
+# NCCL's own 10 minutes would let its watchdog kill them during a slow upload, and torchrun then rank 0.
+DEFAULT_TIMEOUT = timedelta(hours=4)
+T = TypeVar("T")
 
 
 def world_from_env(environ: Mapping[str, str] | None = None) -> World:
@@ -45,6 +53,21 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
+def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The command that starts `module` with `argv` under torchrun, one process per GPU, when
+    REPROLAB_NPROC_PER_NODE is above 1 and torchrun did not start this process already; else None."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(NPROC_VARIABLE) or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ReprolabError(
+            f"environment variable {NPROC_VARIABLE}: must be a whole number of at least 1, got {text!r}"
+        )
+    if int(text) == 1 or "WORLD_SIZE" in environ:
+        return None
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={text}"]
+    return [*torchrun, "-m", module, *argv]
+
+
 def rank_device(device: torch.device, world: World) -> torch.device:
     """Each process's own device: GPU LOCAL_RANK when training on CUDA with several processes."""
     if world.size == 1 or device.type != "cuda":
@@ -57,17 +80,50 @@ def rank_device(device: torch.device, world: World) -> torch.device:
     return torch.device("cuda", world.local_rank)
 
 
+def group_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long a rank waits in a collective: REPROLAB_PROCESS_GROUP_TIMEOUT seconds, else 4 hours."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(TIMEOUT_VARIABLE)
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ReprolabError(
+            f"environment variable {TIMEOUT_VARIABLE}: must be a positive number of seconds, got {text!r}"
+        )
+    return timedelta(seconds=seconds)
+
+
 @contextmanager
 def process_group(world: World, device: torch.device) -> Iterator[None]:
-    """Join the process group for the block (NCCL on CUDA, Gloo on CPU); a world of one starts nothing."""
+    """Join the process group for the block (NCCL on CUDA, Gloo on CPU); a world of one starts nothing.
+
+    The group waits `group_timeout()`; on CUDA it is bound to this rank's GPU (`device_id`).
+    """
     if world.size == 1:
         yield
         return
+    timeout = group_timeout()
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl", timeout=timeout, device_id=device)
+    else:
+        dist.init_process_group("gloo", timeout=timeout)
     try:
         yield
         dist.barrier()  # rank 0 writes and logs after training while the others wait
     finally:
         dist.destroy_process_group()
+
+
+def from_main(value: T, world: World) -> T:
+    """Rank 0's `value` on every rank, e.g. the checkpoint to resume from: across nodes without a shared
+    filesystem each rank would otherwise read its own node's checkpoints, and the ranks would disagree."""
+    if world.size == 1:
+        return value
+    box = [value if world.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -6,6 +6,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,10 @@ from torch import nn
 from lib.datasets import Splits
 from lib.errors import ReprolabError
 from lib.evaluation import binary_metrics
+from lib.progress import EpochProgress, in_terminal
 from lib.torch_data import frame_to_tensors, sharded_batches
-from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state
+from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state, stderr_log
+from lib.training.devices import adam, autocast_dtype, use_deterministic
 from lib.training.distributed import SINGLE, World
 from lib.training.params import TrainingParams
 
@@ -39,15 +42,6 @@ class TrainResult:
     test_probability: np.ndarray | None
 
 
-def autocast_dtype(mixed_precision: bool, device: torch.device, log: Log) -> torch.dtype | None:
-    """Mixed precision on CUDA only: bfloat16 where the GPU has it, else float16; None is float32."""
-    if mixed_precision and device.type != "cuda":
-        log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only; training in float32")
-    elif mixed_precision:
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
-
-
 def train_epoch(
     network: nn.Module,
     optimiser: torch.optim.Optimizer,
@@ -59,16 +53,19 @@ def train_epoch(
     dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     world: World = SINGLE,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[float, float]:
     """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples.
 
     `dtype` autocasts the forward pass (float16 needs a `scaler`). Totals stay on the device: one host sync.
+    `on_batch(done, batches)` is called after each mini-batch.
     """
     network.train()
     scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)  # a disabled scaler passes through
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     totals = torch.zeros(2, device=x.device)  # summed loss, correct predictions
-    for xb, yb, count in sharded_batches(x, y, batch_size, generator, world.rank, world.size):
+    batches = -(-x.shape[0] // batch_size)
+    for done, (xb, yb, count) in enumerate(sharded_batches(x, y, batch_size, generator, world.rank, world.size), 1):
         optimiser.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             logits = network(xb)
@@ -78,6 +75,8 @@ def train_epoch(
         scaler.step(optimiser)
         scaler.update()
         totals += torch.stack([loss.detach(), ((logits.detach() >= 0).float() == yb).sum()])
+        if on_batch is not None:
+            on_batch(done, batches)
     if world.size > 1:
         torch.distributed.all_reduce(totals)
     n = x.shape[0]
@@ -107,9 +106,10 @@ def fit(
     """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
     `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
-    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar only on a
-    terminal; `checkpoints` None neither saves nor resumes; in a `world` of several processes rank 0
-    alone scores, calls `on_epoch`, saves and logs.
+    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
+    writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
+    None neither saves nor resumes; in a `world` of several processes rank 0 alone scores, calls
+    `on_epoch`, saves and logs.
     """
     from tqdm.auto import tqdm
 
@@ -118,6 +118,7 @@ def fit(
             f"{params.section}.batch_size: {params.batch_size} does not split evenly over {world.size} processes "
             "(WORLD_SIZE); choose a multiple of the process count"
         )
+    use_deterministic(params.deterministic)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     tensors = {name: frame_to_tensors(*split, device) for name, split in splits.items()}
@@ -125,7 +126,7 @@ def fit(
     if world.rank:
         torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
     log = log if world.is_main else lambda _: None
-    optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimiser = adam(network.parameters(), device, params.lr, params.weight_decay)
     cosine = params.lr_schedule == "cosine"
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=params.epochs) if cosine else None
     dtype = autocast_dtype(params.mixed_precision, device, log)
@@ -149,18 +150,24 @@ def fit(
         model = nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None
         )
+    watched = in_terminal() if progress is None else progress
     bar = tqdm(
         range(epoch + 1, params.epochs + 1),
         initial=epoch,
         total=params.epochs,
         desc=params.section,
         unit="epoch",
-        disable=not world.is_main or (None if progress is None else not progress),
+        disable=not (world.is_main and watched),
     )
+    lines = None  # progress lines go where the bar would, named as it is; `log` keeps the run's messages alone
+    if world.is_main and progress is None and not watched:
+        lines = EpochProgress(stderr_log(params.section), epoch + 1, params.epochs)
     for epoch in bar:
+        on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
-            model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world
-        )
+            model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world,
+            on_batch=on_batch,
+        )  # fmt: skip
         if scheduler is not None:
             scheduler.step()
         metrics = {"train/loss": round(loss, 6), "train/accuracy": round(accuracy, 6)}
@@ -177,6 +184,8 @@ def fit(
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             bar.set_postfix(metrics)
+            if lines is not None:
+                lines.epoch(epoch, metrics)
         if checkpoints is not None:
             rngs = [rng_state(generator, device)] * world.size  # every process's, for its own resume
             if world.size > 1:

@@ -208,13 +208,27 @@ def test_train_with_progress_shows_a_bar_on_stderr(splits: Splits, capsys: pytes
     assert "training" in capsys.readouterr().err  # the bar is named after the params section
 
 
+def test_train_outside_a_terminal_writes_a_line_per_epoch(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
+    messages: list[str] = []
+
+    result = train(SHORT, splits, CPU, 0, log=messages.append)  # progress None; pytest's stderr is no terminal
+
+    lines = capsys.readouterr().err.splitlines()  # where the bar would be, and no bar
+    assert messages == []  # the log keeps the run's messages alone
+    assert len(lines) == SHORT["epochs"]
+    row = result.history.iloc[-1]
+    assert lines[-1].startswith(f"training: epoch 3/3: train/loss {row['train/loss']:.4f}, train/accuracy ")
+    assert f"val/roc_auc {row['val/roc_auc']:.4f}; elapsed 0:00:" in lines[-1]
+    assert lines[-1].endswith("left 0:00:00")
+
+
 def test_stage_metrics_hold_the_best_epoch_and_its_scores(splits: Splits) -> None:
     result = _train(splits)
 
     assert stage_metrics(result) == {"best_epoch": result.best_epoch, **result.val_metrics, **result.test_metrics}
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_train_on_cuda_gives_the_same_shapes_and_keys(splits: Splits) -> None:
     on_cpu = _train(splits)
 
@@ -285,6 +299,22 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits
     assert lines == [f"resuming from checkpoint {tmp_path / 'epoch-0003.pt'} (epoch 3 done)"]
     assert _same(resumed, uninterrupted)
     np.testing.assert_array_equal(resumed.test_probability, uninterrupted.test_probability)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_on_cuda_with_deterministic_algorithms_a_resumed_run_ends_bit_identical(
+    splits: Splits, tmp_path: Path, mixed_precision: bool
+) -> None:
+    cuda = torch.device("cuda")
+    params = {**RESUMABLE, "device": "cuda", "deterministic": True, "mixed_precision": mixed_precision}
+    uninterrupted = train(params, splits, cuda, 3, progress=False)
+    with pytest.raises(_Killed):
+        train(params, splits, cuda, 3, _kill_at(4), progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
+
+    resumed = train(params, splits, cuda, 3, progress=False, checkpoints=CheckpointStore(tmp_path, "k"))
+
+    assert _same(resumed, uninterrupted)
 
 
 def test_a_checkpoint_of_another_fingerprint_is_ignored_and_training_starts_from_scratch(
@@ -378,13 +408,23 @@ def test_the_global_batch_must_split_evenly_over_the_processes(splits: Splits) -
         train({**SHORT, "batch_size": 30}, splits, CPU, 0, world=World(size=4))
 
 
+def test_deterministic_algorithms_train_the_same_bytes_on_cpu_and_are_switched_off_after(splits: Splits) -> None:
+    deterministic = train({**SHORT, "deterministic": True}, splits, CPU, 0, progress=False)
+    assert torch.are_deterministic_algorithms_enabled()
+
+    plain = _train(splits)
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert _same(deterministic, plain)  # on CPU the switch changes nothing: same bytes either way
+
+
 def test_a_single_process_never_starts_torch_distributed(splits: Splits) -> None:
     _train(splits)
 
     assert not torch.distributed.is_initialized()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Splits, tmp_path: Path) -> None:
     cuda = torch.device("cuda")
     params = {**SHORT, "device": "cuda", "mixed_precision": True, "hidden_layers": [16], "epochs": 10}
@@ -395,5 +435,5 @@ def test_mixed_precision_on_cuda_trains_and_checkpoints_its_scaler(splits: Split
     assert result.history["train/loss"].iloc[-1] < result.history["train/loss"].iloc[0]
     saved = CheckpointStore(tmp_path, "k").latest
     assert saved is not None and "cuda" in saved["rng"][0]
-    if not torch.cuda.is_bf16_supported():  # float16 needs loss scaling, and its state is resumed
+    if not torch.cuda.is_bf16_supported(including_emulation=False):  # float16: loss scaling, its state resumed
         assert saved["scaler"] and "scale" in saved["scaler"]

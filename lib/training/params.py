@@ -20,6 +20,7 @@ class TrainingParams(Section):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
+    deterministic: bool = False
     selection_metric: Literal["loss", "accuracy", "roc_auc"] = "loss"
     cv_folds: int = Field(default=0, ge=0)
 

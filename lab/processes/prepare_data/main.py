@@ -9,7 +9,7 @@ STAGE = "prepare_data"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse arguments and params, prepare the data, write the outputs, log the run to MLflow."""
+    """Parse arguments and params, prepare the data, write the outputs, record the run for MLflow."""
     parser = cli.parser(__doc__)
     parser.add_argument("--out-dir", type=Path, default=Path("data/processed"), help="splits (Parquet) and schema")
     parser.add_argument(
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     raw = load_raw(config.source, config.target, seed, config.synthetic_rows, config.synthetic_features)
     if config.synthetic_categorical or config.synthetic_missing:
         raw = with_synthetic_gaps(raw, config.target, config.synthetic_categorical, config.synthetic_missing, seed)
-    store.prepare(experiment)
+    store.preflight()
 
     prepared = prepare(raw, config, seed, cv_folds(params))
     schema = prepared.schema
@@ -58,15 +58,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in set(SPLITS) - set(prepared.splits):
         split_path(args.out_dir, name).unlink(missing_ok=True)
 
-    import mlflow
-
-    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
-        mlflow.set_tag("task", schema.task)
-        mlflow.log_metrics({key: value for key, value in prepared.report.items() if not isinstance(value, str)})
-        mlflow.log_dict(dataclasses.asdict(schema), SCHEMA_FILE)
-        mlflow.log_artifact(str(args.preprocessing))
+    with runs.journal_run(STAGE, experiment, {"seed": seed, STAGE: config.model_dump()}) as run:
+        run.set_tags({"task": schema.task})
+        run.log_metrics({key: value for key, value in prepared.report.items() if not isinstance(value, str)})
+        run.log_dict(dataclasses.asdict(schema), SCHEMA_FILE)
+        run.log_artifact(args.preprocessing)
     rows = ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
     print(f"{STAGE}: split {config.split}: {rows}")
+    print(runs.results_line(STAGE, [args.out_dir, args.preprocessing, args.metrics], run))
 
 
 if __name__ == "__main__":

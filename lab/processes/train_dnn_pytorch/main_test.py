@@ -128,20 +128,28 @@ def test_a_killed_run_resumes_and_ends_with_the_same_bytes(project: Path, uninte
     steps = [m.step for m in client.get_metric_history(resumed_run.info.run_id, "train/loss")]
     assert sorted(steps) == list(range(1, EPOCHS + 1))
     assert "test/accuracy" in resumed_run.data.metrics
+    assert resumed_run.data.tags["device.torch"] == torch.__version__  # on CUDA also the GPU, CUDA, cuDNN, driver
 
 
-def test_torchrun_with_two_processes_matches_one_process(project: Path, uninterrupted: Path) -> None:
+@pytest.mark.parametrize("start", ["torchrun", "REPROLAB_NPROC_PER_NODE"])
+def test_torchrun_with_two_processes_matches_one_process(project: Path, uninterrupted: Path, start: str) -> None:
+    """Under torchrun, or started with REPROLAB_NPROC_PER_NODE=2 (GPUS_PER_JOB in the launch workflow)."""
     runs_before = len(_stage_runs(project))
-    torchrun = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", MODULE]
+    if start == "torchrun":
+        command = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", MODULE]
+        env = _tracking(project)
+    else:
+        command = [sys.executable, "-m", MODULE]
+        env = {**_tracking(project), "REPROLAB_NPROC_PER_NODE": "2"}
+    parallel = project / f"runs/parallel-{start}"
 
-    done = run([*torchrun, *_paths("parallel")], project, **_tracking(project))
+    done = run([*command, *_paths(parallel.name)], project, **env)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("train_dnn_pytorch: kept epoch") == 1, "rank 0 alone reports"
     runs = _stage_runs(project)
     assert len(runs) == runs_before + 1, "rank 0 alone logs to MLflow"
     assert runs[-1].data.params["processes"] == "2"
-    parallel = project / "runs/parallel"
     assert not (parallel / "checkpoints").exists()
     assert sorted(p.name for p in (parallel / "plots").iterdir()) == sorted(
         p.name for p in (uninterrupted / "plots").iterdir()

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 from sklearn.base import ClassifierMixin, clone
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedKFold
 
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
@@ -102,11 +103,20 @@ def score_candidate(
     metric: SelectionMetric,
     seed: int,
 ) -> Candidate:
-    """Cross-validate `model` on train, refit it on all of train, and score it on val (if there is one)."""
+    """Cross-validate `model` on train, refit it on all of train, and score it on val (if there is one).
+
+    Each fold is announced on stderr (`random_forest: fold 3/5`) before it is fitted: the scores are
+    `cross_val_score`'s, fold by fold.
+    """
     train_x, train_y = train
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scorer = get_scorer(metric)
+    cv_scores = []
     try:
-        cv_scores = cross_val_score(clone(model), train_x, train_y, cv=splitter, scoring=metric, error_score="raise")
+        for fold, (fit, held) in enumerate(splitter.split(train_x, train_y), start=1):
+            print(f"train_standard_classifiers: {name}: fold {fold}/{folds}", file=sys.stderr, flush=True)
+            fold_model = clone(model).fit(train_x.iloc[fit], train_y[fit])
+            cv_scores.append(scorer(fold_model, train_x.iloc[held], train_y[held]))
         fitted = clone(model).fit(train_x, train_y)
     except ValueError as exc:
         first_line = str(exc).strip().splitlines()[0]
@@ -115,8 +125,8 @@ def score_candidate(
     return Candidate(
         name=name,
         model=fitted,
-        cv_mean=round(float(cv_scores.mean()), 6),
-        cv_std=round(float(cv_scores.std()), 6),
+        cv_mean=round(float(np.mean(cv_scores)), 6),
+        cv_std=round(float(np.std(cv_scores)), 6),
         val_metrics={} if val is None else binary_metrics(val.labels, probability, "val"),
         val_probability=probability,
     )

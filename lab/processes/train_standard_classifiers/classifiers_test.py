@@ -183,6 +183,12 @@ def test_build_classifier_rejects_an_unknown_hyperparameter_naming_it(name: Clas
 # --- score_candidate and select_best ------------------------------------------------------------
 
 
+def test_score_candidate_says_which_model_and_fold_it_is_on(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
+    score_candidate("naive_bayes", build_classifier("naive_bayes", 0, {}), splits["train"], None, 3, "accuracy", 9)
+
+    assert capsys.readouterr().err.splitlines() == [f"{STAGE}: naive_bayes: fold {fold}/3" for fold in (1, 2, 3)]
+
+
 def test_score_candidate_cross_validates_then_refits_on_all_of_train(splits: Splits) -> None:
     model = build_classifier("logistic_regression", 0, {})
     train_x, train_y = splits["train"]

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = params.section(STAGE, classifiers.ClassifiersParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
     splits = read_splits(args.data_dir)
-    store.prepare(experiment)
+    store.preflight()
 
     selection = classifiers.train_and_select(config, splits, seed)
 
@@ -57,24 +57,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         outputs.write_json(args.metrics, stage_metrics)
         pngs = plot_set.write(outputs, args.plots_dir)
 
-    import mlflow
-
-    with runs.stage_run(STAGE, {"seed": seed, STAGE: config.model_dump()}):
+    with runs.journal_run(STAGE, experiment, {"seed": seed, STAGE: config.model_dump()}) as run:
         for candidate in selection.candidates:
             child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
-            with runs.stage_run(STAGE, child_params, nested_name=candidate.name):
-                mlflow.log_metrics(
+            with runs.nested_run(run, candidate.name, child_params) as child:
+                child.log_metrics(
                     {f"cv/{metric}_mean": candidate.cv_mean, f"cv/{metric}_std": candidate.cv_std}
                     | candidate.val_metrics
                 )
-        mlflow.set_tag("selected", best.name)
-        mlflow.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
-        runs.log_pngs(pngs)
-        models.log_sklearn_model(best.model, splits.get("test", splits["train"]).features.head(5))
+        run.set_tags({"selected": best.name})
+        run.log_metrics({k: v for k, v in stage_metrics.items() if isinstance(v, float)})
+        runs.log_pngs(run, pngs)
+        models.log_sklearn_model(run, best.model, splits.get("test", splits["train"]).features.head(5))
     keys = [key for key in (selection.selected_by, f"test/{metric}") if key in stage_metrics]
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"
     print(f"{STAGE}: selected {best.name} by {selection.selected_by}: {scores}{no_test}")
+    outputs = [args.model, args.metrics, args.plots_dir]
+    print(runs.results_line(STAGE, outputs, run))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""Tracking's cost, paired: each stage and `dvc repro -f` with the run journal against direct logging.
+
+Both ways run in one throw-away copy of the project, one after the other in alternating order, so the
+two see the same machine and the same load. Direct logging (`REPROLAB_TRACKING=direct`) puts each record
+into MLflow in the stage process, as the stages did before the journal; the journal leaves that to a
+background sync, whose catch-up after `dvc repro -f` is measured too.
+
+    .venv/bin/python -m benchmarks.tracking_journal --repeats 3 --out lab/docs/benchmarks-tracking.md
+"""
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from statistics import median
+
+import pandas as pd
+import yaml
+
+from benchmarks.pipeline_speed import STAGES, machine
+from lib.paths import PROJ_ROOT
+from tests.support import make_project_copy, run
+
+MODES = ("direct", "journal")
+SYNC = ["python", "-m", "lib.tracking.sync", "--wait", "600"]
+
+
+def timed(args: Sequence[str], cwd: Path, mode: str) -> float:
+    """Wall seconds of one command with tracking `mode`; the command must succeed."""
+    start = time.perf_counter()
+    done = run(args, cwd, timeout=3600, REPROLAB_TRACKING=mode)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def measure(repeats: int) -> dict[tuple[str, str], float]:
+    """Median seconds per (measurement, mode) over `repeats` paired runs."""
+    samples: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
+        project = make_project_copy(Path(scratch) / "project", params)
+        timed(["dvc", "repro"], project, "direct")  # creates the store; outputs for the stages alone
+        commands = {"dvc repro -f": ["dvc", "repro", "-f"]}
+        commands |= {f"stage {name}": ["python", "-m", module] for name, module in STAGES.items()}
+        for repeat in range(repeats):
+            for mode in MODES if repeat % 2 == 0 else reversed(MODES):
+                for name, command in commands.items():
+                    samples.setdefault((name, mode), []).append(timed(command, project, mode))
+                    if mode == "journal" and name == "dvc repro -f":
+                        samples.setdefault(("sync after dvc repro -f", mode), []).append(timed(SYNC, project, mode))
+                timed(SYNC, project, mode)  # nothing left behind for the next round
+    return {key: median(values) for key, values in samples.items()}
+
+
+def report(figures: dict[tuple[str, str], float], repeats: int) -> str:
+    """The markdown page for lab/docs."""
+    names = ["dvc repro -f", *(f"stage {name}" for name in STAGES)]
+    table = pd.DataFrame(
+        {mode: [figures[(name, mode)] for name in names] for mode in MODES}, index=pd.Index(names, name="seconds")
+    )
+    table["journal / direct"] = (table["journal"] / table["direct"]).map("{:.2f}x".format)
+    catch_up = figures[("sync after dvc repro -f", "journal")]
+    return f"""# Tracking's cost: run journal against direct logging
+
+Measured {date.today().isoformat()} on {machine()}. Median of {repeats} paired runs in one copy of the
+project with the committed `params.yaml`, the two ways in alternating order. Reproduce with `make bench`
+or `.venv/bin/python -m benchmarks.tracking_journal --repeats {repeats} --out lab/docs/benchmarks-tracking.md`.
+
+{table.to_markdown(floatfmt=".2f")}
+
+After `dvc repro -f` with the journal returns, `python -m lib.tracking.sync --wait` found the background
+syncs done or finished them in {catch_up:.2f} s more: MLflow had every run by then.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print only)")
+    args = parser.parse_args(argv)
+    text = report(measure(args.repeats), args.repeats)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""A stage's run journal: what it tracks, appended to a local file, durable record by record.
+
+Each stage run writes one JSON-lines file under `.reprolab/journal/` at the store root (`DVC_ROOT`, so
+queued experiments write to the parent project). A record is one call of MLflow's REST API, with that
+call's own field names (`create_run`, `log_batch`, `log_artifact`, `update_run`; `log_model` carries what
+MLflow's `log_model` needs), plus `seq` (its line number) and `run` (the key of the run it belongs to:
+nested runs have their own). `lib.tracking.sync` replays journals into MLflow; the stage never imports
+MLflow in journal mode. Decision 0010 says why.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+JOURNAL_DIR = Path(".reprolab", "journal")
+ENV_MODE = "REPROLAB_TRACKING"  # journal: a background sync; direct: replayed in the stage process
+DEFAULT_MODE = "direct"
+KEY_TAG = "reprolab.journal_key"  # on every run a journal creates: how a replay finds it again
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, as MLflow stamps runs and metrics."""
+    return int(time.time() * 1000)
+
+
+def journal_dir(root: Path) -> Path:
+    """The folder of the journals of the project at `root`."""
+    return Path(root) / JOURNAL_DIR
+
+
+def direct_mode() -> bool:
+    """Whether runs are replayed into MLflow inside the stage process (`REPROLAB_TRACKING=direct`)."""
+    return (os.environ.get(ENV_MODE) or DEFAULT_MODE).strip().lower() == "direct"
+
+
+def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The complete records of journal `path` from byte `offset` on, and the offset after the last one (a
+    line a crash cut short is not a record)."""
+    records = []
+    with Path(path).open("rb") as file:
+        file.seek(offset)
+        for line in file:
+            if not line.endswith(b"\n"):
+                break
+            records.append(json.loads(line))
+            offset += len(line)
+    return records, offset
+
+
+def journals(root: Path) -> list[Path]:
+    """The journal files of the project at `root`, oldest first."""
+    folder = journal_dir(root)
+    return sorted(folder.glob("*.jsonl"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+
+
+class Journal:
+    """An append-only journal file: each record written, flushed and fsync'ed before `append` returns."""
+
+    def __init__(self, path: Path, sink: Any = None) -> None:
+        self.path = Path(path)
+        self.files = self.path.with_suffix("")  # artifacts and models recorded by this journal
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        records, end = read_records(self.path) if self.path.exists() else ([], 0)
+        self.records = records
+        self._file = self.path.open("ab")
+        self._file.truncate(end)  # a torn last line from a killed writer
+        self.sink = sink  # direct mode: applies each record as it is written
+
+    def append(self, run: str, op: str, **fields: Any) -> dict[str, Any]:
+        """Write one record durably (and apply it, in direct mode); returns it."""
+        record = {"seq": len(self.records), "run": run, "op": op, **fields}
+        self._file.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records.append(record)
+        if self.sink is not None:
+            self.sink(self, record)
+        return record
+
+    def keep_file(self, source: Path | None = None, name: str | None = None, content: bytes | None = None) -> str:
+        """Copy `source` (or write `content` as `name`) into the journal's own folder, durably; returns its
+        path relative to that folder. The stage's outputs may change before the sync reads them."""
+        folder = self.files / str(len(self.records))
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (name or Path(source).name)
+        if content is None:
+            shutil.copyfile(source, target)
+        else:
+            target.write_bytes(content)
+        with target.open("rb") as file:
+            os.fsync(file.fileno())
+        return str(target.relative_to(self.files))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Run:
+    """A run being recorded: the calls a stage makes, as records of its journal."""
+
+    def __init__(self, journal: Journal, key: str, created: dict[str, Any]) -> None:
+        self.journal, self.key, self.created = journal, key, created  # created: its create_run record
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        self.log_batch(params=[{"key": k, "value": str(v)} for k, v in params.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Metrics at `step` (MLflow's default step is 0), stamped now."""
+        stamp = now_ms()
+        self.log_batch(
+            metrics=[{"key": k, "value": float(v), "timestamp": stamp, "step": int(step)} for k, v in metrics.items()]
+        )
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.log_batch(tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
+
+    def log_batch(self, metrics: Sequence[dict] = (), params: Sequence[dict] = (), tags: Sequence[dict] = ()) -> None:
+        fields = {"metrics": list(metrics), "params": list(params), "tags": list(tags)}
+        self.journal.append(self.key, "log_batch", **{name: value for name, value in fields.items() if value})
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Log a file the stage wrote; a copy is kept in the journal."""
+        self.journal.append(self.key, "log_artifact", file=self.journal.keep_file(path), artifact_path=artifact_path)
+
+    def log_dict(self, data: Mapping[str, Any], name: str) -> None:
+        """Log `data` as the JSON artifact `name` (at the run's root, as `mlflow.log_dict` does)."""
+        content = json.dumps(data, indent=2).encode()
+        self.journal.append(self.key, "log_artifact", file=self.journal.keep_file(name=name, content=content))
+
+    def log_model(
+        self, flavour: str, model: Any, example: Any, output: Any, packages: Sequence[str], name: str
+    ) -> None:
+        """Record a model for `mlflow.<flavour>.log_model`: the object, its input example and output, pickled."""
+        content = pickle.dumps({"model": model, "example": example, "output": output}, protocol=5)
+        file = self.journal.keep_file(name="model.pkl", content=content)
+        self.journal.append(self.key, "log_model", flavour=flavour, file=file, name=name, packages=list(packages))
+
+    def steps(self, key: str) -> set[int]:
+        """The steps at which this run's journal already holds metric `key`."""
+        return {
+            metric["step"]
+            for record in self.journal.records
+            if record["run"] == self.key and record["op"] == "log_batch"
+            for metric in record.get("metrics", ())
+            if metric["key"] == key
+        }
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.journal.append(self.key, "update_run", status=status, end_time=now_ms())
+
+
+def source_tags() -> dict[str, str]:
+    """The tags MLflow's fluent `start_run` adds from the process that runs (user, entry point)."""
+    return {"mlflow.user": getpass.getuser(), "mlflow.source.name": sys.argv[0] or "-", "mlflow.source.type": "LOCAL"}
+
+
+def start_run(
+    journal: Journal, experiment: str, name: str, tags: Mapping[str, str], tracking_uri: str | None, key: str = "",
+    parent: Run | None = None,
+) -> Run:  # fmt: skip
+    """Record a run's creation (or, for a `key` the journal already holds, its continuation)."""
+    key = key or uuid.uuid4().hex
+    writer = {"pid": os.getpid(), "host": socket.gethostname()}
+    created = journal.append(
+        key, "create_run", experiment=experiment, run_name=name, start_time=now_ms(),
+        tags={**source_tags(), **tags, KEY_TAG: key}, parent=parent.key if parent else None,
+        tracking_uri=tracking_uri, writer=writer,
+    )  # fmt: skip
+    return Run(journal, key, created)
+
+
+def start_sync(path: Path, root: Path) -> subprocess.Popen:
+    """Start the sync that follows journal `path` of the project at `root` live, detached: it outlives the
+    stage, which never waits for it; it runs this code (the stage's cwd may be elsewhere), its messages go
+    to `path`.log."""
+    code = Path(__file__).resolve().parents[2]
+    with path.with_suffix(".log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lib.tracking.sync", "--follow", str(path.resolve()), "--root", str(root)],
+            cwd=code,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+
+def sync_file(path: Path, uri: str, suffix: str) -> Path:
+    """The file beside journal `path` where its sync into store `uri` keeps its state (`.state.json`) or lock."""
+    return path.with_name(f"{path.stem}.{hashlib.sha1(uri.encode()).hexdigest()[:10]}{suffix}")
+
+
+def behind(path: Path, uri: str) -> str | None:
+    """Why journal `path`'s sync into `uri` is behind, from its state file, or None when it reported no trouble."""
+    state = sync_file(path, uri, ".state.json")
+    try:
+        data = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("error")
+
+
+def new_journal_path(root: Path, stage: str) -> Path:
+    """A new journal file for a run of `stage`."""
+    return journal_dir(root) / f"{time.strftime('%Y%m%dT%H%M%S')}-{stage}-{uuid.uuid4().hex[:8]}.jsonl"
+
+
+def find_journal(root: Path, key: str) -> Path | None:
+    """The journal whose first run is `key` (a run to continue), if it is still there."""
+    for path in journals(root):
+        with path.open("rb") as file:
+            first = file.readline()
+        if first.endswith(b"\n") and json.loads(first).get("run") == key:
+            return path
+    return None
+
+
+def iter_runs(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """The run keys of `records`, in the order they were created."""
+    seen: dict[str, None] = {}
+    for record in records:
+        if record["op"] == "create_run":
+            seen.setdefault(record["run"])
+    yield from seen

@@ -1,0 +1,333 @@
+"""The sync: replays run journals into MLflow through its own client, each record exactly once.
+
+`python -m lib.tracking.sync` (`make sync`) replays every journal of the project not yet in the store
+(`MLFLOW_TRACKING_URI`, else the store each journal names); `--wait S` first gives running syncs S seconds
+to finish; `--follow FILE` (what a stage starts) follows one journal live until its run ends.
+
+Idempotency: the state file beside each journal records, per store, the runs created (journal key ->
+MLflow run id) and the last record applied, written atomically after each record. The one record a crash
+may have sent without saving so is checked against the store first: its metrics by (step, timestamp,
+value), its model by name; a run is looked up by its `reprolab.journal_key` tag before it is created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import pickle
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lib.tracking.journal import KEY_TAG, Journal, journals, read_records, sync_file
+from lib.tracking.store import local_artifact_location, local_store_root, local_store_uri, tracking_uri
+
+ENV_PATIENCE = "REPROLAB_SYNC_PATIENCE"  # how long a following sync retries an unreachable store (s)
+MAX_BACKOFF = 30.0
+
+
+def target_uri(records: Sequence[dict[str, Any]], root: Path) -> str:
+    """The store a journal goes to: `MLFLOW_TRACKING_URI` now, else the one its stage used, else the local store."""
+    named = next((r.get("tracking_uri") for r in records if r["op"] == "create_run"), None)
+    return tracking_uri() or named or local_store_uri(root)
+
+
+def first_line(error: BaseException) -> str:
+    """An error as one short line."""
+    text = " ".join((str(error).strip() or type(error).__name__).split())
+    return text[:300]
+
+
+class State:
+    """What of one journal has landed in one store; saved atomically (write, fsync, rename)."""
+
+    def __init__(self, journal: Path, uri: str) -> None:
+        self.path = sync_file(journal, uri, ".state.json")
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        self.data = {"uri": uri, "applied": -1, "runs": {}, "error": None, **saved}
+
+    @property
+    def applied(self) -> int:
+        return self.data["applied"]
+
+    @property
+    def runs(self) -> dict[str, str]:
+        """MLflow run ids by journal run key."""
+        return self.data["runs"]
+
+    def save(self, **changes: Any) -> None:
+        self.data.update(changes)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w") as file:
+            json.dump(self.data, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
+
+
+class Replayer:
+    """Applies a journal's records to one MLflow store."""
+
+    def __init__(self, journal: Path, uri: str, root: Path) -> None:
+        import mlflow
+
+        self.journal, self.files, self.root = journal, journal.with_suffix(""), root
+        self.uri = uri
+        self.client = mlflow.MlflowClient(uri)
+        self.state = State(journal, uri)
+        self.experiments: dict[str, str] = {}
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created (with its artifacts beside a local store) when missing."""
+        if name not in self.experiments:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                local = self.uri == local_store_uri(self.root)
+                location = local_artifact_location(self.root, name) if local else None
+                try:
+                    self.client.create_experiment(name, artifact_location=location)
+                except Exception:
+                    if self.client.get_experiment_by_name(name) is None:  # not a concurrent creation
+                        raise
+                found = self.client.get_experiment_by_name(name)
+            self.experiments[name] = found.experiment_id
+        return self.experiments[name]
+
+    def run_id(self, key: str) -> str:
+        return self.state.runs[key]
+
+    def apply(self, record: dict[str, Any], verify: bool) -> None:
+        """Apply one record; `verify`: it may have landed already."""
+        getattr(self, "_" + record["op"])(record, verify)
+
+    def _create_run(self, record: dict[str, Any], verify: bool) -> None:
+        from mlflow.entities import RunTag
+
+        key, runs = record["run"], self.state.runs
+        experiment_id = self.experiment_id(record["experiment"])
+        tags = dict(record["tags"])
+        if record.get("parent"):
+            tags["mlflow.parentRunId"] = self.run_id(record["parent"])
+        if key not in runs:  # the run may exist: created before a crash, or by a sync into this store elsewhere
+            found = self.client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
+            if found:
+                runs[key] = found[0].info.run_id
+        if key in runs:  # a continued run: its tags set again, RUNNING again, as `start_run(run_id=...)` does
+            self.client.log_batch(runs[key], tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.update_run(runs[key], "RUNNING")
+            return
+        run = self.client.create_run(experiment_id, record["start_time"], tags, record["run_name"])
+        runs[key] = run.info.run_id
+
+    def _log_batch(self, record: dict[str, Any], verify: bool) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self.run_id(record["run"])
+        metrics = [Metric(m["key"], m["value"], m["timestamp"], m["step"]) for m in record.get("metrics", ())]
+        if verify and metrics:
+            landed = {
+                (m.key, m.step, m.timestamp, m.value)
+                for key in {m.key for m in metrics}
+                for m in self.client.get_metric_history(run_id, key)
+            }
+            metrics = [m for m in metrics if (m.key, m.step, m.timestamp, m.value) not in landed]
+        params = [Param(p["key"], p["value"]) for p in record.get("params", ())]
+        tags = [RunTag(t["key"], t["value"]) for t in record.get("tags", ())]
+        if metrics or params or tags:
+            self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+    def _log_artifact(self, record: dict[str, Any], verify: bool) -> None:
+        # Writing the same file again at the same path is harmless: no check needed.
+        self.client.log_artifact(
+            self.run_id(record["run"]), str(self.files / record["file"]), record.get("artifact_path")
+        )
+
+    def _log_model(self, record: dict[str, Any], verify: bool) -> None:
+        import importlib
+
+        import mlflow
+
+        from lib.tracking.models import log_model
+
+        run_id = self.run_id(record["run"])
+        if verify:
+            experiment = self.client.get_run(run_id).info.experiment_id
+            found = self.client.search_logged_models(
+                [experiment], f"source_run_id = '{run_id}' AND name = '{record['name']}'"
+            )
+            if found:
+                return
+        with (self.files / record["file"]).open("rb") as file:
+            saved = pickle.load(file)
+        flavour = importlib.import_module(f"mlflow.{record['flavour']}")
+        mlflow.set_tracking_uri(self.uri)
+        with mlflow.start_run(run_id=run_id):
+            log_model(flavour, saved["model"], saved["example"], saved["output"], record["packages"], record["name"])
+        self.client.update_run(run_id, "RUNNING")  # ending the fluent run finished it; its end record says when
+
+    def _update_run(self, record: dict[str, Any], verify: bool) -> None:
+        self.client.set_terminated(self.run_id(record["run"]), record["status"], record["end_time"])
+
+
+def finished(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the journal's first run has ended (its last record ends it)."""
+    return bool(records) and records[-1]["op"] == "update_run" and records[-1]["run"] == records[0]["run"]
+
+
+def writer_alive(records: Sequence[dict[str, Any]]) -> bool:
+    """Whether the process that writes the journal still runs (on this machine; elsewhere: assume not)."""
+    import psutil
+
+    writer = next((r["writer"] for r in reversed(records) if r["op"] == "create_run"), None)
+    return bool(writer) and writer["host"] == socket.gethostname() and psutil.pid_exists(writer["pid"])
+
+
+@contextlib.contextmanager
+def locked(journal: Path, uri: str, wait: float) -> Iterator[bool]:
+    """Hold the lock of the journal's sync into `uri` (one at a time); yields False when `wait` s did not get it."""
+    with sync_file(journal, uri, ".lock").open("a") as file:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.2)
+        try:
+            yield True
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, quiet: bool = False) -> str | None:
+    """Replay `journal` into its store from where it stands; `follow`: also what the stage writes next,
+    until its run ends (or its writer is gone). Retries an unreachable store with backoff for `patience` s.
+
+    Returns:
+        None when every record landed, else why not.
+    """
+    records, offset = read_records(journal)
+    if not records:
+        return None
+    uri = target_uri(records, root)
+    replayer: Replayer | None = None
+    failures, deadline, warned = 0, time.monotonic() + patience, False
+    while True:
+        try:
+            if replayer is None:
+                replayer = Replayer(journal, uri, root)
+                # A crash between sending a record and saving the state leaves only the next one in doubt.
+                in_doubt = replayer.state.applied + 1
+            for record in [r for r in records if r["seq"] > replayer.state.applied]:
+                replayer.apply(record, verify=record["seq"] == in_doubt)
+                replayer.state.save(applied=record["seq"], error=None)
+            failures = 0
+        except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
+            why = f"MLflow at {uri}: {first_line(exc)}"
+            if replayer is not None:
+                in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
+                with contextlib.suppress(OSError):
+                    replayer.state.save(error=why)
+            if time.monotonic() >= deadline:
+                return why
+            if not warned and not quiet:
+                print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr, flush=True)
+                warned = True
+            failures += 1
+            time.sleep(min(MAX_BACKOFF, 0.5 * 2**failures, max(0.0, deadline - time.monotonic())))
+            continue
+        more, offset = read_records(journal, offset)
+        if more:
+            records += more
+        elif finished(records) or not follow or not writer_alive(records):
+            return None
+        else:
+            time.sleep(0.2)
+
+
+def direct_sink(root: Path) -> Callable[[Journal, dict[str, Any]], None]:
+    """For `REPROLAB_TRACKING=direct`: apply each record in the writing process as it is written; an
+    unreachable store fails the stage, as direct logging always did."""
+    replayers: dict[Path, Replayer] = {}
+
+    def apply(journal: Journal, record: dict[str, Any]) -> None:
+        if journal.path not in replayers:
+            replayers[journal.path] = Replayer(journal.path, target_uri(journal.records, root), root)
+        replayer = replayers[journal.path]
+        replayer.apply(record, verify=False)
+        replayer.state.save(applied=record["seq"])
+
+    return apply
+
+
+def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
+    """Replay every journal under `root` not yet fully in its store; a journal a running sync holds gets up
+    to `wait` s. Returns one line per journal left behind, saying why."""
+    from lib.tracking.journal import behind
+
+    left = []
+    deadline = time.monotonic() + wait
+    for path in journals(root):
+        records, _ = read_records(path)
+        if not records:
+            continue
+        uri = target_uri(records, root)
+        if finished(records) and State(path, uri).applied == records[-1]["seq"]:
+            continue
+        with locked(path, uri, max(0.0, deadline - time.monotonic())) as held:
+            if not held:
+                left.append(f"{path.name}: {behind(path, uri) or 'a sync still replays it'}")
+                continue
+            why = replay(path, root, patience=patience, quiet=True)
+        if why:
+            left.append(f"{path.name}: {why}")
+    return left
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Replay journals into MLflow; exit 1 when some are left behind, each named with why."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--follow", type=Path, help="follow this journal live until its run ends")
+    parser.add_argument("--wait", type=float, default=0.0, help="seconds to give running syncs (default 0)")
+    parser.add_argument("--retry", type=float, default=0.0, help="seconds to retry an unreachable store (default 0)")
+    parser.add_argument("--root", type=Path, help="the project whose journals to replay (default: DVC_ROOT or .)")
+    args = parser.parse_args(argv)
+    root = (args.root or local_store_root()).resolve()
+    if args.follow:
+        patience = float(os.environ.get(ENV_PATIENCE, "3600"))
+        records, _ = read_records(args.follow)
+        # A sync of the run's earlier part (before a resume) may still hold the lock.
+        with locked(args.follow, target_uri(records, root), patience) as held:
+            if not held:
+                return 1
+            why = replay(args.follow, root, follow=True, patience=patience)
+        if why:
+            print(f"warning: tracking gave up on {args.follow.name}: {why}; `make sync` replays it", file=sys.stderr)
+        return 1 if why else 0
+    left = sync_all(root, wait=args.wait, patience=args.retry)
+    total = len(journals(root))
+    if left:
+        print(
+            f"tracking: {len(left)} of {total} run journals not in MLflow; `make sync` replays them:", file=sys.stderr
+        )
+        for line in left:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"tracking: all {total} run journals are in MLflow")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""What a network trains on: the device's facts (for fingerprints and run tags), its precision, its optimiser,
+deterministic algorithms, and a warning when a GPU machine trains on CPU for want of the CUDA build of torch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+
+import torch
+
+from lib.training.checkpoints import Log
+
+
+def nvidia_smi(*args: str) -> str | None:
+    """`nvidia-smi <args>`'s output, or None without the tool or when it fails (no driver, no GPU)."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    try:
+        done = subprocess.run([tool, *args], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def driver_version() -> str:
+    """The NVIDIA driver's version as `nvidia-smi` reports it (e.g. 580.65.06), else `unknown`."""
+    found = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
+    return found.splitlines()[0].strip() if found else "unknown"
+
+
+def device_facts(device: torch.device) -> dict[str, str]:
+    """What decides a training's bytes besides params and data: the torch build, and on CUDA the GPU model,
+    its compute capability, CUDA, cuDNN and the driver. In the checkpoint fingerprint and on MLflow runs."""
+    facts = {"device": device.type, "torch": torch.__version__}
+    if device.type != "cuda":
+        return facts
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    return facts | {
+        "gpu": torch.cuda.get_device_name(index),
+        "capability": f"{major}.{minor}",
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()),
+        "driver": driver_version(),
+    }
+
+
+def run_tags(facts: dict[str, str]) -> dict[str, str]:
+    """`device_facts` as MLflow tags: `device.gpu`, `device.cuda`, ... (`device` itself is tagged already)."""
+    return {f"device.{name}": value for name, value in facts.items() if name != "device"}
+
+
+def autocast_dtype(mixed_precision: bool, device: torch.device, log: Log) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bfloat16 where the GPU computes it natively (compute capability 8.0 and
+    up), else float16 with loss scaling; None is float32. Emulated bfloat16 (Turing: T4, RTX 20xx) is slow
+    and has no tensor cores, so it is never chosen."""
+    if mixed_precision and device.type != "cuda":
+        log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only; training in float32")
+    elif mixed_precision:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    return None
+
+
+def adam(
+    parameters: Iterable[torch.nn.Parameter], device: torch.device, lr: float, weight_decay: float
+) -> torch.optim.Adam:
+    """Adam; fused on CUDA, where float16's GradScaler then checks for inf/NaN on the GPU instead of
+    syncing with the host every batch."""
+    fused = True if device.type == "cuda" else None
+    return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused)
+
+
+def use_deterministic(enabled: bool) -> None:
+    """Deterministic algorithms on or off (params `deterministic`). On CUDA, cuBLAS reads its workspace
+    setting when it starts, so this runs before the first kernel; it is a no-op for CPU results."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+
+
+def cpu_build_warning(
+    requested: str, device: torch.device, gpus: Callable[[], str | None] = lambda: nvidia_smi("-L")
+) -> str | None:
+    """One line when `auto` chose the CPU although the driver lists a GPU: the CPU build of torch is
+    installed (`make setup` installs it); None otherwise."""
+    if requested != "auto" or device.type != "cpu" or torch.version.cuda:
+        return None
+    listed = gpus()
+    if not listed or "GPU" not in listed:
+        return None
+    first = listed.splitlines()[0].split(" (UUID")[0]
+    version = torch.__version__.split("+")[0]
+    return (
+        f"device auto resolved to cpu although the driver reports {first}: torch {torch.__version__} is the CPU "
+        f"build that `make setup` installs; for the GPU, `.venv/bin/python -m pip uninstall -y torch` and then "
+        f"`.venv/bin/python -m pip install torch=={version}` from PyPI's default index (lab/docs/runners.md)"
+    )
