@@ -69,9 +69,11 @@ def roc_figure(curves: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], ti
 
 
 def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
-    """Loss and accuracy per epoch for train and val (when the history has val), the kept epoch marked."""
+    """Loss and accuracy (regression: RMSE) per epoch for train and val (those in the history), the kept epoch
+    marked."""
     figure = _figure(9.0, 3.6)
-    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
+    second = "accuracy" if any(f"{split}/accuracy" in history for split in ("train", "val")) else "rmse"
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", second), strict=True):
         for split in ("train", "val"):
             if f"{split}/{metric}" in history:
                 axes.plot(history["epoch"], history[f"{split}/{metric}"], label=split)
