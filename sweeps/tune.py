@@ -129,6 +129,14 @@ def direction(metric: TuneMetric) -> Literal["minimize", "maximize"]:
     return "maximize" if GREATER_IS_BETTER[metric.removeprefix("val/")] else "minimize"
 
 
+def check_metric(metric: TuneMetric, task: str) -> None:
+    """Raise a TuneError naming `metric` when the network does not report it for `task`."""
+    regression = metric in ("val/rmse", "val/r2")
+    if regression != (task == "regression"):
+        suited = "val/rmse, val/r2" if task == "regression" else "val/log_loss, val/accuracy, val/roc_auc"
+        raise TuneError(f"{SECTION}.metric: {metric} does not apply to task {task}; use one of {suited}")
+
+
 def trial_params(base: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """The `train_dnn_pytorch` section as written in params.yaml (`base`) with a trial's `values` set."""
     return network()[0].model_validate({**base, **values})
@@ -371,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise TuneError(f"--trials: must be at least 1, got {args.trials}")
     check_space(config.search_space, base)
     splits = read_splits(args.data_dir)
+    schema = read_schema(args.data_dir)
+    check_metric(config.metric, schema.task)
     require_split(splits, "val", f"the hyperparameter search ({SECTION})")
     splits.pop("test", None)  # the search never looks at test
     device = resolve_device(params.section(TRAIN_SECTION, network()[0]).device)
@@ -387,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.set_tags(
             {"optuna.study": config.study, "optuna.metric": config.metric, "optuna.direction": direction(config.metric)}
         )
-        objective = make_objective(config, base, splits, device, seed, read_schema(args.data_dir))
+        objective = make_objective(config, base, splits, device, seed, schema)
         ran = run_trials(study, objective, args.trials or config.n_trials,
                          seed, config.random_trials)  # fmt: skip
         best = best_file(study, config, run_id)
