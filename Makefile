@@ -98,8 +98,8 @@ integration: setup $(CHROMIUM) postgres  ## the integration tests but the workfl
 workflow-tests: setup postgres  ## the workflows run under act, and make launch
 	$(IN_ENV) python -m pytest -m integration -n $(TEST_WORKERS) --dist loadfile $(WORKFLOW_TESTS)
 
-goals: setup  ## the acceptance criteria in goals/goals.yaml over the pipeline's outputs (after `make run`)
-	$(IN_ENV) python -m pytest goals
+goals: setup  ## the acceptance criteria in goals/goals.yaml (or GOALS=<file>) over the pipeline's outputs (after `make run`)
+	$(IN_ENV) python -m pytest goals $(if $(GOALS),--goals-file $(GOALS))
 
 runtime: setup-run  ## the selected model as a deployable runtime: dist/<name>-<version>-<short commit>/ and .zip
 	$(IN_ENV) python -m runtimes.build --out dist

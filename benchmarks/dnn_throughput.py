@@ -63,7 +63,7 @@ def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.devi
     """Seconds of each epoch after the first of a plain loop: shuffled batches, forward, loss, backward, step."""
     torch.manual_seed(SEED)
     x, y = frame_to_tensors(*splits["train"], device)
-    network = build_network(x.shape[1], params).to(device).train()
+    network = build_network(x.shape[1], 1, params).to(device).train()
     optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     generator = torch.Generator().manual_seed(SEED)
     stamps = []

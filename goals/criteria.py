@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Self
 from pydantic import Field, ValidationError, model_validator
 
 from lib.errors import ReprolabError
+from lib.evaluation import GREATER_IS_BETTER
 from lib.params import Section
 
 GOALS_FILE = Path(__file__).with_name("goals.yaml")
@@ -34,7 +35,8 @@ class ModelGoals(Section):
 
 
 class Comparison(Section):
-    """`model` may fall short of `baseline` by at most `max_shortfall[metric]` (higher is better)."""
+    """`model` may fall short of `baseline` by at most `max_shortfall[metric]`: be lower by that much, or higher
+    for a metric where lower is better (`lib.evaluation.GREATER_IS_BETTER`: log_loss, rmse, mae)."""
 
     model: str
     baseline: str
@@ -130,10 +132,12 @@ def judge(goals: Goals, metrics: Metrics) -> list[Outcome]:
             if value is None or baseline is None:
                 outcomes.append(Outcome(check, value, margin, False, who if value is None else against))
                 continue
-            shortfall = round(baseline - value, 6)
+            higher_is_better = GREATER_IS_BETTER.get(metric.rsplit("/", 1)[-1], True)
+            shortfall = round(baseline - value if higher_is_better else value - baseline, 6)
             passed = shortfall <= margin
+            worse = "below" if higher_is_better else "above"
             message = (
-                f"{metric} of {who} is {value:g}, {'not' if shortfall <= 0 else f'{shortfall:g}'} below {against}'s "
+                f"{metric} of {who} is {value:g}, {'not' if shortfall <= 0 else f'{shortfall:g}'} {worse} {against}'s "
                 f"{baseline:g}: {'within' if passed else 'more than'} the allowed margin {margin:g}"
             )
             outcomes.append(Outcome(check, value, margin, passed, message))

@@ -1,4 +1,4 @@
-"""Binary classification metrics under stable, hierarchical names (`val/accuracy`, `test/roc_auc`).
+"""Binary, multiclass and regression metrics under stable, hierarchical names (`val/accuracy`, `test/roc_auc`).
 
 Computed with NumPy alone: scikit-learn's metric functions cost about 0.1 s a call in argument
 validation, which dominates per-epoch scoring, and importing scikit-learn costs a stage that needs
@@ -8,6 +8,8 @@ nothing else from it more than a second. The unit tests check every value agains
 from __future__ import annotations
 
 import numpy as np
+
+from lib.errors import ReprolabError
 
 METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
 THRESHOLD = 0.5  # a probability at or above it predicts class 1
@@ -40,11 +42,10 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """2x2 counts, rows actual 0/1, columns predicted 0/1."""
-    return np.bincount(
-        2 * np.asarray(y_true, dtype=np.int64) + np.asarray(y_pred, dtype=np.int64), minlength=4
-    ).reshape(2, 2)
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """n_classes x n_classes counts, rows the actual class codes, columns the predicted ones."""
+    codes = n_classes * np.asarray(y_true, dtype=np.int64) + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(codes, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
 def binary_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> dict[str, float]:
@@ -66,3 +67,96 @@ def binary_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> 
         "log_loss": -np.mean(y_true * np.log(clipped) + (1 - y_true) * np.log(1 - clipped)),
     }
     return {f"{prefix}/{name}": round(float(value), 6) for name, value in values.items()}
+
+
+# The metrics each task reports, in file order; binary keeps `METRICS`.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": METRICS,
+    "multiclass": ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"),
+    "regression": ("rmse", "mae", "r2"),
+}
+# Whether a higher value of a metric (or loss) is better; selection and goal comparisons read it.
+GREATER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "f1": True,
+    "f1_macro": True,
+    "precision": True,
+    "recall": True,
+    "roc_auc": True,
+    "r2": True,
+    "log_loss": False,
+    "loss": False,
+    "rmse": False,
+    "mae": False,
+}
+# What `selection_metric: auto` means for each task.
+AUTO_SELECTION: dict[str, str] = {"binary": "roc_auc", "multiclass": "f1_macro", "regression": "rmse"}
+
+
+def multiclass_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> dict[str, float]:
+    """`<prefix>/<metric>` of an (n, K) probability table against label codes 0..K-1.
+
+    Per-class averages (balanced accuracy, macro F1) run over the classes present in the labels or the
+    predictions, as scikit-learn's do; ROC AUC is the mean of each class against the rest, NaN unless
+    every class is present.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probability = np.asarray(probability, dtype=np.float64)
+    n_classes = probability.shape[1]
+    predicted = probability.argmax(axis=1)
+    counts = np.bincount(n_classes * y_true + predicted, minlength=n_classes**2).reshape(n_classes, n_classes)
+    hits, actual, called = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
+    seen = (actual + called) > 0
+    recall = np.divide(hits, actual, out=np.zeros(n_classes), where=actual > 0)
+    precision = np.divide(hits, called, out=np.zeros(n_classes), where=called > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n_classes), where=precision + recall > 0)
+    normalised = probability / probability.sum(axis=1, keepdims=True)
+    picked = np.clip(normalised[np.arange(len(y_true)), y_true], _EPS, 1)
+    present = actual > 0
+    aucs = [roc_auc(y_true == k, probability[:, k]) for k in range(n_classes)] if present.all() else [np.nan]
+    values = {
+        "accuracy": hits.sum() / len(y_true),
+        "balanced_accuracy": recall[present].mean(),
+        "f1_macro": f1[seen].mean(),
+        "log_loss": -np.mean(np.log(picked)),
+        "roc_auc": np.mean(aucs),
+    }
+    return {f"{prefix}/{name}": round(float(value), 6) for name, value in values.items()}
+
+
+def regression_metrics(y_true: np.ndarray, prediction: np.ndarray, prefix: str) -> dict[str, float]:
+    """`<prefix>/rmse`, `mae` and `r2` of predictions against true values (R² is NaN for a constant target)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    error = np.asarray(prediction, dtype=np.float64) - y_true
+    total = np.sum((y_true - y_true.mean()) ** 2)
+    values = {
+        "rmse": np.sqrt(np.mean(error**2)),
+        "mae": np.mean(np.abs(error)),
+        "r2": 1 - np.sum(error**2) / total if total else np.nan,
+    }
+    return {f"{prefix}/{name}": round(float(value), 6) for name, value in values.items()}
+
+
+def task_metrics(task: str, y_true: np.ndarray, output: np.ndarray, prefix: str) -> dict[str, float]:
+    """The task's metrics of a model's output: class-1 probabilities (binary), an (n, K) probability
+    table (multiclass) or predicted values (regression)."""
+    score = {"binary": binary_metrics, "multiclass": multiclass_metrics, "regression": regression_metrics}[task]
+    return score(y_true, output, prefix)
+
+
+def predicted_codes(task: str, output: np.ndarray) -> np.ndarray:
+    """The class code each row of a classifier's output predicts (the threshold for binary, the argmax else)."""
+    if task == "binary":
+        return (np.asarray(output) >= THRESHOLD).astype(np.int64)
+    return np.asarray(output).argmax(axis=1).astype(np.int64)
+
+
+def selection_metric(task: str, metric: str, key: str, also: tuple[str, ...] = ()) -> str:
+    """`metric` resolved for `task` (`auto` is `AUTO_SELECTION`'s); an error names `key` when it is neither
+    one of the task's metrics nor in `also`."""
+    resolved = AUTO_SELECTION[task] if metric == "auto" else metric
+    allowed = (*TASK_METRICS[task], *also)
+    if resolved not in allowed:
+        raise ReprolabError(f"{key}: {metric} does not apply to task {task}; use auto or one of {', '.join(allowed)}")
+    return resolved

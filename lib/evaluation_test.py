@@ -7,7 +7,20 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lib.evaluation import METRICS, binary_metrics, confusion_counts, roc_auc, roc_curve
+from lib.errors import ReprolabError
+from lib.evaluation import (
+    GREATER_IS_BETTER,
+    METRICS,
+    TASK_METRICS,
+    binary_metrics,
+    confusion_counts,
+    multiclass_metrics,
+    regression_metrics,
+    roc_auc,
+    roc_curve,
+    selection_metric,
+    task_metrics,
+)
 
 pytestmark = pytest.mark.unittest
 
@@ -161,3 +174,97 @@ def test_confusion_counts_are_2x2_when_a_class_is_absent() -> None:
     counts = confusion_counts(np.array([1, 1, 1]), np.array([1, 0, 1]))
 
     np.testing.assert_array_equal(counts, [[0, 0], [1, 2]])
+
+
+# --- multiclass and regression -------------------------------------------------------------------
+
+
+def _multiclass(seed: int, n: int = 300, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, k, size=n)
+    y_true[:k] = np.arange(k)
+    logits = rng.normal(size=(n, k)) + 1.5 * np.eye(k)[y_true]
+    probability = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return y_true, probability
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_multiclass_metrics_match_sklearn(seed: int) -> None:
+    y_true, probability = _multiclass(seed)
+    predicted = probability.argmax(axis=1)
+
+    ours = multiclass_metrics(y_true, probability, prefix="test")
+
+    assert list(ours) == [f"test/{name}" for name in TASK_METRICS["multiclass"]]
+    assert ours == pytest.approx(
+        {
+            "test/accuracy": skm.accuracy_score(y_true, predicted),
+            "test/balanced_accuracy": skm.balanced_accuracy_score(y_true, predicted),
+            "test/f1_macro": skm.f1_score(y_true, predicted, average="macro"),
+            "test/log_loss": skm.log_loss(y_true, probability),
+            "test/roc_auc": skm.roc_auc_score(y_true, probability, multi_class="ovr"),
+        },
+        abs=1e-6,
+    )
+
+
+def test_multiclass_roc_auc_is_nan_when_a_class_is_absent() -> None:
+    probability = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+
+    scores = multiclass_metrics(np.array([0, 1, 0]), probability, prefix="val")
+
+    assert math.isnan(scores["val/roc_auc"])
+    assert scores["val/accuracy"] == 1.0 and scores["val/f1_macro"] == 1.0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_regression_metrics_match_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y_true = rng.normal(50, 10, size=200)
+    prediction = y_true + rng.normal(0, 3, size=200)
+
+    ours = regression_metrics(y_true, prediction, prefix="val")
+
+    assert ours == pytest.approx(
+        {
+            "val/rmse": skm.root_mean_squared_error(y_true, prediction),
+            "val/mae": skm.mean_absolute_error(y_true, prediction),
+            "val/r2": skm.r2_score(y_true, prediction),
+        },
+        abs=1e-6,
+    )
+
+
+def test_task_metrics_dispatch_on_the_task() -> None:
+    y_true, probability = _labels_and_scores(seed=1)
+
+    assert task_metrics("binary", y_true, probability, "val") == binary_metrics(y_true, probability, "val")
+    assert set(task_metrics("regression", y_true, probability, "val")) == {"val/rmse", "val/mae", "val/r2"}
+
+
+def test_every_metric_has_a_direction() -> None:
+    assert {name for names in TASK_METRICS.values() for name in names} <= set(GREATER_IS_BETTER)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "resolved"),
+    [
+        ("binary", "auto", "roc_auc"),
+        ("multiclass", "auto", "f1_macro"),
+        ("regression", "auto", "rmse"),
+        ("regression", "r2", "r2"),
+    ],
+)
+def test_selection_metric_resolves_auto_per_task(task: str, metric: str, resolved: str) -> None:
+    assert selection_metric(task, metric, "stage.selection_metric") == resolved
+
+
+def test_selection_metric_that_does_not_suit_the_task_is_an_error_naming_the_key() -> None:
+    with pytest.raises(ReprolabError, match=r"^stage.selection_metric: roc_auc does not apply to task regression; "):
+        selection_metric("regression", "roc_auc", "stage.selection_metric")
+
+
+def test_a_confusion_matrix_has_a_row_and_column_per_class() -> None:
+    counts = confusion_counts(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]), n_classes=3)
+
+    np.testing.assert_array_equal(counts, skm.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1]))

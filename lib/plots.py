@@ -6,7 +6,7 @@ same data gives the same PNG bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lib.evaluation import THRESHOLD, confusion_counts, roc_auc, roc_curve
+from lib.datasets import BINARY, Schema, Split
+from lib.evaluation import confusion_counts, predicted_codes, roc_auc, roc_curve
 from lib.outputs import Outputs
 
 
@@ -34,18 +35,24 @@ def _figure(width: float = 4.8, height: float = 4.0) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str) -> Figure:
-    """A 2x2 confusion matrix with counts in the cells."""
-    counts = confusion_counts(y_true, y_pred)
-    figure = _figure()
+def confusion_figure(
+    y_true: np.ndarray, y_pred: np.ndarray, title: str, classes: Sequence[str] = BINARY.classes
+) -> Figure:
+    """An N x N confusion matrix of class codes, counts in the cells, rows and columns named by `classes`."""
+    counts = confusion_counts(y_true, y_pred, len(classes))
+    size = max(4.8, 0.6 * len(classes) + 2)
+    figure = _figure(size, size * 5 / 6)
     axes = figure.add_subplot()
     axes.imshow(counts, cmap="Blues")
+    fontsize = 14 if len(classes) <= 4 else 9
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if count > counts.max() / 2 else "black"
-        axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=14)
-    classes = ["0", "1"]
-    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=classes, yticklabels=classes, title=title)
+        axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=fontsize)
+    ticks = list(range(len(classes)))
+    axes.set(xticks=ticks, yticks=ticks, xticklabels=list(classes), yticklabels=list(classes), title=title)
     axes.set(xlabel="predicted", ylabel="actual")
+    if len(classes) > 4:
+        axes.tick_params(axis="x", labelrotation=45)
     return figure
 
 
@@ -62,9 +69,11 @@ def roc_figure(curves: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], ti
 
 
 def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
-    """Loss and accuracy per epoch for train and val (when the history has val), the kept epoch marked."""
+    """Loss and accuracy (regression: RMSE) per epoch for train and val (those in the history), the kept epoch
+    marked."""
     figure = _figure(9.0, 3.6)
-    for axes, metric in zip(figure.subplots(1, 2), ("loss", "accuracy"), strict=True):
+    second = "accuracy" if any(f"{split}/accuracy" in history for split in ("train", "val")) else "rmse"
+    for axes, metric in zip(figure.subplots(1, 2), ("loss", second), strict=True):
         for split in ("train", "val"):
             if f"{split}/{metric}" in history:
                 axes.plot(history["epoch"], history[f"{split}/{metric}"], label=split)
@@ -96,6 +105,11 @@ class PlotSet:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
 
+    def merge(self, other: PlotSet) -> None:
+        """Add `other`'s tables and figures to this set."""
+        self.tables |= other.tables
+        self.figures |= other.figures
+
     def write(self, outputs: Outputs, folder: Path) -> list[Path]:
         """Stage every table and figure under `folder`; return the PNG paths (to log them)."""
         for name, table in self.tables.items():
@@ -105,28 +119,120 @@ class PlotSet:
         return [folder / f"{name}.png" for name in self.figures]
 
 
-def evaluation_plots(y_true: np.ndarray, probability: np.ndarray, model_name: str, split: str = "test") -> PlotSet:
-    """Confusion matrix (one `actual`, `predicted` row per sample) and ROC curve of one model on one split."""
-    predicted = (probability >= THRESHOLD).astype("int64")
-    points = roc_points(y_true, probability)
+def one_vs_rest_points(y_true: np.ndarray, probability: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """Each class's ROC curve against the rest, as `roc_points` rows under a leading `class` column."""
+    parts = [
+        roc_points(np.asarray(y_true) == code, probability[:, code]).assign(**{"class": name})
+        for code, name in enumerate(classes)
+    ]
+    table = pd.concat(parts, ignore_index=True)
+    return table[["class", "fpr", "tpr", "threshold"]]
+
+
+def regression_figures(y_true: np.ndarray, prediction: np.ndarray, title: str) -> dict[str, Figure]:
+    """Predicted against actual values (the diagonal is perfect), and the residuals against the predictions."""
+    scatter = {"s": 8, "alpha": 0.5}
+    versus = _figure()
+    axes = versus.add_subplot()
+    axes.scatter(y_true, prediction, **scatter)
+    low, high = float(min(y_true.min(), prediction.min())), float(max(y_true.max(), prediction.max()))
+    axes.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="actual", ylabel="predicted", title=title)
+    residuals = _figure()
+    axes = residuals.add_subplot()
+    axes.scatter(prediction, y_true - prediction, **scatter)
+    axes.axhline(0, linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="predicted", ylabel="actual - predicted", title=title)
+    return {"predicted_vs_actual": versus, "residuals": residuals}
+
+
+def _round(values: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float64), 6)
+
+
+def evaluation_plots(
+    y_true: np.ndarray, output: np.ndarray, model_name: str, split: str = "test", schema: Schema = BINARY
+) -> PlotSet:
+    """One model's plots on one split, for its task.
+
+    Classification: a confusion table (one `actual`, `predicted` row per sample: codes for binary, class
+    names for multiclass) and matrix, and ROC curves (one against the rest per class for multiclass).
+    Regression: a `predictions` table (`actual`, `predicted`, `residual`) and its two figures.
+    """
     title = f"{model_name} on {split}"
-    confusion = pd.DataFrame({"actual": y_true.astype("int64"), "predicted": predicted})
+    if schema.task == "regression":
+        table = pd.DataFrame({"actual": _round(y_true), "predicted": _round(output)})
+        table["residual"] = _round(table["actual"] - table["predicted"])
+        return PlotSet(tables={"predictions": table}, figures=regression_figures(y_true, output, title))
+    actual, predicted = np.asarray(y_true).astype("int64"), predicted_codes(schema.task, output)
+    confusion = pd.DataFrame({"actual": actual, "predicted": predicted})
+    if schema.task == "binary":
+        points = roc_points(y_true, output)
+        roc = roc_figure({model_name: points}, {model_name: roc_auc(y_true, output)}, title)
+    else:
+        names = np.array(schema.classes, dtype=object)
+        confusion = pd.DataFrame({"actual": names[actual], "predicted": names[predicted]})
+        points = one_vs_rest_points(y_true, output, schema.classes)
+        curves = {name: points[points["class"] == name] for name in schema.classes}
+        aucs = {name: roc_auc(actual == code, output[:, code]) for code, name in enumerate(schema.classes)}
+        roc = roc_figure(curves, aucs, f"{title}, each class against the rest")
     return PlotSet(
         tables={"confusion": confusion, "roc": points},
-        figures={
-            "confusion_matrix": confusion_figure(y_true, predicted, title),
-            "roc": roc_figure({model_name: points}, {model_name: roc_auc(y_true, probability)}, title),
-        },
+        figures={"confusion_matrix": confusion_figure(actual, predicted, title, schema.classes), "roc": roc},
     )
 
 
-def missing_split_plots(model_name: str, split: str = "test") -> PlotSet:
+def _empty_tables(schema: Schema) -> dict[str, pd.DataFrame]:
+    if schema.task == "regression":
+        return {"predictions": pd.DataFrame({"actual": [], "predicted": [], "residual": []}, dtype="float64")}
+    roc_columns = ("fpr", "tpr", "threshold") if schema.task == "binary" else ("class", "fpr", "tpr", "threshold")
+    return {
+        "confusion": pd.DataFrame({"actual": [], "predicted": []}, dtype="int64"),
+        "roc": pd.DataFrame({name: [] for name in roc_columns}, dtype="float64"),
+    }
+
+
+def _figure_names(schema: Schema) -> tuple[str, ...]:
+    return ("predicted_vs_actual", "residuals") if schema.task == "regression" else ("confusion_matrix", "roc")
+
+
+def missing_split_plots(model_name: str, split: str = "test", schema: Schema = BINARY) -> PlotSet:
     """`evaluation_plots`' files for a missing split: header-only tables (`dvc plots show` renders them), notices."""
     notice = notice_figure(f"no {split} split\n(prepare_data.split leaves it out)", f"{model_name} on {split}")
-    return PlotSet(
-        tables={
-            "confusion": pd.DataFrame({"actual": [], "predicted": []}, dtype="int64"),
-            "roc": pd.DataFrame({"fpr": [], "tpr": [], "threshold": []}, dtype="float64"),
-        },
-        figures={"confusion_matrix": notice, "roc": notice},
-    )
+    return PlotSet(tables=_empty_tables(schema), figures=dict.fromkeys(_figure_names(schema), notice))
+
+
+def other_task_plots(schema: Schema, model_name: str) -> PlotSet:
+    """The files a stage declares for the other kind of task, header-only and with notices, so that every
+    declared output exists whatever the task."""
+    other = Schema("binary") if schema.task == "regression" else Schema("regression")
+    kind = "classification" if other.is_classification else "regression"
+    notice = notice_figure(f"a {kind} plot: the task is {schema.task}", model_name)
+    return PlotSet(tables=_empty_tables(other), figures=dict.fromkeys(_figure_names(other), notice))
+
+
+def candidates_roc_figure(
+    outputs: Mapping[str, np.ndarray | None], val: Split | None, schema: Schema, selected_by: str
+) -> Figure:
+    """Every candidate model on val in one figure: ROC curves (multiclass: all classes pooled, each against
+    the rest), or for regression predicted against actual values; a notice without a val split."""
+    title = "all classifiers on val"
+    if val is None:
+        return notice_figure(f"no val split: selected by {selected_by} on train", title)
+    if schema.task == "regression":
+        figure = _figure()
+        axes = figure.add_subplot()
+        for name, prediction in outputs.items():
+            rmse = float(np.sqrt(np.mean((prediction - val.labels) ** 2)))
+            axes.scatter(val.labels, prediction, s=8, alpha=0.5, label=f"{name} (RMSE {rmse:.3g})")
+        axes.set(xlabel="actual", ylabel="predicted", title=title)
+        axes.legend(fontsize=8)
+        return figure
+    labels, curves, aucs = val.labels, {}, {}
+    for name, output in outputs.items():
+        truth, score = labels, output
+        if schema.task == "multiclass":
+            truth, score = (labels[:, None] == np.arange(schema.n_classes)).ravel(), output.ravel()
+        curves[name], aucs[name] = roc_points(truth, score), roc_auc(truth, score)
+    pooled = ", classes pooled" if schema.task == "multiclass" else ""
+    return roc_figure(curves, aucs, f"{title}{pooled}")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from lib.datasets import Schema
 from lib.outputs import commit_outputs
 from lib.plots import (
     PlotSet,
@@ -15,6 +16,7 @@ from lib.plots import (
     evaluation_plots,
     missing_split_plots,
     notice_figure,
+    other_task_plots,
     roc_figure,
     roc_points,
     save_png,
@@ -245,3 +247,90 @@ def test_notice_figure_shows_its_text_and_is_byte_identical(tmp_path: Path) -> N
     assert texts == ["no test split"]
     assert figure.axes[0].get_title() == "m on test"
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+# --- multiclass and regression -------------------------------------------------------------------
+
+THREE = Schema("multiclass", classes=("bird", "cat", "dog"))
+
+
+def _three_classes() -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2])
+    probability = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.2, 0.5, 0.3],
+            [0.1, 0.8, 0.1],
+            [0.3, 0.6, 0.1],
+            [0.1, 0.1, 0.8],
+            [0.2, 0.2, 0.6],
+            [0.5, 0.2, 0.3],
+        ]
+    )
+    return y_true, probability
+
+
+def test_a_multiclass_confusion_matrix_is_n_by_n_with_the_class_names() -> None:
+    y_true, probability = _three_classes()
+
+    plot_set = evaluation_plots(y_true, probability, "m", schema=THREE)
+
+    assert plot_set.tables["confusion"].to_dict("list") == {
+        "actual": ["bird", "bird", "cat", "cat", "dog", "dog", "dog"],
+        "predicted": ["bird", "cat", "cat", "cat", "dog", "dog", "bird"],
+    }
+    (axes,) = plot_set.figures["confusion_matrix"].axes
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["bird", "cat", "dog"]
+    assert [text.get_text() for text in axes.texts] == ["1", "1", "0", "0", "2", "0", "1", "0", "2"]
+
+
+def test_multiclass_roc_curves_are_one_per_class_against_the_rest() -> None:
+    y_true, probability = _three_classes()
+
+    plot_set = evaluation_plots(y_true, probability, "m", schema=THREE)
+
+    roc = plot_set.tables["roc"]
+    assert list(roc.columns) == ["class", "fpr", "tpr", "threshold"]
+    assert list(roc["class"].unique()) == ["bird", "cat", "dog"]
+    pd.testing.assert_frame_equal(
+        roc[roc["class"] == "cat"].drop(columns="class").reset_index(drop=True),
+        roc_points(y_true == 1, probability[:, 1]),
+    )
+    legend = [text.get_text() for text in plot_set.figures["roc"].axes[0].get_legend().get_texts()]
+    assert [entry.split(" (")[0] for entry in legend] == ["bird", "cat", "dog"]
+
+
+def test_regression_plots_are_predictions_with_residuals_and_two_figures(tmp_path: Path) -> None:
+    y_true, prediction = np.array([1.0, 2.5, 4.0]), np.array([1.5, 2.0, 4.0])
+
+    plot_set = evaluation_plots(y_true, prediction, "m", schema=Schema("regression"))
+
+    assert plot_set.tables["predictions"].to_dict("list") == {
+        "actual": [1.0, 2.5, 4.0],
+        "predicted": [1.5, 2.0, 4.0],
+        "residual": [-0.5, 0.5, 0.0],
+    }
+    assert set(plot_set.figures) == {"predicted_vs_actual", "residuals"}
+    assert plot_set.figures["residuals"].axes[0].get_ylabel() == "actual - predicted"
+
+
+@pytest.mark.parametrize("schema", [THREE, Schema("regression")])
+def test_missing_split_plots_match_each_tasks_files(tmp_path: Path, schema: Schema) -> None:
+    present = evaluation_plots(*_three_classes(), "m", schema=THREE)
+    if not schema.is_classification:
+        present = evaluation_plots(np.array([1.0, 2.0]), np.array([1.0, 3.0]), "m", schema=schema)
+
+    missing = missing_split_plots("m", schema=schema)
+
+    assert set(missing.tables) == set(present.tables) and set(missing.figures) == set(present.figures)
+    for name, table in missing.tables.items():
+        assert list(table.columns) == list(present.tables[name].columns) and table.empty
+
+
+def test_other_task_plots_hold_the_other_kinds_files_header_only() -> None:
+    for_binary, for_regression = other_task_plots(Schema("binary"), "m"), other_task_plots(Schema("regression"), "m")
+
+    assert set(for_binary.tables) == {"predictions"} and set(for_binary.figures) == {"predicted_vs_actual", "residuals"}
+    assert set(for_regression.tables) == {"confusion", "roc"}
+    assert set(for_regression.figures) == {"confusion_matrix", "roc"}
+    assert all(table.empty for table in [*for_binary.tables.values(), *for_regression.tables.values()])

@@ -23,11 +23,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def features_to_tensor(features: pd.DataFrame, device: torch.device) -> torch.Tensor:
+    """Features as a float32 tensor moved to `device` once."""
+    return torch.tensor(features.to_numpy(dtype="float32"), device=device)
+
+
 def frame_to_tensors(
     features: pd.DataFrame, labels: np.ndarray, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features as float32 and labels as float32 column, both moved to `device` once."""
-    x = torch.tensor(features.to_numpy(dtype="float32"), device=device)
+    x = features_to_tensor(features, device)
     y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
     return x, y
 

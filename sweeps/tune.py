@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
-    from lib.datasets import Split
+    from lib.datasets import Schema, Split
 
 SECTION = "tune_dnn_pytorch"
 TRAIN_SECTION = "train_dnn_pytorch"
@@ -39,8 +39,15 @@ STORAGE = Path("tuning/optuna.db")
 BEST_FILE = Path("tuning/train_dnn_pytorch.yaml")
 # The metric optimised (the kept epoch's, from the network's val_metrics) and the name of the same
 # metric in the per-epoch figures the pruner sees.
-TuneMetric = Literal["val/log_loss", "val/accuracy", "val/roc_auc"]
-EPOCH_METRIC = {"val/log_loss": "val/loss", "val/accuracy": "val/accuracy", "val/roc_auc": "val/roc_auc"}
+# Classification: val/log_loss, val/accuracy, val/roc_auc; regression: val/rmse, val/r2.
+TuneMetric = Literal["val/log_loss", "val/accuracy", "val/roc_auc", "val/rmse", "val/r2"]
+EPOCH_METRIC = {
+    "val/log_loss": "val/loss",
+    "val/accuracy": "val/accuracy",
+    "val/roc_auc": "val/roc_auc",
+    "val/rmse": "val/rmse",
+    "val/r2": "val/r2",
+}
 USER_ATTR_SETTINGS = "settings"
 USER_ATTR_RUN_ID = "mlflow_run_id"
 TRIAL_TAG = "optuna.trial_number"
@@ -116,8 +123,18 @@ class TuneError(ReprolabError):
 
 
 def direction(metric: TuneMetric) -> Literal["minimize", "maximize"]:
-    """Loss is minimised, every other metric maximised."""
-    return "minimize" if metric == "val/log_loss" else "maximize"
+    """Losses and errors are minimised, every other metric maximised."""
+    from lib.evaluation import GREATER_IS_BETTER
+
+    return "maximize" if GREATER_IS_BETTER[metric.removeprefix("val/")] else "minimize"
+
+
+def check_metric(metric: TuneMetric, task: str) -> None:
+    """Raise a TuneError naming `metric` when the network does not report it for `task`."""
+    regression = metric in ("val/rmse", "val/r2")
+    if regression != (task == "regression"):
+        suited = "val/rmse, val/r2" if task == "regression" else "val/log_loss, val/accuracy, val/roc_auc"
+        raise TuneError(f"{SECTION}.metric: {metric} does not apply to task {task}; use one of {suited}")
 
 
 def trial_params(base: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
@@ -227,15 +244,22 @@ Objective = Callable[["optuna.Trial"], float]
 
 
 def make_objective(
-    config: TuneParams, base: Mapping[str, Any], splits: dict[str, Split], device: torch.device, seed: int
+    config: TuneParams,
+    base: Mapping[str, Any],
+    splits: dict[str, Split],
+    device: torch.device,
+    seed: int,
+    schema: Schema | None = None,
 ) -> Objective:
     """The trial function: train with the trial's values in a nested MLflow run, report epochs, return the value."""
     import mlflow
     import optuna
 
+    from lib.datasets import BINARY
     from lib.tracking.runs import stage_run
     from lib.training.devices import device_facts, run_tags
 
+    schema = schema or BINARY
     epoch_metric = EPOCH_METRIC[config.metric]
     train = network()[1]
     device_tags = run_tags(device_facts(device))  # the GPU model, CUDA, cuDNN, torch build, on every trial
@@ -254,7 +278,9 @@ def make_objective(
                     raise optuna.TrialPruned(f"epoch {epoch}: {epoch_metric} {metrics[epoch_metric]}")
 
             try:
-                result = train(trial_params(base, values), splits, device, seed, on_epoch=on_epoch, progress=False)
+                result = train(
+                    trial_params(base, values), splits, device, seed, on_epoch=on_epoch, progress=False, schema=schema
+                )
             except optuna.TrialPruned as pruned:
                 mlflow.set_tags({"optuna.state": "pruned", "optuna.pruned_at": str(pruned)})
                 stopped: optuna.TrialPruned | None = pruned
@@ -340,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import mlflow
     import yaml
 
-    from lib.datasets import read_splits, require_split, split_path
+    from lib.datasets import read_schema, read_splits, require_split, split_path
     from lib.digests import file_digest
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
@@ -355,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise TuneError(f"--trials: must be at least 1, got {args.trials}")
     check_space(config.search_space, base)
     splits = read_splits(args.data_dir)
+    schema = read_schema(args.data_dir)
+    check_metric(config.metric, schema.task)
     require_split(splits, "val", f"the hyperparameter search ({SECTION})")
     splits.pop("test", None)  # the search never looks at test
     device = resolve_device(params.section(TRAIN_SECTION, network()[0]).device)
@@ -371,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         mlflow.set_tags(
             {"optuna.study": config.study, "optuna.metric": config.metric, "optuna.direction": direction(config.metric)}
         )
-        ran = run_trials(study, make_objective(config, base, splits, device, seed), args.trials or config.n_trials,
+        objective = make_objective(config, base, splits, device, seed, schema)
+        ran = run_trials(study, objective, args.trials or config.n_trials,
                          seed, config.random_trials)  # fmt: skip
         best = best_file(study, config, run_id)
         counts = {f"trials/{state}": float(count) for state, count in best["trials"].items() if state != "total"}

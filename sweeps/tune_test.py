@@ -418,3 +418,18 @@ def test_tune_without_a_val_split_fails_in_one_line(tmp_path: Path) -> None:
         "set prepare_data.split to train_val_test and run prepare_data"
     )
     assert not (project / "tuning").exists()
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize(("metric", "task"), [("val/log_loss", "regression"), ("val/rmse", "multiclass")])
+def test_a_metric_the_network_does_not_report_for_the_task_is_an_error(metric: str, task: str) -> None:
+    with pytest.raises(tune.TuneError, match=rf"^tune_dnn_pytorch.metric: {metric} does not apply to task {task}"):
+        tune.check_metric(metric, task)
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize(("metric", "expected"), [("val/rmse", "minimize"), ("val/r2", "maximize")])
+def test_regression_metrics_have_their_direction(metric: str, expected: str) -> None:
+    tune.check_metric(metric, "regression")
+
+    assert tune.direction(metric) == expected

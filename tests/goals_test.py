@@ -271,3 +271,49 @@ def test_pytest_goals_with_a_bad_goals_file_stops_with_one_line(tmp_path: Path) 
     code, output = _pytest_goals(_pipeline(tmp_path / "good", GOOD), tmp_path / "goals.yaml", tmp_path / "s.md")
     assert code != 0
     assert output.strip().splitlines()[0].startswith(f"ERROR: {tmp_path / 'goals.yaml'}: models: ")
+
+
+REGRESSION_GOALS = """
+models:
+  regressor: {metrics: metrics/classifiers.json, label: the selected regressor, maximum: {test/rmse: 60}}
+  network: {metrics: metrics/dnn.json, label: the network, minimum: {test/r2: 0.3}}
+comparisons:
+  - {model: network, baseline: regressor, max_shortfall: {test/rmse: 5, test/r2: 0.1}}
+"""
+
+
+@pytest.mark.unittest
+def test_a_comparison_of_a_lower_is_better_metric_counts_a_higher_value_as_the_shortfall(tmp_path: Path) -> None:
+    (tmp_path / "goals.yaml").write_text(REGRESSION_GOALS)
+    metrics = {
+        "classifiers": {"selected": "ridge", "test/rmse": 52.0, "test/r2": 0.48},
+        "dnn": {"test/rmse": 58.5, "test/r2": 0.41},
+    }
+
+    outcomes = _judge(_outputs(tmp_path / "out", metrics), tmp_path / "goals.yaml")
+
+    assert outcomes["network-vs-regressor:test/rmse"].message == (
+        "test/rmse of the network is 58.5, 6.5 above the selected regressor (ridge)'s 52: "
+        "more than the allowed margin 5"
+    )
+    assert not outcomes["network-vs-regressor:test/rmse"].passed
+    assert outcomes["network-vs-regressor:test/r2"].passed  # 0.07 below, within 0.1
+    assert outcomes["regressor:test/rmse<="].passed and outcomes["network:test/r2>="].passed
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_the_example_goals_of_each_task_are_valid_and_judge_that_tasks_metrics(task: str, tmp_path: Path) -> None:
+    from lib.evaluation import TASK_METRICS
+
+    path = PROJ_ROOT / "goals" / "examples" / f"{task}.yaml"
+    goals = criteria.read_goals(path)
+
+    named = {
+        metric.removeprefix("test/") for model in goals.models.values() for metric in [*model.minimum, *model.maximum]
+    }
+    assert named and named <= set(TASK_METRICS[task])
+    perfect = {"rmse": 0.0, "mae": 0.0, "log_loss": 0.0}
+    values = {f"test/{name}": perfect.get(name, 1.0) for name in TASK_METRICS[task]}
+    outcomes = _judge(_outputs(tmp_path, {"classifiers": values, "dnn": values}), path)
+    assert all(outcome.passed for outcome in outcomes.values())

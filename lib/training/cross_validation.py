@@ -6,31 +6,44 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lib.datasets import Split, Splits
+from lib.datasets import BINARY, Schema, Split, Splits
 from lib.errors import ReprolabError
-from lib.evaluation import METRICS
+from lib.evaluation import AUTO_SELECTION
 from lib.training import loop
 from lib.training.checkpoints import LOG, CheckpointStore, Log
 from lib.training.distributed import SINGLE, World
 from lib.training.params import TrainingParams
 
 
-def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds") -> list[Splits]:
-    """`train` cut into seeded, stratified folds: per fold, the rest as `train`, the fold as `val`."""
-    from sklearn.model_selection import StratifiedKFold
+def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds", schema: Schema = BINARY) -> list[Splits]:
+    """`train` cut into seeded folds, stratified for classification: per fold, the rest as `train`, the fold
+    as `val`."""
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     features, labels = train
-    smallest = int(np.bincount(labels, minlength=2).min())
+    if not schema.is_classification:
+        if len(labels) < folds:
+            raise ReprolabError(f"{key}: {folds} folds need at least {folds} rows in train, it has {len(labels)}")
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+        return [{"train": _rows(train, fit), "val": _rows(train, held)} for fit, held in splitter.split(features)]
+    counts = np.bincount(labels, minlength=max(2, schema.n_classes))
+    smallest = int(counts.min())
     if smallest < folds:
+        which = "the smaller class" if len(counts) == 2 else f"class '{_class_name(schema, int(counts.argmin()))}'"
         raise ReprolabError(
-            f"{key}: {folds} folds need at least {folds} rows of each class in train, the smaller class has {smallest}"
+            f"{key}: {folds} folds need at least {folds} rows of each class in train, {which} has {smallest}"
         )
 
-    def rows(index: np.ndarray) -> Split:
-        return Split(features.iloc[index].reset_index(drop=True), labels[index])
-
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [{"train": rows(fit), "val": rows(held)} for fit, held in splitter.split(features, labels)]
+    return [{"train": _rows(train, fit), "val": _rows(train, held)} for fit, held in splitter.split(features, labels)]
+
+
+def _rows(split: Split, index: np.ndarray) -> Split:
+    return Split(split.features.iloc[index].reset_index(drop=True), split.labels[index])
+
+
+def _class_name(schema: Schema, code: int) -> str:
+    return schema.classes[code] if code < schema.n_classes else str(code)
 
 
 def cross_validate_and_fit(
@@ -44,6 +57,7 @@ def cross_validate_and_fit(
     on_epoch: loop.EpochCallback | None = None,
     world: World = SINGLE,
     log: Log = LOG,
+    schema: Schema = BINARY,
 ) -> tuple[list[dict[str, float]], loop.TrainResult]:
     """With `cv_folds`, one network per fold of train and its val scores; then the final network on all of train.
 
@@ -52,14 +66,17 @@ def cross_validate_and_fit(
     """
     scores = (checkpoints.latest or {}).get("cv_scores", [])
     if params.cv_folds and not scores:
-        folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds")
+        folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds", schema)
+        shown = f"val/{AUTO_SELECTION[schema.task]}"
         for number, fold in enumerate(folds, start=1):
-            result = loop.fit(params, build, fold, device, seed, progress=False, world=world, log=log)
+            result = loop.fit(params, build, fold, device, seed, progress=False, world=world, log=log, schema=schema)
             scores.append(result.val_metrics)
             if world.is_main:
-                log(f"cv fold {number}/{params.cv_folds}: val/roc_auc {result.val_metrics['val/roc_auc']:.4f}")
+                log(f"cv fold {number}/{params.cv_folds}: {shown} {result.val_metrics[shown]:.4f}")
     checkpoints.extra["cv_scores"] = scores
-    result = loop.fit(params, build, splits, device, seed, on_epoch, checkpoints=checkpoints, world=world, log=log)
+    result = loop.fit(
+        params, build, splits, device, seed, on_epoch, checkpoints=checkpoints, world=world, log=log, schema=schema
+    )
     return scores, result
 
 
@@ -75,7 +92,7 @@ def fold_metrics(scores: list[dict[str, float]]) -> dict[str, float]:
 def summary(scores: list[dict[str, float]]) -> dict[str, float]:
     """`cv/folds`, and the mean and (population) standard deviation over folds of every metric."""
     result: dict[str, float] = {"cv/folds": len(scores)}
-    for metric in METRICS:
+    for metric in (name.removeprefix("val/") for name in scores[0]):
         values = np.array([fold[f"val/{metric}"] for fold in scores], dtype=np.float64)
         result[f"cv/{metric}_mean"] = round(float(values.mean()), 6)
         result[f"cv/{metric}_std"] = round(float(values.std()), 6)

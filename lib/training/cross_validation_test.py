@@ -13,9 +13,10 @@ import torch
 
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
-from lib.evaluation import METRICS
+from lib.evaluation import METRICS, TASK_METRICS
 from lib.training import loop
 from lib.training.checkpoints import CheckpointStore
+from lib.training.conftest import MULTICLASS, REGRESSION
 from lib.training.cross_validation import cross_validate_and_fit, fold_metrics, fold_splits, summary
 from lib.training.loop import BuildNetwork, TrainResult
 from lib.training.params import TrainingParams
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.unittest
 CPU = torch.device("cpu")
 
 
-def _network(n_features: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(n_features, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+def _network(n_features: int, n_outputs: int) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(n_features, 8), torch.nn.ReLU(), torch.nn.Linear(8, n_outputs))
 
 
 def _rows(split: Split) -> set[float]:
@@ -152,3 +153,40 @@ def test_without_folds_cross_validate_and_fit_trains_the_final_network_alone(spl
     )
 
     assert (scores, lines, len(result.history)) == ([], [], 2)
+
+
+def test_regression_folds_are_plain_seeded_folds_of_train(regression_splits: Splits) -> None:
+    from sklearn.model_selection import KFold
+
+    train = regression_splits["train"]
+
+    folds = fold_splits(train, 3, seed=5, schema=REGRESSION)
+
+    expected = [held for _, held in KFold(3, shuffle=True, random_state=5).split(train.features)]
+    for fold, held in zip(folds, expected, strict=True):
+        np.testing.assert_array_equal(fold["val"].labels, train.labels[held])
+    assert sum(len(fold["val"].labels) for fold in folds) == len(train.labels)
+
+
+def test_too_few_rows_of_one_of_several_classes_names_the_class() -> None:
+    few = Split(pd.DataFrame({"f0": np.arange(12, dtype=np.float64)}), np.array([0] * 5 + [1] * 5 + [2] * 2))
+
+    with pytest.raises(
+        ReprolabError, match=r"^cv_folds: 3 folds need at least 3 rows of each class in train, class 'c' has 2$"
+    ):
+        fold_splits(few, 3, seed=0, schema=MULTICLASS)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_cross_validation_of_each_task_summarises_the_tasks_metrics(
+    task: str, multiclass_splits: Splits, regression_splits: Splits, tmp_path: Path
+) -> None:
+    splits, schema = (multiclass_splits, MULTICLASS) if task == "multiclass" else (regression_splits, REGRESSION)
+    params = TrainingParams(epochs=2, batch_size=32, cv_folds=2, device="cpu")
+
+    scores, _ = cross_validate_and_fit(
+        params, _network, splits, CPU, 0, CheckpointStore(tmp_path, "k"), log=lambda _: None, schema=schema
+    )
+
+    names = TASK_METRICS[task]
+    assert set(summary(scores)) == {"cv/folds"} | {f"cv/{n}_{s}" for n in names for s in ("mean", "std")}

@@ -13,17 +13,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lib.datasets import Splits
+from lib.datasets import BINARY, Schema, Splits
 from lib.errors import ReprolabError
-from lib.evaluation import binary_metrics
+from lib.evaluation import GREATER_IS_BETTER, selection_metric, task_metrics
 from lib.progress import EpochProgress, in_terminal
-from lib.torch_data import frame_to_tensors, sharded_batches
+from lib.torch_data import features_to_tensor, sharded_batches
 from lib.training.checkpoints import LOG, CheckpointStore, Log, restore_rng, rng_state, stderr_log
 from lib.training.devices import adam, autocast_dtype, use_deterministic
 from lib.training.distributed import SINGLE, World
+from lib.training.objectives import BINARY_OBJECTIVE, Objective
 from lib.training.params import TrainingParams
 
-BuildNetwork = Callable[[int], nn.Module]  # the feature count -> an untrained network ending in one logit
+BuildNetwork = Callable[[int, int], nn.Module]  # (inputs, outputs) -> an untrained network ending in raw outputs
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -39,7 +40,8 @@ class TrainResult:
     best_epoch: int
     val_metrics: dict[str, float]
     test_metrics: dict[str, float]
-    test_probability: np.ndarray | None
+    test_output: np.ndarray | None  # what the task's metrics score (`Objective.scored`)
+    objective: Objective = BINARY_OBJECTIVE
 
 
 def train_epoch(
@@ -54,27 +56,28 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None = None,
     world: World = SINGLE,
     on_batch: Callable[[int, int], None] | None = None,
+    objective: Objective = BINARY_OBJECTIVE,
 ) -> tuple[float, float]:
-    """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples.
+    """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples
+    (accuracy 0 for regression).
 
     `dtype` autocasts the forward pass (float16 needs a `scaler`). Totals stay on the device: one host sync.
     `on_batch(done, batches)` is called after each mini-batch.
     """
     network.train()
     scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)  # a disabled scaler passes through
-    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     totals = torch.zeros(2, device=x.device)  # summed loss, correct predictions
     batches = -(-x.shape[0] // batch_size)
     for done, (xb, yb, count) in enumerate(sharded_batches(x, y, batch_size, generator, world.rank, world.size), 1):
         optimiser.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             logits = network(xb)
-        loss = loss_fn(logits.float(), yb)
+        loss = objective.loss(logits, yb)
         # DDP averages gradients over the processes: times their count, it is the global batch's mean
         scaler.scale(loss / count * world.size).backward()
         scaler.step(optimiser)
         scaler.update()
-        totals += torch.stack([loss.detach(), ((logits.detach() >= 0).float() == yb).sum()])
+        totals += torch.stack([loss.detach(), objective.correct(logits.detach(), yb).float()])
         if on_batch is not None:
             on_batch(done, batches)
     if world.size > 1:
@@ -84,10 +87,10 @@ def train_epoch(
 
 
 @torch.no_grad()
-def predict_probability(network: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Class-1 probability for every row of `x`, in eval mode."""
+def predict(network: nn.Module, x: torch.Tensor, objective: Objective = BINARY_OBJECTIVE) -> np.ndarray:
+    """What the task's metrics score for every row of `x` (`Objective.scored`), in eval mode."""
     network.eval()
-    return torch.sigmoid(network(x)).squeeze(1).cpu().numpy().astype(np.float64)
+    return objective.scored(network(x))
 
 
 def fit(
@@ -102,6 +105,7 @@ def fit(
     checkpoints: CheckpointStore | None = None,
     world: World = SINGLE,
     log: Log = LOG,
+    schema: Schema = BINARY,
 ) -> TrainResult:
     """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
@@ -109,7 +113,8 @@ def fit(
     `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
     writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
     None neither saves nor resumes; in a `world` of several processes rank 0 alone scores, calls
-    `on_epoch`, saves and logs.
+    `on_epoch`, saves and logs. `schema`'s task sets the output layer's width, the loss and the metrics
+    (`lib.training.objectives`).
     """
     from tqdm.auto import tqdm
 
@@ -119,10 +124,16 @@ def fit(
             "(WORLD_SIZE); choose a multiple of the process count"
         )
     use_deterministic(params.deterministic)
+    metric = selection_metric(schema.task, params.selection_metric, f"{params.section}.selection_metric", ("loss",))
+    sign = 1 if GREATER_IS_BETTER[metric] else -1
+    objective = Objective.for_labels(schema, splits["train"].labels)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    tensors = {name: frame_to_tensors(*split, device) for name, split in splits.items()}
-    network = build(splits["train"].features.shape[1]).to(device)
+    tensors = {
+        name: (features_to_tensor(features, device), objective.targets(labels, device))
+        for name, (features, labels) in splits.items()
+    }
+    network = build(splits["train"].features.shape[1], objective.n_outputs).to(device)
     if world.rank:
         torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
     log = log if world.is_main else lambda _: None
@@ -166,17 +177,20 @@ def fit(
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
             model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world,
-            on_batch=on_batch,
+            on_batch=on_batch, objective=objective,
         )  # fmt: skip
         if scheduler is not None:
             scheduler.step()
-        metrics = {"train/loss": round(loss, 6), "train/accuracy": round(accuracy, 6)}
+        metrics = {"train/loss": round(loss, 6)}
+        if schema.is_classification:
+            metrics["train/accuracy"] = round(accuracy, 6)
         if has_val and world.is_main:
-            scores = binary_metrics(splits["val"].labels, predict_probability(network, tensors["val"][0]), "val")
-            metrics["val/loss"] = scores["val/log_loss"]
-            metrics |= {key: scores[key] for key in ("val/accuracy", "val/roc_auc")}
-            value = metrics[f"val/{params.selection_metric}"]
-            score = -value if params.selection_metric == "loss" else value
+            val_labels = splits["val"].labels
+            scores = task_metrics(schema.task, val_labels, predict(network, tensors["val"][0], objective), "val")
+            metrics["val/loss"] = objective.loss_of_scored(val_labels, scores, "val")
+            shown = ("val/accuracy", "val/roc_auc") if schema.is_classification else ("val/rmse", "val/r2")
+            metrics |= {key: scores[key] for key in shown}
+            score = sign * (metrics | scores)[f"val/{metric}"]
             if epoch == 1 or score > best["score"]:  # epoch 1 always counts, even when its score is NaN
                 best = {"score": score, "epoch": epoch, "state": copy.deepcopy(network.state_dict()), "val": scores}
         if world.is_main:
@@ -196,15 +210,16 @@ def fit(
                 # torch.save's cost per object made checkpoints of long runs slower than their epochs
                 checkpoints.save({"epoch": epoch, **parts, "rng": rngs, "history": json.dumps(history), "best": best})
     if not world.is_main:  # ranks other than 0 return the trained network, nothing scored
-        return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None)
+        return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None, objective)
     if has_val:
         network.load_state_dict(best["state"])
-    test_probability, test_metrics = None, {}
+    test_output, test_metrics = None, {}
     if "test" in splits:
-        test_probability = predict_probability(network, tensors["test"][0])
-        test_metrics = binary_metrics(splits["test"].labels, test_probability, "test")
+        test_output = predict(network, tensors["test"][0], objective)
+        test_metrics = task_metrics(schema.task, splits["test"].labels, test_output, "test")
     kept = best["epoch"] if has_val else epoch
-    return TrainResult(network.cpu().eval(), pd.DataFrame(history), kept, best["val"], test_metrics, test_probability)
+    history_table = pd.DataFrame(history)
+    return TrainResult(network.cpu().eval(), history_table, kept, best["val"], test_metrics, test_output, objective)
 
 
 def stage_metrics(result: TrainResult) -> dict[str, float]:

@@ -20,7 +20,7 @@ from lib.errors import ReprolabError
 from lib.evaluation import METRICS
 from lib.training.checkpoints import CheckpointStore
 from lib.training.distributed import World
-from lib.training.loop import BuildNetwork, TrainResult, fit, predict_probability, stage_metrics, train_epoch
+from lib.training.loop import BuildNetwork, TrainResult, fit, predict, stage_metrics, train_epoch
 from lib.training.params import TrainingParams
 
 pytestmark = pytest.mark.unittest
@@ -37,13 +37,13 @@ SHORT = {"hidden_layers": [8], "lr": 0.01, "batch_size": 32, "epochs": 3, "devic
 def mlp(hidden_layers: list[int], dropout: float = 0.1) -> BuildNetwork:
     """Linear -> ReLU -> Dropout blocks ending in one logit, as a build function."""
 
-    def build(n_features: int) -> nn.Module:
+    def build(n_features: int, n_outputs: int) -> nn.Module:
         layers: list[nn.Module] = []
         width = n_features
         for hidden in hidden_layers:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
-        return nn.Sequential(*layers, nn.Linear(width, 1))
+        return nn.Sequential(*layers, nn.Linear(width, n_outputs))
 
     return build
 
@@ -65,15 +65,15 @@ def _train(splits: Splits, seed: int = 0, on: torch.device = CPU, **values: Any)
     return train({**SHORT, **values}, splits, on, seed, progress=False)
 
 
-# --- predict_probability --------------------------------------------------------------------------
+# --- predict --------------------------------------------------------------------------
 
 
-def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
+def test_predict_is_a_sigmoid_in_eval_mode() -> None:
     torch.manual_seed(0)
-    network = mlp([8], dropout=0.5)(6)
+    network = mlp([8], dropout=0.5)(6, 1)
     x = torch.randn(20, 6)
 
-    probability = predict_probability(network, x)
+    probability = predict(network, x)
 
     assert not network.training
     assert probability.dtype == np.float64
@@ -81,7 +81,7 @@ def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
     with torch.no_grad():
         expected = torch.sigmoid(network.eval()(x)).squeeze(1).numpy()
     np.testing.assert_allclose(probability, expected, rtol=1e-6)
-    np.testing.assert_array_equal(predict_probability(network, x), probability)  # dropout is off
+    np.testing.assert_array_equal(predict(network, x), probability)  # dropout is off
 
 
 # --- train_epoch --------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def test_predict_probability_is_a_sigmoid_in_eval_mode() -> None:
 
 def test_train_epoch_averages_loss_and_accuracy_over_samples_not_batches() -> None:
     torch.manual_seed(0)
-    network = mlp([4], dropout=0.0)(3)
+    network = mlp([4], dropout=0.0)(3, 1)
     x = torch.randn(10, 3)
     y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0], [0.0], [1.0], [0.0], [1.0], [1.0]])
     before = [p.detach().clone() for p in network.parameters()]
@@ -116,7 +116,7 @@ def test_train_epoch_averages_loss_and_accuracy_over_samples_not_batches() -> No
 
 def test_train_epoch_updates_the_weights() -> None:
     torch.manual_seed(0)
-    network = mlp([4], dropout=0.0)(3)
+    network = mlp([4], dropout=0.0)(3, 1)
     x, y = torch.randn(10, 3), torch.ones(10, 1)
     before = [p.detach().clone() for p in network.parameters()]
 
@@ -138,7 +138,7 @@ def test_train_records_one_history_row_per_epoch(splits: Splits) -> None:
     assert (result.history[["train/loss", "val/loss"]].to_numpy() > 0).all()
     assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
     assert set(result.test_metrics) == {f"test/{name}" for name in METRICS}
-    assert result.test_probability.shape == (len(splits["test"].labels),)
+    assert result.test_output.shape == (len(splits["test"].labels),)
     assert not result.network.training
     assert all(p.device.type == "cpu" for p in result.network.parameters())
 
@@ -183,7 +183,7 @@ def test_train_is_bit_identical_for_a_seed_and_differs_across_seeds(splits: Spli
     assert list(state) == list(same) == list(different)
     assert all(torch.equal(state[key], same[key]) for key in state)
     assert not all(torch.equal(state[key], different[key]) for key in state)
-    np.testing.assert_array_equal(first.test_probability, again.test_probability)
+    np.testing.assert_array_equal(first.test_output, again.test_output)
     assert not first.history.equals(other.history)
 
 
@@ -238,7 +238,7 @@ def test_train_on_cuda_gives_the_same_shapes_and_keys(splits: Splits) -> None:
     assert len(on_cuda.history) == len(on_cpu.history)
     assert set(on_cuda.val_metrics) == set(on_cpu.val_metrics)
     assert set(on_cuda.test_metrics) == set(on_cpu.test_metrics)
-    assert on_cuda.test_probability.shape == on_cpu.test_probability.shape
+    assert on_cuda.test_output.shape == on_cpu.test_output.shape
     cpu_state, cuda_state = on_cpu.network.state_dict(), on_cuda.network.state_dict()
     assert {k: v.shape for k, v in cuda_state.items()} == {k: v.shape for k, v in cpu_state.items()}
     assert all(v.device.type == "cpu" for v in cuda_state.values())
@@ -298,7 +298,7 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(splits: Splits
     assert calls == [4, 5]
     assert lines == [f"resuming from checkpoint {tmp_path / 'epoch-0003.pt'} (epoch 3 done)"]
     assert _same(resumed, uninterrupted)
-    np.testing.assert_array_equal(resumed.test_probability, uninterrupted.test_probability)
+    np.testing.assert_array_equal(resumed.test_output, uninterrupted.test_output)
 
 
 @pytest.mark.cuda
@@ -379,7 +379,7 @@ def test_without_test_there_are_no_test_metrics_or_probabilities(splits: Splits)
 
     result = _train(no_test)
 
-    assert (result.test_metrics, result.test_probability) == ({}, None)
+    assert (result.test_metrics, result.test_output) == ({}, None)
     assert set(result.val_metrics) == {f"val/{name}" for name in METRICS}
     assert stage_metrics(result) == {"best_epoch": result.best_epoch, **result.val_metrics}
 

@@ -21,7 +21,10 @@ class TrainingParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False
     deterministic: bool = False
-    selection_metric: Literal["loss", "accuracy", "roc_auc"] = "loss"
+    # The val metric that picks the kept epoch; it must suit the data's task (auto: roc_auc, f1_macro or rmse).
+    selection_metric: Literal[
+        "auto", "loss", "accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1_macro", "rmse", "mae", "r2"
+    ] = "loss"
     cv_folds: int = Field(default=0, ge=0)
 
     @field_validator("cv_folds")

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lab.processes.train_dnn_pytorch.network import build_network, load_network, saved_network
     from lab.processes.train_dnn_pytorch.params import NetworkParams
     from lib import plots
-    from lib.datasets import read_splits
+    from lib.datasets import read_schema, read_splits
     from lib.digests import directory_digest, fingerprint
     from lib.outputs import check_writable, commit_outputs
     from lib.params import ParamsFile
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = params.section(STAGE, NetworkParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
     splits = read_splits(args.data_dir)
+    schema = read_schema(args.data_dir)
     device = distributed.rank_device(resolve_device(config.device), world)
     log = checkpoints.stderr_log(STAGE) if world.is_main else lambda _: None  # rank 0 says everything once
     if warning := devices.cpu_build_warning(config.device, device):
@@ -70,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if world.is_main:
         store.preflight()
     build = partial(build_network, params=config)
-    train = partial(cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store)
+    train = partial(
+        cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store, schema=schema
+    )
 
     with distributed.process_group(world, device):
         checkpoint_store.latest = distributed.from_main(checkpoint_store.latest, world)  # rank 0's, on every rank
@@ -82,20 +85,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         resume_key = saved.get("tracking_run_key")
         with runs.journal_run(STAGE, experiment, run_params, str(device), resume_key) as run:
             checkpoint_store.extra["tracking_run_key"] = run.key
-            run.set_tags(devices.run_tags(facts))
+            run.set_tags({**devices.run_tags(facts), "task": schema.task})
             log_epoch = runs.epoch_logger(run, json.loads(saved.get("history", "[]")))
             cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
             if "test" in splits:
-                plot_set = plots.evaluation_plots(splits["test"].labels, result.test_probability, "dense network")
+                plot_set = plots.evaluation_plots(
+                    splits["test"].labels, result.test_output, "dense network", schema=schema
+                )
             else:  # every declared output exists: header-only tables, figures that say "no test split"
-                plot_set = plots.missing_split_plots("dense network")
+                plot_set = plots.missing_split_plots("dense network", schema=schema)
+            plot_set.merge(plots.other_task_plots(schema, "dense network"))
             plot_set.tables["history"] = result.history
             plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
             with commit_outputs() as outputs:
                 features = list(splits["train"].features.columns)
-                torch.save(saved_network(result.network, config, features), outputs.path(args.model))
+                weights = saved_network(result.network, config, features, result.objective.n_outputs)
+                torch.save(weights, outputs.path(args.model))
                 outputs.write_json(args.metrics, stage_metrics)
                 pngs = plot_set.write(outputs, args.plots_dir)
             checkpoint_store.clear()
@@ -105,11 +112,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             runs.log_pngs(run, pngs)
             network, _ = load_network(args.model)  # the MLflow model is the network DVC versions, read back
             example = splits["test" if "test" in splits else "train"].features.head(5)
-            models.log_torch_model(run, torch.nn.Sequential(network, torch.nn.Sigmoid()), example)
+            models.log_torch_model(run, torch.nn.Sequential(network, result.objective.output_layer()), example)
     val, test = result.val_metrics, result.test_metrics
     kept = f"epoch {result.best_epoch}/{config.epochs}" if val else f"the last epoch ({config.epochs}, no val split)"
-    scores = [f"val/loss {val['val/log_loss']:.4f}"] if val else []
-    scores.append(f"test/accuracy {test['test/accuracy']:.4f}" if test else "no test split, so no test metrics")
+    shown = "test/accuracy" if schema.is_classification else "test/rmse"
+    scores = [f"val/loss {result.history['val/loss'].iloc[result.best_epoch - 1]:.4f}"] if val else []
+    scores.append(f"{shown} {test[shown]:.4f}" if test else "no test split, so no test metrics")
     print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
     outputs = [args.model, args.metrics, args.plots_dir]
     print(runs.results_line(STAGE, outputs, run))

@@ -1,7 +1,10 @@
-"""The network of the `train_dnn_pytorch` stage, chosen by `architecture`; `lib.training` trains it.
+"""The network of the `train_dnn_pytorch` stage: every architecture the `architecture` key can name.
 
-An architecture is a function of the feature count and the params that returns an untrained network
-ending in one logit. To add one, write it here, list it in `ARCHITECTURES` and in `params.Architecture`.
+An architecture is a function `(n_inputs, n_outputs, params) -> nn.Module` returning an untrained network
+whose last layer gives `n_outputs` raw values (logits, or the standardised target): `lib.training` adds
+the loss and the output layer that suit the task. To use your own, write the function here and list it
+in `ARCHITECTURES`; tuning, sweeps, cross-validation and the benchmarks build networks through this
+file. Torch is imported inside the functions, so the params model can read `ARCHITECTURES` without it.
 """
 
 from __future__ import annotations
@@ -9,49 +12,62 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from lab.processes.train_dnn_pytorch.params import NetworkParams
-from lib.datasets import Splits
-from lib.training.loop import TrainResult, fit
+    from lab.processes.train_dnn_pytorch.params import NetworkParams
+    from lib.datasets import Splits
+    from lib.training.loop import TrainResult
 
 
-def mlp(n_features: int, params: NetworkParams) -> nn.Sequential:
-    """Linear -> ReLU -> Dropout blocks ending in one logit (a plain `nn.Sequential`: it loads without this module)."""
+def mlp(n_inputs: int, n_outputs: int, params: NetworkParams) -> nn.Sequential:
+    """Linear -> ReLU -> Dropout blocks, then a linear output layer (a plain `nn.Sequential`: it loads without
+    this module)."""
+    from torch import nn
+
     layers: list[nn.Module] = []
-    width = n_features
+    width = n_inputs
     for hidden in params.hidden_layers:
         layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(params.dropout)]
         width = hidden
-    return nn.Sequential(*layers, nn.Linear(width, 1))
+    return nn.Sequential(*layers, nn.Linear(width, n_outputs))
 
 
-ARCHITECTURES: dict[str, Callable[[int, NetworkParams], nn.Module]] = {"mlp": mlp}
+ARCHITECTURES: dict[str, Callable[[int, int, NetworkParams], nn.Module]] = {"mlp": mlp}
 
 
-def build_network(n_features: int, params: NetworkParams) -> nn.Module:
-    """The untrained network `params.architecture` names, for `n_features` inputs."""
-    return ARCHITECTURES[params.architecture](n_features, params)
+def build_network(n_inputs: int, n_outputs: int, params: NetworkParams) -> nn.Module:
+    """The untrained network `params.architecture` names, for `n_inputs` features and `n_outputs` outputs."""
+    return ARCHITECTURES[params.architecture](n_inputs, n_outputs, params)
 
 
 def train(params: NetworkParams, splits: Splits, device: torch.device, seed: int, *args: Any, **kw: Any) -> TrainResult:
     """`lib.training.loop.fit` with the network `params` choose (what tuning and the benchmark train)."""
+    from lib.training.loop import fit
+
     return fit(params, partial(build_network, params=params), splits, device, seed, *args, **kw)
 
 
-def saved_network(network: nn.Module, params: NetworkParams, features: list[str]) -> dict[str, Any]:
+def saved_network(network: nn.Module, params: NetworkParams, features: list[str], n_outputs: int) -> dict[str, Any]:
     """What `models/dnn.pt` holds: the weights, and what `load_network` needs to rebuild the network."""
-    shape = {"hidden_layers": list(params.hidden_layers), "dropout": params.dropout}
-    return {"state_dict": network.state_dict(), **shape, "features": features}
+    return {
+        "state_dict": network.state_dict(),
+        "params": params.model_dump(),
+        "n_outputs": n_outputs,
+        "features": features,
+    }
 
 
 def load_network(path: Path) -> tuple[nn.Module, list[str]]:
     """The trained network in `path` (written from `saved_network`), in eval mode, and its feature columns."""
+    import torch
+
+    from lab.processes.train_dnn_pytorch.params import NetworkParams
+
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    params = NetworkParams(hidden_layers=saved["hidden_layers"], dropout=saved["dropout"])
-    network = build_network(len(saved["features"]), params)
+    network = build_network(len(saved["features"]), saved["n_outputs"], NetworkParams(**saved["params"]))
     network.load_state_dict(saved["state_dict"])
     return network.eval(), saved["features"]

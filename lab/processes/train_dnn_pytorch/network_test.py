@@ -81,17 +81,23 @@ def test_params_are_read_without_importing_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_every_architecture_the_params_accept_can_be_built() -> None:
-    accepted = NetworkParams.model_fields["architecture"].annotation.__args__
+def test_every_architecture_in_the_registry_is_accepted_and_builds(params_file: WriteParams) -> None:
+    for name in ARCHITECTURES:
+        params = params_file({STAGE: {"architecture": name}}).section(STAGE, NetworkParams)
 
-    assert sorted(accepted) == sorted(ARCHITECTURES)
+        assert build_network(6, 3, params)(torch.zeros(2, 6)).shape == (2, 3)
+
+
+def test_an_unknown_architecture_names_the_registry() -> None:
+    with pytest.raises(ValueError, match=r"'resnet' is not an architecture in network.py \(one of mlp\)"):
+        NetworkParams(architecture="resnet")
 
 
 # --- the network ----------------------------------------------------------------------------------
 
 
 def test_build_network_stacks_linear_relu_dropout_blocks_and_ends_in_one_logit() -> None:
-    network = build_network(6, NetworkParams(hidden_layers=[8, 4], dropout=0.25))
+    network = build_network(6, 1, NetworkParams(hidden_layers=[8, 4], dropout=0.25))
 
     assert type(network) is nn.Sequential
     assert [type(layer) for layer in network] == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
@@ -105,7 +111,7 @@ def test_the_saved_network_loads_back_with_the_same_outputs(splits: Splits, tmp_
     params = NetworkParams(hidden_layers=[8], epochs=3, batch_size=32, device="cpu")
     result = train(params, splits, CPU, 0, progress=False)
     features = list(splits["train"].features.columns)
-    torch.save(saved_network(result.network, params, features), tmp_path / "dnn.pt")
+    torch.save(saved_network(result.network, params, features, 1), tmp_path / "dnn.pt")
 
     network, columns = load_network(tmp_path / "dnn.pt")
 

@@ -1,39 +1,58 @@
-"""Standard scikit-learn classifiers: cross-validate each on train, score on val, keep the best, test it once."""
+"""Standard scikit-learn models, classifiers or regressors as the task needs: cross-validate each on train,
+score on val, keep the best, test it once."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from lib.datasets import Split, Splits
+from lib.datasets import BINARY, Schema, Split, Splits
 from lib.errors import ReprolabError
-from lib.evaluation import METRICS, binary_metrics
+from lib.evaluation import GREATER_IS_BETTER, TASK_METRICS, selection_metric, task_metrics
 from lib.params import Section
 
 ClassifierName = Literal[
     "logistic_regression", "naive_bayes", "knn", "random_forest", "linear_svm", "gradient_boosting"
 ]
-SelectionMetric = Literal["accuracy", "balanced_accuracy", "f1", "roc_auc"]
+RegressorName = Literal["linear_regression", "ridge", "knn", "random_forest", "linear_svm", "gradient_boosting"]
+# Names in both lists build the classifier or the regressor the task needs; the others suit one kind of task.
+ModelName = Literal[ClassifierName, "linear_regression", "ridge"]
+SelectionMetric = Literal[
+    "auto", "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2"
+]
+# scikit-learn's scorer for each metric; a `neg_` scorer's values are negated back into the metric.
+SCORERS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "f1": "f1",
+    "f1_macro": "f1_macro",
+    "roc_auc": "roc_auc",
+    "log_loss": "neg_log_loss",
+    "rmse": "neg_root_mean_squared_error",
+    "mae": "neg_mean_absolute_error",
+    "r2": "r2",
+}
 HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 
 class ClassifiersParams(Section):
     """The `train_standard_classifiers` section of params.yaml."""
 
-    models: list[ClassifierName] = Field(min_length=1)
+    models: list[ModelName] = Field(min_length=1)
     cv_folds: int = Field(default=5, ge=2, le=20)
-    selection_metric: SelectionMetric = "roc_auc"
-    hyperparams: dict[ClassifierName, dict[str, HyperValue]] = Field(default_factory=dict)
-    # Classifiers whose cost grows faster than the data are skipped above this many train rows.
-    max_train_rows: dict[ClassifierName, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # auto: roc_auc (binary), f1_macro (multiclass), rmse (regression)
+    selection_metric: SelectionMetric = "auto"
+    hyperparams: dict[ModelName, dict[str, HyperValue]] = Field(default_factory=dict)
+    # Models whose cost grows faster than the data are skipped above this many train rows.
+    max_train_rows: dict[ModelName, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _models_unique(self) -> Self:
@@ -44,14 +63,18 @@ class ClassifiersParams(Section):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One classifier's scores: cross-validation on train and the refit model on val."""
+    """One model's scores: cross-validation on train and the refit model on val.
+
+    An output is what the task's metrics score (`lib.evaluation.task_metrics`): class-1 probabilities
+    (binary), an (n, K) probability table (multiclass), predicted values (regression).
+    """
 
     name: str
-    model: ClassifierMixin
+    model: BaseEstimator
     cv_mean: float
     cv_std: float
     val_metrics: dict[str, float]  # empty without a val split
-    val_probability: np.ndarray | None
+    val_output: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -62,19 +85,17 @@ class Selection:
     best: Candidate
     selected_by: str  # `val/<metric>`, or `cv/<metric>_mean` without a val split
     test_metrics: dict[str, float]  # empty without a test split
-    test_probability: np.ndarray | None
+    test_output: np.ndarray | None
 
 
-def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any]) -> ClassifierMixin:
-    """A fresh, seeded estimator for `name` with params overrides applied."""
-    from sklearn.calibration import CalibratedClassifierCV
+def _classifiers(seed: int) -> dict[str, BaseEstimator]:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import LinearSVC
 
-    defaults: dict[str, ClassifierMixin] = {
+    return {
         "logistic_regression": LogisticRegression(max_iter=1000, random_state=seed),
         "naive_bayes": GaussianNB(),
         "knn": KNeighborsClassifier(),
@@ -82,35 +103,87 @@ def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any])
         "linear_svm": LinearSVC(random_state=seed),
         "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
     }
-    model = defaults[name]
+
+
+def _regressors(seed: int) -> dict[str, BaseEstimator]:
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.svm import LinearSVR
+
+    return {
+        "linear_regression": LinearRegression(),
+        "ridge": Ridge(random_state=seed),
+        "knn": KNeighborsRegressor(),
+        "random_forest": RandomForestRegressor(n_estimators=100, random_state=seed),
+        "linear_svm": LinearSVR(random_state=seed),
+        "gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
+    }
+
+
+def models_for(task: str) -> tuple[str, ...]:
+    """The model names that build an estimator for `task`."""
+    return get_args(RegressorName) if task == "regression" else get_args(ClassifierName)
+
+
+def build_model(name: ModelName, seed: int, overrides: dict[str, Any], task: str = "binary") -> BaseEstimator:
+    """A fresh, seeded classifier (or, for regression, regressor) for `name` with params overrides applied."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    is_classification = task != "regression"
+    model = (_classifiers if is_classification else _regressors)(seed)[name]
     unknown = sorted(set(overrides) - set(model.get_params()))
     if unknown:
         raise ReprolabError(
             f"train_standard_classifiers.hyperparams.{name}.{unknown[0]}: not a parameter of {type(model).__name__}"
         )
     model.set_params(**overrides)
-    if name == "linear_svm":  # an SVM gives margins; calibration turns them into probabilities
+    if name == "linear_svm" and is_classification:  # an SVM gives margins; calibration turns them into probabilities
         return CalibratedClassifierCV(model, ensemble=False)
     return model
 
 
+def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any]) -> BaseEstimator:
+    """A fresh, seeded classifier for `name` with params overrides applied."""
+    return build_model(name, seed, overrides)
+
+
+def model_output(model: BaseEstimator, features: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """What the task's metrics score: class-1 probabilities, a probability per class code, or predictions."""
+    if not schema.is_classification:
+        return model.predict(features).astype(np.float64)
+    probability = model.predict_proba(features)
+    if schema.task == "binary":
+        return probability[:, 1]
+    table = np.zeros((len(features), schema.n_classes))
+    table[:, model.classes_] = probability  # a class missing from train keeps probability 0
+    return table
+
+
+def cross_validation_splitter(schema: Schema, folds: int, seed: int) -> KFold | StratifiedKFold:
+    """Seeded, shuffled folds; stratified by class for classification."""
+    kind = StratifiedKFold if schema.is_classification else KFold
+    return kind(n_splits=folds, shuffle=True, random_state=seed)
+
+
 def score_candidate(
-    name: ClassifierName,
-    model: ClassifierMixin,
+    name: ModelName,
+    model: BaseEstimator,
     train: Split,
     val: Split | None,
     folds: int,
-    metric: SelectionMetric,
+    metric: str,
     seed: int,
+    schema: Schema = BINARY,
 ) -> Candidate:
     """Cross-validate `model` on train, refit it on all of train, and score it on val (if there is one).
 
-    Each fold is announced on stderr (`random_forest: fold 3/5`) before it is fitted: the scores are
-    `cross_val_score`'s, fold by fold.
+    `metric` is a resolved selection metric (not `auto`); the CV scores are its values, sign included. Each
+    fold is announced on stderr (`random_forest: fold 3/5`) before it is fitted.
     """
     train_x, train_y = train
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scorer = get_scorer(metric)
+    scorer = get_scorer("roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS[metric])
+    splitter = cross_validation_splitter(schema, folds, seed)
     cv_scores = []
     try:
         for fold, (fit, held) in enumerate(splitter.split(train_x, train_y), start=1):
@@ -121,26 +194,42 @@ def score_candidate(
     except ValueError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ReprolabError(f"train_standard_classifiers.hyperparams.{name}: {first_line}") from None
-    probability = None if val is None else fitted.predict_proba(val.features)[:, 1]
+    if scorer.startswith("neg_"):
+        cv_scores = -cv_scores
+    output = None if val is None else model_output(fitted, val.features, schema)
     return Candidate(
         name=name,
         model=fitted,
         cv_mean=round(float(np.mean(cv_scores)), 6),
         cv_std=round(float(np.std(cv_scores)), 6),
-        val_metrics={} if val is None else binary_metrics(val.labels, probability, "val"),
-        val_probability=probability,
+        val_metrics={} if val is None else task_metrics(schema.task, val.labels, output, "val"),
+        val_output=output,
     )
 
 
-def select_best(candidates: list[Candidate], metric: SelectionMetric) -> Candidate:
-    """The highest `val/<metric>` (without val: CV mean); ties go to the higher CV mean, then to list order."""
-    return max(candidates, key=lambda c: (c.val_metrics.get(f"val/{metric}", c.cv_mean), c.cv_mean))  # first of equals
+def select_best(candidates: list[Candidate], metric: str) -> Candidate:
+    """The best `val/<metric>` (without val: CV mean); ties go to the better CV mean, then to list order.
+
+    Best is the highest, or the lowest for a metric where lower is better (`GREATER_IS_BETTER`).
+    """
+    sign = 1 if GREATER_IS_BETTER[metric] else -1
+    return max(candidates, key=lambda c: (sign * c.val_metrics.get(f"val/{metric}", c.cv_mean), sign * c.cv_mean))
 
 
-def fitting_models(params: ClassifiersParams, train_rows: int) -> list[ClassifierName]:
-    """The models in params whose `max_train_rows` admits `train_rows`; each skipped one is logged."""
+def fitting_models(params: ClassifiersParams, train_rows: int, task: str = "binary") -> list[ModelName]:
+    """The models in params that suit `task` and whose `max_train_rows` admits `train_rows`; each skipped
+    one is logged."""
+    kind = "regressor" if task == "regression" else "classifier"
+    suited = [name for name in params.models if name in models_for(task)]
+    for name in sorted(set(params.models) - set(suited), key=params.models.index):
+        print(f"train_standard_classifiers: skipping {name}: it has no {kind} (task {task})", file=sys.stderr)
+    if not suited:
+        raise ReprolabError(
+            f"train_standard_classifiers.models: none is a {kind} for task {task}; list some of "
+            f"{', '.join(models_for(task))}"
+        )
     kept = []
-    for name in params.models:
+    for name in suited:
         limit = params.max_train_rows.get(name, train_rows)
         if train_rows > limit:
             print(
@@ -157,30 +246,39 @@ def fitting_models(params: ClassifiersParams, train_rows: int) -> list[Classifie
     return kept
 
 
-def train_and_select(params: ClassifiersParams, splits: Splits, seed: int) -> Selection:
-    """Score every classifier in params, pick the best, and evaluate it on test (when there is a test split)."""
+def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schema: Schema = BINARY) -> Selection:
+    """Score every model in params that suits the task, pick the best, and evaluate it on test (if any)."""
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
-        build_classifier(name, seed, overrides)
-    metric = params.selection_metric
+        build_model(name, seed, overrides, schema.task if name in models_for(schema.task) else _other(schema.task))
+    metric = resolved_metric(params, schema)
     candidates = []
-    for name in fitting_models(params, len(splits["train"].labels)):
-        model = build_classifier(name, seed, params.hyperparams.get(name, {}))
+    for name in fitting_models(params, len(splits["train"].labels), schema.task):
+        model = build_model(name, seed, params.hyperparams.get(name, {}), schema.task)
         candidates.append(
-            score_candidate(name, model, splits["train"], splits.get("val"), params.cv_folds, metric, seed)
+            score_candidate(name, model, splits["train"], splits.get("val"), params.cv_folds, metric, seed, schema)
         )
     best = select_best(candidates, metric)
     selected_by = f"val/{metric}" if "val" in splits else f"cv/{metric}_mean"
     if "test" not in splits:
         return Selection(candidates, best, selected_by, {}, None)
     test_x, test_y = splits["test"]
-    test_probability = best.model.predict_proba(test_x)[:, 1]
-    return Selection(candidates, best, selected_by, binary_metrics(test_y, test_probability, "test"), test_probability)
+    test_output = model_output(best.model, test_x, schema)
+    return Selection(candidates, best, selected_by, task_metrics(schema.task, test_y, test_output, "test"), test_output)
 
 
-def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFrame:
-    """One row per classifier: CV and val scores, and whether it was selected."""
+def _other(task: str) -> str:
+    return "binary" if task == "regression" else "regression"
+
+
+def resolved_metric(params: ClassifiersParams, schema: Schema) -> str:
+    """The selection metric for the schema's task (`auto` resolved); an error when it does not suit the task."""
+    return selection_metric(schema.task, params.selection_metric, "train_standard_classifiers.selection_metric")
+
+
+def comparison_table(selection: Selection, metric: str, task: str = "binary") -> pd.DataFrame:
+    """One row per model: CV and val scores, and whether it was selected."""
     # Without a val split the val columns are there, empty: one schema for `dvc plots diff` across modes.
-    no_val = dict.fromkeys((f"val/{name}" for name in METRICS), float("nan"))
+    no_val = dict.fromkeys((f"val/{name}" for name in TASK_METRICS[task]), float("nan"))
     rows = [
         {
             "classifier": c.name,
@@ -194,8 +292,8 @@ def comparison_table(selection: Selection, metric: SelectionMetric) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def stage_metrics(selection: Selection, metric: SelectionMetric) -> dict[str, Any]:
-    """The metrics file: the selected classifier, the score that chose it, its CV, val and test scores."""
+def stage_metrics(selection: Selection, metric: str) -> dict[str, Any]:
+    """The metrics file: the selected model, the score that chose it, its CV, val and test scores."""
     best = selection.best
     return {
         "selected": best.name,

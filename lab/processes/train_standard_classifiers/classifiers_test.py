@@ -8,17 +8,19 @@ from typing import Any, get_args
 
 import numpy as np
 import pytest
-from sklearn.base import is_classifier
+from sklearn.base import is_classifier, is_regressor
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+from lab.processes.conftest import MULTICLASS, REGRESSION
 from lab.processes.train_standard_classifiers.classifiers import (
     Candidate,
     ClassifierName,
@@ -33,7 +35,7 @@ from lab.processes.train_standard_classifiers.classifiers import (
 )
 from lib.datasets import Splits
 from lib.errors import ReprolabError
-from lib.evaluation import METRICS, binary_metrics
+from lib.evaluation import METRICS, TASK_METRICS, binary_metrics
 from lib.params import ParamsError, ParamsFile
 
 pytestmark = pytest.mark.unittest
@@ -72,7 +74,7 @@ def _candidate(name: str, val_score: float, cv_mean: float) -> Candidate:
         cv_mean=cv_mean,
         cv_std=0.0,
         val_metrics={"val/roc_auc": val_score, "val/accuracy": 1 - val_score},
-        val_probability=np.zeros(0),
+        val_output=np.zeros(0),
     )
 
 
@@ -210,8 +212,8 @@ def test_score_candidate_cross_validates_then_refits_on_all_of_train(splits: Spl
         check_is_fitted(model)  # the estimator passed in is cloned, not fitted in place
     reference = LogisticRegression(max_iter=1000, random_state=0).fit(train_x, train_y)
     np.testing.assert_array_equal(candidate.model.coef_, reference.coef_)
-    np.testing.assert_array_equal(candidate.val_probability, reference.predict_proba(val_x)[:, 1])
-    assert candidate.val_metrics == binary_metrics(val_y, candidate.val_probability, "val")
+    np.testing.assert_array_equal(candidate.val_output, reference.predict_proba(val_x)[:, 1])
+    assert candidate.val_metrics == binary_metrics(val_y, candidate.val_output, "val")
 
 
 @pytest.mark.parametrize("overrides", [{"n_neighbors": 0}, {"n_neighbors": "five"}, {"weights": "heavy"}])
@@ -272,7 +274,7 @@ def test_score_candidate_without_val_has_only_cross_validation_scores(splits: Sp
 
     candidate = score_candidate("logistic_regression", model, splits["train"], None, 3, "roc_auc", 0)
 
-    assert candidate.val_metrics == {} and candidate.val_probability is None
+    assert candidate.val_metrics == {} and candidate.val_output is None
     assert 0.5 < candidate.cv_mean <= 1
 
 
@@ -289,12 +291,12 @@ def test_train_and_select_scores_every_model_and_tests_the_best(splits: Splits) 
     best_val = max(c.val_metrics["val/roc_auc"] for c in selection.candidates)
     assert selection.best.val_metrics["val/roc_auc"] == best_val
     assert set(selection.test_metrics) == {f"test/{name}" for name in METRICS}
-    assert selection.test_probability.shape == (len(test_y),)
-    assert ((selection.test_probability >= 0) & (selection.test_probability <= 1)).all()
-    np.testing.assert_array_equal(selection.test_probability, selection.best.model.predict_proba(test_x)[:, 1])
-    assert selection.test_metrics == binary_metrics(test_y, selection.test_probability, "test")
+    assert selection.test_output.shape == (len(test_y),)
+    assert ((selection.test_output >= 0) & (selection.test_output <= 1)).all()
+    np.testing.assert_array_equal(selection.test_output, selection.best.model.predict_proba(test_x)[:, 1])
+    assert selection.test_metrics == binary_metrics(test_y, selection.test_output, "test")
     for candidate in selection.candidates:
-        assert ((candidate.val_probability >= 0) & (candidate.val_probability <= 1)).all()
+        assert ((candidate.val_output >= 0) & (candidate.val_output <= 1)).all()
 
 
 def test_train_and_select_uses_the_selection_metric(splits: Splits) -> None:
@@ -311,7 +313,7 @@ def test_train_and_select_is_deterministic_for_a_seed(splits: Splits) -> None:
 
     assert first.best.name == again.best.name
     assert first.test_metrics == again.test_metrics
-    np.testing.assert_array_equal(first.test_probability, again.test_probability)
+    np.testing.assert_array_equal(first.test_output, again.test_output)
     assert pickle.dumps(first.best.model) == pickle.dumps(again.best.model)
     for one, two in zip(first.candidates, again.candidates, strict=True):
         assert (one.cv_mean, one.cv_std, one.val_metrics) == (two.cv_mean, two.cv_std, two.val_metrics)
@@ -414,7 +416,7 @@ def test_without_test_nothing_is_evaluated_on_test(splits: Splits) -> None:
 
     assert selection.selected_by == "val/roc_auc"
     assert selection.best.name == with_test.best.name
-    assert selection.test_metrics == {} and selection.test_probability is None
+    assert selection.test_metrics == {} and selection.test_output is None
     metrics = stage_metrics(selection, "roc_auc")
     assert not [key for key in metrics if key.startswith("test/")]
     assert metrics["val/roc_auc"] == with_test.best.val_metrics["val/roc_auc"]
@@ -431,3 +433,97 @@ def test_train_only_selects_by_cross_validation_and_reports_no_held_out_scores(s
         "cv/accuracy_mean": selection.best.cv_mean,
         "cv/accuracy_std": selection.best.cv_std,
     }
+
+
+# --- other tasks ----------------------------------------------------------------------------------
+
+
+def test_multiclass_selects_by_macro_f1_and_reports_the_multiclass_metrics(multiclass_splits: Splits) -> None:
+    selection = train_and_select(_fast_params(), multiclass_splits, seed=0, schema=MULTICLASS)
+
+    assert selection.selected_by == "val/f1_macro"
+    assert set(selection.test_metrics) == {f"test/{name}" for name in TASK_METRICS["multiclass"]}
+    assert selection.test_output.shape == (len(multiclass_splits["test"].labels), 3)
+    np.testing.assert_allclose(selection.test_output.sum(axis=1), 1.0)
+    assert selection.test_metrics["test/accuracy"] > 0.6 and selection.test_metrics["test/roc_auc"] > 0.75
+    best = max(c.val_metrics["val/f1_macro"] for c in selection.candidates)
+    assert selection.best.val_metrics["val/f1_macro"] == best
+    test_x, test_y = multiclass_splits["test"]
+    assert selection.test_metrics["test/f1_macro"] == pytest.approx(
+        f1_score(test_y, selection.best.model.predict(test_x), average="macro"), abs=1e-6
+    )
+
+
+def test_multiclass_cross_validates_roc_auc_one_vs_rest(multiclass_splits: Splits) -> None:
+    params = _fast_params(models=["logistic_regression"], selection_metric="roc_auc")
+
+    selection = train_and_select(params, multiclass_splits, seed=0, schema=MULTICLASS)
+
+    train_x, train_y = multiclass_splits["train"]
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    expected = cross_val_score(
+        LogisticRegression(max_iter=1000, random_state=0), train_x, train_y, cv=folds, scoring="roc_auc_ovr"
+    )
+    assert selection.best.cv_mean == pytest.approx(expected.mean(), abs=1e-6)
+
+
+def test_regression_uses_regressors_and_selects_the_lowest_rmse(regression_splits: Splits) -> None:
+    params = _fast_params(models=["logistic_regression", "ridge", "knn", "random_forest"])
+
+    selection = train_and_select(params, regression_splits, seed=0, schema=REGRESSION)
+
+    assert [c.name for c in selection.candidates] == ["ridge", "knn", "random_forest"]
+    assert all(is_regressor(c.model) for c in selection.candidates)
+    assert selection.selected_by == "val/rmse"
+    assert selection.best.val_metrics["val/rmse"] == min(c.val_metrics["val/rmse"] for c in selection.candidates)
+    assert selection.best.name == "ridge"  # the data is linear
+    assert set(selection.test_metrics) == {"test/rmse", "test/mae", "test/r2"}
+    assert selection.test_metrics["test/r2"] > 0.9
+    assert selection.best.cv_mean > 0  # rmse, not its negation
+    np.testing.assert_array_equal(
+        selection.test_output, selection.best.model.predict(regression_splits["test"].features)
+    )
+
+
+def test_regression_cross_validates_on_plain_folds(regression_splits: Splits) -> None:
+    selection = train_and_select(
+        _fast_params(models=["ridge"], selection_metric="mae"), regression_splits, 0, REGRESSION
+    )
+
+    train_x, train_y = regression_splits["train"]
+    folds = KFold(n_splits=3, shuffle=True, random_state=0)
+    expected = -cross_val_score(Ridge(random_state=0), train_x, train_y, cv=folds, scoring="neg_mean_absolute_error")
+    assert selection.best.cv_mean == pytest.approx(expected.mean(), abs=1e-6)
+    table = comparison_table(selection, "mae", "regression")
+    assert list(table.columns) == [
+        "classifier",
+        "cv/mae_mean",
+        "cv/mae_std",
+        "val/rmse",
+        "val/mae",
+        "val/r2",
+        "selected",
+    ]
+
+
+def test_a_selection_metric_that_does_not_suit_the_task_names_the_key(regression_splits: Splits) -> None:
+    with pytest.raises(ReprolabError, match=r"^train_standard_classifiers.selection_metric: roc_auc does not apply"):
+        train_and_select(_fast_params(selection_metric="roc_auc"), regression_splits, 0, REGRESSION)
+
+
+def test_a_model_list_without_a_regressor_is_an_error(
+    regression_splits: Splits, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(
+        ReprolabError, match=r"^train_standard_classifiers.models: none is a regressor for task regression"
+    ):
+        train_and_select(_fast_params(models=["naive_bayes"]), regression_splits, 0, REGRESSION)
+
+    assert "skipping naive_bayes: it has no regressor (task regression)" in capsys.readouterr().err
+
+
+def test_hyperparams_of_a_regressor_only_model_are_checked_in_a_classification_task(splits: Splits) -> None:
+    params = _fast_params(hyperparams={"ridge": {"alpha_typo": 1.0}})
+
+    with pytest.raises(ReprolabError, match=r"hyperparams.ridge.alpha_typo: not a parameter of Ridge"):
+        train_and_select(params, splits, 0)

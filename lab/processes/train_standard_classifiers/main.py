@@ -1,4 +1,5 @@
-"""Stage `train_standard_classifiers`: cross-validate standard classifiers, keep the best, test it."""
+"""Stage `train_standard_classifiers`: cross-validate standard scikit-learn models for the data's task
+(classifiers or regressors), keep the best, test it."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from lab.processes.train_standard_classifiers import classifiers
     from lib import plots
-    from lib.datasets import read_splits
+    from lib.datasets import read_schema, read_splits
     from lib.outputs import check_writable, commit_outputs
     from lib.params import ParamsFile
     from lib.tracking import models, runs, store
@@ -32,23 +33,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = params.section(STAGE, classifiers.ClassifiersParams)
     experiment = params.section("tracking", store.TrackingParams).experiment
     splits = read_splits(args.data_dir)
+    schema = read_schema(args.data_dir)
+    metric = classifiers.resolved_metric(config, schema)
     store.preflight()
 
-    selection = classifiers.train_and_select(config, splits, seed)
+    selection = classifiers.train_and_select(config, splits, seed, schema)
 
-    metric, best = config.selection_metric, selection.best
+    best = selection.best
     if "test" in splits:
-        plot_set = plots.evaluation_plots(splits["test"].labels, selection.test_probability, best.name)
+        plot_set = plots.evaluation_plots(splits["test"].labels, selection.test_output, best.name, schema=schema)
     else:
-        plot_set = plots.missing_split_plots(best.name)
-    plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric)
-    if "val" in splits:
-        curves = {c.name: plots.roc_points(splits["val"].labels, c.val_probability) for c in selection.candidates}
-        aucs = {c.name: c.val_metrics["val/roc_auc"] for c in selection.candidates}
-        plot_set.figures["roc_val_all"] = plots.roc_figure(curves, aucs, "all classifiers on val")
-    else:
-        notice = f"no val split: selected by {selection.selected_by} on train"
-        plot_set.figures["roc_val_all"] = plots.notice_figure(notice, "all classifiers on val")
+        plot_set = plots.missing_split_plots(best.name, schema=schema)
+    plot_set.merge(plots.other_task_plots(schema, best.name))
+    plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric, schema.task)
+    plot_set.figures["roc_val_all"] = plots.candidates_roc_figure(
+        {c.name: c.val_output for c in selection.candidates}, splits.get("val"), schema, selection.selected_by
+    )
     stage_metrics = classifiers.stage_metrics(selection, metric)
 
     with commit_outputs() as outputs:
@@ -58,9 +58,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         pngs = plot_set.write(outputs, args.plots_dir)
 
     with runs.journal_run(STAGE, experiment, {"seed": seed, STAGE: config.model_dump()}) as run:
+        run.set_tags({"task": schema.task})
         for candidate in selection.candidates:
             child_params = {"classifier": candidate.name, **candidate.model.get_params(deep=False)}
             with runs.nested_run(run, candidate.name, child_params) as child:
+                child.set_tags({"task": schema.task})
                 child.log_metrics(
                     {f"cv/{metric}_mean": candidate.cv_mean, f"cv/{metric}_std": candidate.cv_std}
                     | candidate.val_metrics
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys = [key for key in (selection.selected_by, f"test/{metric}") if key in stage_metrics]
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"
-    print(f"{STAGE}: selected {best.name} by {selection.selected_by}: {scores}{no_test}")
+    print(f"{STAGE}: selected {best.name} ({schema.task}) by {selection.selected_by}: {scores}{no_test}")
     outputs = [args.model, args.metrics, args.plots_dir]
     print(runs.results_line(STAGE, outputs, run))
 
