@@ -38,6 +38,10 @@ def _round_trip() -> Any:
     round_trip.width = 10_000
     round_trip.indent(mapping=2, sequence=4, offset=2)  # block lists indented under their key
     round_trip.representer.add_representer(float, represent_float)
+    # A null stays written as `null`, not as nothing.
+    round_trip.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
     return round_trip
 
 

@@ -159,8 +159,8 @@ def _rank(rank: int, port: int, splits: Splits, folders: list[Path], results: Pa
     (results / f"rank-{rank}.json").write_text(json.dumps(summary))
 
 
-def _mlp(n_features: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(n_features, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+def _mlp(n_features: int, n_outputs: int) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(n_features, 8), torch.nn.ReLU(), torch.nn.Linear(8, n_outputs))
 
 
 def _checkpoint_of_two_ranks(splits: Splits, folder: Path, epochs: int) -> None:
