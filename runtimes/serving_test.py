@@ -112,7 +112,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             process.wait()
 
 
-def test_the_server_scores_raw_rows_with_a_gap_and_an_unseen_category(served: dict[str, Any]) -> None:
+def test_the_server_scores_raw_rows_with_gaps_and_an_unseen_category(served: dict[str, Any]) -> None:
     import mlflow.pyfunc
 
     task, schema = served["task"], served["schema"]
@@ -120,6 +120,7 @@ def test_the_server_scores_raw_rows_with_a_gap_and_an_unseen_category(served: di
     rows = served["rows"].dropna().head(3).reset_index(drop=True)
     rows.loc[0, number] = None  # a missing value
     rows.loc[1, category] = "never seen in training"  # an unseen category
+    rows.loc[2, category] = None  # a missing category
 
     status, answer = _request(served["url"], _payload(rows))
 
