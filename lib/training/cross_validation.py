@@ -9,6 +9,7 @@ import torch
 from lib.datasets import Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS
+from lib.progress import in_terminal
 from lib.training import loop
 from lib.training.checkpoints import LOG, CheckpointStore, Log
 from lib.training.distributed import SINGLE, World
@@ -54,7 +55,12 @@ def cross_validate_and_fit(
     if params.cv_folds and not scores:
         folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds")
         for number, fold in enumerate(folds, start=1):
-            result = loop.fit(params, build, fold, device, seed, progress=False, world=world, log=log)
+            # progress lines in a log, as for the final network (folds can take most of a long run); no bar
+            progress = False if in_terminal() else None
+            name = f"{params.section}: cv fold {number}/{params.cv_folds}"
+            result = loop.fit(
+                params, build, fold, device, seed, progress=progress, progress_name=name, world=world, log=log
+            )
             scores.append(result.val_metrics)
             if world.is_main:
                 log(f"cv fold {number}/{params.cv_folds}: val/roc_auc {result.val_metrics['val/roc_auc']:.4f}")
