@@ -139,12 +139,14 @@ def test_the_summary_ranks_both_points(swept: Swept) -> None:
 def test_each_point_uploads_its_run_report_and_shows_its_key_plots(swept: Swept) -> None:
     assert_succeeded(swept)
 
-    for name, lr in zip(NAMES, LRS, strict=True):
+    for index, (name, lr) in enumerate(zip(NAMES, LRS, strict=True), start=1):
         uploaded = swept.root / "artifacts" / f"report-{name}"
         page = (uploaded / f"report-{name}.html").read_text(encoding="utf-8")
         assert "train_dnn_pytorch.lr" in page and str(lr) in page  # the point's param, against the tagged commit
         assert f"[report-{name}.html](file://{uploaded})" in swept.output
-    assert swept.output.count('title "Dense network loss (train blue, val orange)"') == len(NAMES)
+        # The point job's own summary lines, as act prefixes them.
+        chart = rf'\[sweep/point {index}: [^\]]*\]\s+\|\s+title "Dense network loss \(train blue, val orange\)"'
+        assert re.search(chart, swept.output), swept.output[-4000:]
 
 
 @pytest.mark.unittest

@@ -9,6 +9,7 @@ import torch
 from lib.datasets import BINARY, Schema, Split, Splits
 from lib.errors import ReprolabError
 from lib.evaluation import AUTO_SELECTION
+from lib.progress import in_terminal
 from lib.training import loop
 from lib.training.checkpoints import LOG, CheckpointStore, Log
 from lib.training.distributed import SINGLE, World
@@ -69,7 +70,13 @@ def cross_validate_and_fit(
         folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds", schema)
         shown = f"val/{AUTO_SELECTION[schema.task]}"
         for number, fold in enumerate(folds, start=1):
-            result = loop.fit(params, build, fold, device, seed, progress=False, world=world, log=log, schema=schema)
+            # progress lines in a log, as for the final network (folds can take most of a long run); no bar
+            progress = False if in_terminal() else None
+            name = f"{params.section}: cv fold {number}/{params.cv_folds}"
+            result = loop.fit(
+                params, build, fold, device, seed, progress=progress, progress_name=name, world=world, log=log,
+                schema=schema,
+            )  # fmt: skip
             scores.append(result.val_metrics)
             if world.is_main:
                 log(f"cv fold {number}/{params.cv_folds}: {shown} {result.val_metrics[shown]:.4f}")

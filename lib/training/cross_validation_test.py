@@ -100,7 +100,9 @@ def test_cross_validation_trains_one_network_per_fold_and_scores_it_on_the_held_
     assert len(per_fold) == 3 * len(METRICS)
 
 
-def test_cross_validation_with_the_real_network_gives_a_score_per_fold(splits: Splits, tmp_path: Path) -> None:
+def test_cross_validation_with_the_real_network_gives_a_score_per_fold(
+    splits: Splits, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     params = TrainingParams(epochs=2, batch_size=32, device="cpu", cv_folds=2)
     lines: list[str] = []
 
@@ -110,6 +112,10 @@ def test_cross_validation_with_the_real_network_gives_a_score_per_fold(splits: S
 
     assert len(scores) == 2 and all(set(s) == {f"val/{m}" for m in METRICS} for s in scores)
     assert [line.split(":")[0] for line in lines] == ["cv fold 1/2", "cv fold 2/2"]
+    # Outside a terminal each fold's epochs are progress lines too, named after the fold.
+    progress = [line.split(": train/loss")[0] for line in capsys.readouterr().err.splitlines()]
+    folds = [f"training: cv fold {fold}/2: epoch {epoch}/2" for fold in (1, 2) for epoch in (1, 2)]
+    assert progress == [*folds, "training: epoch 1/2", "training: epoch 2/2"]
 
 
 class _Killed(Exception):

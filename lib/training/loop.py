@@ -102,6 +102,7 @@ def fit(
     on_epoch: EpochCallback | None = None,
     progress: bool | None = None,
     *,
+    progress_name: str | None = None,
     checkpoints: CheckpointStore | None = None,
     world: World = SINGLE,
     log: Log = LOG,
@@ -111,9 +112,9 @@ def fit(
 
     `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
     `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
-    writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; `checkpoints`
-    None neither saves nor resumes; in a `world` of several processes rank 0 alone scores, calls
-    `on_epoch`, saves and logs. `schema`'s task sets the output layer's width, the loss and the metrics
+    writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; both are
+    named `progress_name`, else the params section; `checkpoints` None neither saves nor resumes; in a
+    `world` of several processes rank 0 alone scores, calls `on_epoch`, saves and logs. `schema`'s task sets the output layer's width, the loss and the metrics
     (`lib.training.objectives`).
     """
     from tqdm.auto import tqdm
@@ -166,13 +167,13 @@ def fit(
         range(epoch + 1, params.epochs + 1),
         initial=epoch,
         total=params.epochs,
-        desc=params.section,
+        desc=progress_name or params.section,
         unit="epoch",
         disable=not (world.is_main and watched),
     )
     lines = None  # progress lines go where the bar would, named as it is; `log` keeps the run's messages alone
     if world.is_main and progress is None and not watched:
-        lines = EpochProgress(stderr_log(params.section), epoch + 1, params.epochs)
+        lines = EpochProgress(stderr_log(progress_name or params.section), epoch + 1, params.epochs)
     for epoch in bar:
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
