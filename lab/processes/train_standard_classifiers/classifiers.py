@@ -182,20 +182,19 @@ def score_candidate(
     fold is announced on stderr (`random_forest: fold 3/5`) before it is fitted.
     """
     train_x, train_y = train
-    scorer = get_scorer("roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS[metric])
+    scoring = "roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS[metric]
+    scorer, sign = get_scorer(scoring), -1 if scoring.startswith("neg_") else 1
     splitter = cross_validation_splitter(schema, folds, seed)
     cv_scores = []
     try:
         for fold, (fit, held) in enumerate(splitter.split(train_x, train_y), start=1):
             print(f"train_standard_classifiers: {name}: fold {fold}/{folds}", file=sys.stderr, flush=True)
             fold_model = clone(model).fit(train_x.iloc[fit], train_y[fit])
-            cv_scores.append(scorer(fold_model, train_x.iloc[held], train_y[held]))
+            cv_scores.append(sign * scorer(fold_model, train_x.iloc[held], train_y[held]))
         fitted = clone(model).fit(train_x, train_y)
     except ValueError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ReprolabError(f"train_standard_classifiers.hyperparams.{name}: {first_line}") from None
-    if scorer.startswith("neg_"):
-        cv_scores = -cv_scores
     output = None if val is None else model_output(fitted, val.features, schema)
     return Candidate(
         name=name,
