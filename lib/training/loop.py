@@ -114,8 +114,8 @@ def fit(
     `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
     writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; both are
     named `progress_name`, else the params section; `checkpoints` None neither saves nor resumes; in a
-    `world` of several processes rank 0 alone scores, calls `on_epoch`, saves and logs. `schema`'s task sets the output layer's width, the loss and the metrics
-    (`lib.training.objectives`).
+    `world` of several processes rank 0 alone scores, calls `on_epoch`, saves and logs. `schema`'s task
+    sets the output layer's width, the loss and the metrics (`lib.training.objectives`).
     """
     from tqdm.auto import tqdm
 
