@@ -88,11 +88,11 @@ def test_stages_write_nothing_but_their_declared_outputs(
         check=True,
     ).stdout.splitlines()
     # Everything new or changed since the commit, less the tools' own files: DVC's lock, cache and
-    # .gitignore entries, MLflow's default store and artifacts, Python's bytecode caches.
+    # .gitignore entries, MLflow's default store and artifacts, the run journals, Python's bytecode caches.
     produced = [
         path
         for path in (line[3:] for line in status)
-        if not path.startswith((".dvc/", "mlruns/"))
+        if not path.startswith((".dvc/", "mlruns/", ".reprolab/"))
         and "__pycache__" not in path
         and path not in ("mlflow.db", "dvc.lock")
         and not path.endswith(".gitignore")
