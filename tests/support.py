@@ -109,7 +109,7 @@ def serving(args: Sequence[str], root: Path, url: str, what: str, **env: str) ->
     with log.open("w") as stderr:
         process = subprocess.Popen(list(args), cwd=root, env=clean_env(**env), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded machine (tests run two at a time) starts MLflow slowly
         while True:
             try:
                 with urllib.request.urlopen(url, timeout=2):
