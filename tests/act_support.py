@@ -63,6 +63,8 @@ inputs:
     required: true
   if-no-files-found:
     default: warn
+  include-hidden-files:
+    default: "false"
 outputs:
   artifact-url:
     value: ${{ steps.copy.outputs.artifact-url }}

@@ -21,13 +21,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lib.errors import ReprolabError
+
 JOURNAL_DIR = Path(".reprolab", "journal")
 ENV_MODE = "REPROLAB_TRACKING"  # journal: a background sync; direct: replayed in the stage process
-DEFAULT_MODE = "direct"
+DEFAULT_MODE = "journal"
 KEY_TAG = "reprolab.journal_key"  # on every run a journal creates: how a replay finds it again
 
 
@@ -205,12 +207,40 @@ def sync_file(path: Path, uri: str, suffix: str) -> Path:
 
 def behind(path: Path, uri: str) -> str | None:
     """Why journal `path`'s sync into `uri` is behind, from its state file, or None when it reported no trouble."""
-    state = sync_file(path, uri, ".state.json")
     try:
-        data = json.loads(state.read_text())
+        return json.loads(sync_file(path, uri, ".state.json").read_text()).get("error")
     except (OSError, ValueError):
         return None
-    return data.get("error")
+
+
+def sync_wait() -> float:
+    """How long a stage waits at its end for its sync (`REPROLAB_SYNC_WAIT` seconds, 30 by default)."""
+    try:
+        return max(0.0, float(os.environ.get("REPROLAB_SYNC_WAIT") or 30))
+    except ValueError:
+        raise ReprolabError(
+            f"REPROLAB_SYNC_WAIT: '{os.environ['REPROLAB_SYNC_WAIT']}' is not a number of seconds"
+        ) from None
+
+
+def wait_synced(
+    path: Path, uri: str, last: int, timeout: float, running: Callable[[], bool] = lambda: True
+) -> str | None:
+    """Wait up to `timeout` s, while `running()` (the sync is alive), for the sync of journal `path` into `uri`
+    to apply record `last`: None once it has, else why it is behind (the sync's last error, or the wait
+    running out). The run is safe in its journal either way."""
+    state = sync_file(path, uri, ".state.json")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if data.get("applied", -1) >= last:
+            return None
+        if time.monotonic() >= deadline or not running():
+            return data.get("error") or f"its sync has not finished within {timeout:g} s"
+        time.sleep(0.1)
 
 
 def new_journal_path(root: Path, stage: str) -> Path:

@@ -93,8 +93,7 @@ def journal_run(
     run = journal.start_run(book, experiment, stage, tags, uri, key=resume_key if resumed else "")
     if not resumed:
         run.log_params(flatten(params))
-    if sink is None:
-        journal.start_sync(path, root)
+    follower = journal.start_sync(path, root) if sink is None else None
     try:
         yield run
     except KeyboardInterrupt:
@@ -107,7 +106,9 @@ def journal_run(
         run.end()
     finally:
         book.close()
-    why = journal.behind(path, uri)
+    # Bounded: the run is safe in its journal, so an outage costs at most this wait, never the stage.
+    last, running = len(book.records) - 1, lambda: follower.poll() is None
+    why = None if follower is None else journal.wait_synced(path, uri, last, journal.sync_wait(), running)
     if why and not store.warned_unreachable:
         print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
 

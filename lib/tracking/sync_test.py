@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from lib.errors import ReprolabError
 from lib.tracking import journal, sync
 from lib.tracking.journal import Journal
 
@@ -46,6 +47,27 @@ def test_a_journal_keeps_whole_records_only_and_continues_after_a_torn_line(tmp_
     assert [r["seq"] for r in records] == list(range(len(records)))
     assert resumed.steps("train/loss") == {1, 2, 3}
     assert sync.finished(records[: len(records) - 2]) and not sync.finished(records)
+
+
+@pytest.mark.unittest
+def test_a_stage_waits_for_its_sync_a_bounded_time_and_then_says_why_it_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, uri = tmp_path / "j.jsonl", "http://127.0.0.1:1"
+    state = journal.sync_file(path, uri, ".state.json")
+
+    assert journal.wait_synced(path, uri, 5, 0.0) == "its sync has not finished within 0 s"
+    state.write_text('{"applied": 3, "error": "ConnectionError: refused"}')
+    assert journal.wait_synced(path, uri, 5, 0.2) == "ConnectionError: refused"
+    assert journal.wait_synced(path, uri, 5, 60.0, running=lambda: False) == "ConnectionError: refused"  # no sync
+    state.write_text('{"applied": 5, "error": null}')
+    assert journal.wait_synced(path, uri, 5, 60.0) is None  # at once: the last record has landed
+
+    monkeypatch.setenv("REPROLAB_SYNC_WAIT", "2.5")
+    assert journal.sync_wait() == 2.5
+    monkeypatch.setenv("REPROLAB_SYNC_WAIT", "soon")
+    with pytest.raises(ReprolabError, match="REPROLAB_SYNC_WAIT: 'soon' is not a number of seconds"):
+        journal.sync_wait()
 
 
 @pytest.mark.integration
