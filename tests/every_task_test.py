@@ -5,11 +5,7 @@ column, empty cells) through `dvc repro`, `make goals` with the task's goals fil
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,8 +15,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import pytest
 
-from lib.paths import PROJ_ROOT
-from tests.support import clean_env, free_port, make_project_copy, run, shrunk_params
+from tests.support import add_goals_and_runtimes, make_project_copy, run, serving_runtime, shrunk_params
 
 pytestmark = pytest.mark.integration
 
@@ -94,12 +89,7 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp(task)
     project = make_project_copy(root / "project", shrunk_params(overrides))
     (root / "multiclass-goals.yaml").write_text(MULTICLASS_GOALS)
-    for folder in ("runtimes", "goals"):  # `pytest goals` in the copy runs the acceptance tests themselves
-        ignore = shutil.ignore_patterns("__pycache__", *(["*_test.py"] if folder == "runtimes" else []))
-        shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=ignore)
-    for name in ("pytest.ini", "conftest.py", "Makefile"):
-        shutil.copy2(PROJ_ROOT / name, project / name)
-    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "\n/dist/\n")
+    add_goals_and_runtimes(project)
 
     examples = _ok(run(["python", "-m", "lab.processes.prepare_data.examples", task, f"data/raw/{task}.csv"], project))
     repro = _ok(run(["dvc", "repro"], project))
@@ -154,38 +144,9 @@ def test_the_task_goals_pass(pipeline: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def server(pipeline: dict[str, Any]) -> Iterator[str]:
-    """`make serve` (MLflow's scoring server for the copy's runtime) on 127.0.0.1; yields its invocations URL."""
-    project, port = pipeline["project"], free_port()
-    log_path = project / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
-            ["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"],
-            cwd=project,
-            env=clean_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the server and its uvicorn worker, stopped together below
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _request(f"{url}/ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the runtime server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
+    """`make serve` for the copy's runtime; yields its invocations URL."""
+    with serving_runtime(pipeline["project"], pipeline["project"].parent / "server.log") as url:
         yield f"{url}/invocations"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_the_served_runtime_scores_raw_rows_with_a_gap_and_an_unseen_category(
