@@ -9,13 +9,9 @@ pipeline's own model; and the runtime is registered as a candidate once its goal
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +24,7 @@ import pytest
 import yaml
 
 from lib.paths import PROJ_ROOT
-from tests.support import clean_env, free_port, make_project_copy, run, shrunk_params
+from tests.support import add_goals_and_runtimes, make_project_copy, run, serving_runtime, shrunk_params
 
 pytestmark = pytest.mark.integration
 
@@ -69,16 +65,7 @@ def _ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[s
 def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A project copy with two results commits (the network's layers changed between them) and a DVC experiment."""
     project = make_project_copy(tmp_path_factory.mktemp("history") / "project", shrunk_params())
-    for folder in ("runtimes", "goals"):
-        ignore = shutil.ignore_patterns("__pycache__", "*_test.py")
-        if folder == "goals":  # `pytest goals` in the copy runs the acceptance tests themselves
-            ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=ignore)
-    for name in ("pytest.ini", "conftest.py", "Makefile"):
-        shutil.copy2(PROJ_ROOT / name, project / name)
-    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "\n/dist/\n")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-qm", "runtimes and goals")
+    add_goals_and_runtimes(project)
 
     _ok(run(["dvc", "repro"], project))
     _git(project, "add", "-A")
@@ -175,37 +162,8 @@ def _request(url: str, body: bytes | None = None, content_type: str = "applicati
 @pytest.fixture(scope="module")
 def server(history: dict[str, Any], runtime: Path) -> Iterator[str]:
     """`make serve` (MLflow's scoring server for this checkout's runtime) on 127.0.0.1; yields its base URL."""
-    port = free_port()
-    log_path = runtime.parent / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
-            ["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"],
-            cwd=history["project"],
-            env=clean_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the server and its uvicorn worker, stopped together below
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _request(f"{url}/ping")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the runtime server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
+    with serving_runtime(history["project"], runtime.parent / "server.log") as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_the_runtime_is_a_versioned_artefact_that_names_its_sources(history: dict[str, Any], runtime: Path) -> None:

@@ -89,6 +89,23 @@ def make_project_copy(destination: Path, params: dict) -> Path:
     return destination
 
 
+def add_goals_and_runtimes(project: Path) -> None:
+    """Add to a project copy, in a second commit, what `make goals`, `make runtime` and `make serve` need: goals/
+    (its acceptance tests too: `pytest goals` runs them), runtimes/ without its tests, pytest's config and the
+    Makefile; dist/, where runtimes are built, is ignored."""
+    for folder in ("runtimes", "goals"):
+        tests = ["*_test.py"] if folder == "runtimes" else []
+        shutil.copytree(PROJ_ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", *tests))
+    for name in ("pytest.ini", "conftest.py", "Makefile"):
+        shutil.copy2(PROJ_ROOT / name, project / name)
+    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "\n/dist/\n")
+    for command in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "goals, runtimes"],
+    ):
+        subprocess.run(command, cwd=project, check=True, capture_output=True)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -240,3 +257,44 @@ def running_team_stack(root: Path, bucket: str = ARTIFACTS) -> Iterator[tuple[st
         running_mlflow_server(root / "mlflow", database, s3) as mlflow_uri,
     ):
         yield mlflow_uri, s3
+
+
+@contextmanager
+def serving_runtime(project: Path, log_path: Path) -> Iterator[str]:
+    """`make serve` (MLflow's scoring server for the project's built runtime) on a free port of 127.0.0.1, its
+    output in `log_path`, until it is stopped after the block; yields its base URL once /ping answers 200."""
+    import signal
+    import time
+    import urllib.request
+
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
+            ["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"],
+            cwd=project,
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the server and its uvicorn worker, stopped together below
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:  # not listening yet, or an HTTP error
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the runtime server did not start: {log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
