@@ -91,7 +91,7 @@ def mlflow_runs(uri: str, root: Path, rev: str | None, commit: str, experiment: 
 
 def plot_divs(repo: Repo, rev: str | None) -> dict[str, list[str]]:
     """Every plot of dvc.yaml as DVC renders it, everything inlined, by kind ("vega", "image"), and under
-    "missing" the names of the plots whose data is neither on disk nor in the DVC cache."""
+    "missing" the names of the plots without data: another task's, or neither on disk nor in the DVC cache."""
     from dvc.render.match import match_defs_renderers
 
     divs: dict[str, list[str]] = {"vega": [], "image": [], "missing": []}
@@ -228,7 +228,10 @@ def report(root: Path, rev: str | None = None, base: str | None = None) -> str:
         "Images": f'<div class="plots">{"".join(plots["image"])}</div>',
     }
     if plots["missing"]:
-        note = f"Neither on disk nor in the DVC cache (`dvc pull` fetches them): {', '.join(plots['missing'])}."
+        note = (
+            "Without data: a chart of another task than this run's, or data neither on disk nor in the DVC cache "
+            f"(`dvc pull` fetches it): {', '.join(plots['missing'])}."
+        )
         sections["Plots left out"] = f'<p class="fail">{html.escape(note)}</p>'
     head = _table([[f"<th>{name}</th>", _cell(value)] for name, value in facts(root, rev, commit, base, runs).items()])
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections.items())

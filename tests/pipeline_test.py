@@ -169,7 +169,7 @@ def test_each_stage_ends_with_where_its_results_are_and_the_network_reports_each
     runs, _ = _runs(project)
     by_stage = {r.data.tags["dvc.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     outputs = {
-        "prepare_data": "data/processed, models/preprocessing.json, metrics/data.json",
+        "prepare_data": "data/processed, models/preprocessing.pkl, metrics/data.json",
         "train_standard_classifiers": "models/classifier.pkl, metrics/classifiers.json, plots/classifiers",
         "train_dnn_pytorch": "models/dnn.pt, metrics/dnn.json, plots/dnn",
     }
