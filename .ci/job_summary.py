@@ -44,6 +44,9 @@ def metrics_section(parent: str | None) -> str:
 
 def mlflow_section(uri: str, experiment: str, pipeline_run_id: str) -> str:
     """Links to this pipeline run's MLflow runs (stage runs and their nested runs)."""
+    # A server that does not answer costs the summary seconds, not MLflow's minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     import mlflow
 
     try:

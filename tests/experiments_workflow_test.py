@@ -369,6 +369,31 @@ def test_three_launches_of_one_branch_run_at_once_and_all_land(
 
 
 @pytest.mark.integration
+def test_a_run_whose_mlflow_server_does_not_answer_commits_its_results_and_keeps_its_journal(lab: Lab) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    git("pull", "--quiet", "--ff-only", cwd=lab.clone)
+    params = yaml.safe_load((lab.clone / "params.yaml").read_text())
+    params["seed"] = 13  # a new commit, so that every stage runs
+    (lab.clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git("-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qam", "Offline", cwd=lab.clone)
+    git("push", "--quiet", cwd=lab.clone)
+    tag = launch(lab.clone, "offline")
+
+    offline = run_workflow(
+        lab, tag, "104", MLFLOW_TRACKING_URI=closed, REPROLAB_SYNC_WAIT="3", REPROLAB_SYNC_PATIENCE="5"
+    )
+
+    assert_succeeded(offline)
+    assert f"warning: MLflow tracking server {closed} does not answer" in offline.output
+    assert "Running stage 'train_dnn_pytorch'" in offline.output
+    assert results_commits(lab, offline.commit)["Offline-results"][0] == offline.tip  # the results landed
+    kept = lab.root / "artifacts" / f"run-journal-{tag}" / ".reprolab" / "journal"
+    stages = {json.loads(path.read_text().splitlines()[0])["run_name"] for path in kept.glob("*.jsonl")}
+    assert stages == set(STAGES)
+    assert "### Tracking is behind" in offline.output and "make sync" in offline.output
+
+
+@pytest.mark.integration
 def test_a_strict_run_whose_mlflow_server_does_not_answer_stops_before_any_stage(lab: Lab) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     before = git("rev-parse", "refs/heads/main", cwd=lab.remote)
@@ -472,7 +497,8 @@ def test_only_run_tags_trigger_the_pipeline_and_results_never_do() -> None:
     for ref in ("refs/tags/v1.0", "refs/tags/xrun-1", "refs/tags/run", "refs/heads/main", "refs/heads/run-x"):
         assert not push_triggers(workflow, ref), ref
     # The results commit goes to a branch, and is never a tag: it cannot start another run.
-    push_step = workflow["jobs"]["pipeline"]["steps"][-1]["run"]
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    push_step = next(step["run"] for step in steps if step["name"].startswith("commit dvc.lock"))
     assert re.search(r'git push [^\n]*origin "HEAD:refs/heads/\$BRANCH"', push_step)
     assert "refs/tags" not in push_step
     assert "-results" in push_step
