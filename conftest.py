@@ -25,3 +25,5 @@ def pytest_configure(config: pytest.Config) -> None:
     """Tests never reach the network: MLflow's usage telemetry is off for them and their children."""
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.environ["DO_NOT_TRACK"] = "true"
+    # Tests read MLflow right after a run ends: each waits for its sync (tests/support.py's clean_env keeps it).
+    os.environ.setdefault("REPROLAB_STAGE_SYNC_WAIT", "120")

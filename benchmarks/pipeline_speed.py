@@ -12,11 +12,12 @@ import platform
 import pstats
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -168,9 +169,9 @@ which slows Python-heavy code: the time its code spends in calls into MLflow and
 """
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Measure and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(doc: str, measure: Callable[[int], Any], report: Callable[[Any, int], str], argv: Sequence[str] | None) -> None:
+    """A benchmark's command line: `--repeats` runs are measured, the report printed and written to `--out`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print only)")
     args = parser.parse_args(argv)
@@ -178,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and write the report."""
+    cli(__doc__, measure, report, argv)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,10 @@ def run_local(repo: Path, sweep: Sweep, grid: Sequence[Point], jobs: int, experi
         env |= gpu_slots.sweep_env(gpus, slots, Path(locks))
         if (status := _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)], repo, env)) != 0:
             raise ReprolabError(f"dvc exp run --run-all failed (exit status {status})")
+    from lib.tracking.sync import sync_all
+
+    for line in sync_all(repo, wait=float(os.environ.get("REPROLAB_SYNC_WAIT") or 30)):  # runs before links
+        print(f"warning: tracking is behind: {line}; `make sync` replays it", file=sys.stderr, flush=True)
     where = f"tags.`dvc.experiment` LIKE '{sweep.name}-%'"
     return results(repo, sweep, grid, run_links(experiment, uri, where, "dvc.experiment"))
 

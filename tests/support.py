@@ -46,12 +46,15 @@ def shrunk_params(overrides: dict | None = None) -> dict:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment with the project's venv first on PATH and no tracking or CI variables."""
+    """This environment with the project's venv first on PATH and no tracking or CI variables, but the stages'
+    wait for their sync (under pytest, conftest.py sets one: tests read MLflow right after a stage)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("MLFLOW_", "GITHUB_", "REPROLAB_", "DVC_")) and k != "RUNNER_NAME"
     }
+    if "REPROLAB_STAGE_SYNC_WAIT" in os.environ:
+        env["REPROLAB_STAGE_SYNC_WAIT"] = os.environ["REPROLAB_STAGE_SYNC_WAIT"]
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"  # tests never reach the network

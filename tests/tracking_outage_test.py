@@ -82,7 +82,7 @@ def test_a_server_stopped_mid_training_loses_nothing_and_the_run_ends_finished(p
         stage = subprocess.Popen(
             [sys.executable, "training.py"],
             cwd=project,
-            env=clean_env(MLFLOW_TRACKING_URI=uri, REPROLAB_TRACKING=JOURNAL),
+            env=clean_env(MLFLOW_TRACKING_URI=uri, REPROLAB_TRACKING=JOURNAL, REPROLAB_STAGE_SYNC_WAIT="10"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -213,14 +213,16 @@ def behind(path: Path, uri: str) -> str | None:
         return None
 
 
+STAGE_SYNC_WAIT = "REPROLAB_STAGE_SYNC_WAIT"
+
+
 def sync_wait() -> float:
-    """How long a stage waits at its end for its sync (`REPROLAB_SYNC_WAIT` seconds, 30 by default)."""
+    """How long a stage waits at its end for its sync: `REPROLAB_STAGE_SYNC_WAIT` seconds, by default none
+    (the sync finishes in the background; `make run` and the launch workflow wait for it once)."""
     try:
-        return max(0.0, float(os.environ.get("REPROLAB_SYNC_WAIT") or 30))
+        return max(0.0, float(os.environ.get(STAGE_SYNC_WAIT) or 0))
     except ValueError:
-        raise ReprolabError(
-            f"REPROLAB_SYNC_WAIT: '{os.environ['REPROLAB_SYNC_WAIT']}' is not a number of seconds"
-        ) from None
+        raise ReprolabError(f"{STAGE_SYNC_WAIT}: '{os.environ[STAGE_SYNC_WAIT]}' is not a number of seconds") from None
 
 
 def wait_synced(

@@ -106,9 +106,13 @@ def journal_run(
         run.end()
     finally:
         book.close()
-    # Bounded: the run is safe in its journal, so an outage costs at most this wait, never the stage.
-    last, running = len(book.records) - 1, lambda: follower.poll() is None
-    why = None if follower is None else journal.wait_synced(path, uri, last, journal.sync_wait(), running)
+    # Bounded: the run is safe in its journal, so an outage costs at most this wait, never the stage. With no
+    # wait (the default), only what the sync has already hit is reported.
+    last, running, wait = len(book.records) - 1, lambda: follower.poll() is None, journal.sync_wait()
+    if follower is None:
+        why = None
+    else:
+        why = journal.wait_synced(path, uri, last, wait, running) if wait else journal.behind(path, uri)
     if why and not store.warned_unreachable:
         print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
 

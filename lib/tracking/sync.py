@@ -304,8 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry", type=float, default=0.0, help="seconds to retry an unreachable store (default 0)")
     parser.add_argument("--root", type=Path, help="the project whose journals to replay (default: DVC_ROOT or .)")
     args = parser.parse_args(argv)
+    # The replay retries with backoff and says why it is behind; MLflow's own retries (7, with a backoff of
+    # minutes) would hold each call to a stopped server for minutes, past any `--wait`.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     root = (args.root or local_store_root()).resolve()
     if args.follow:
+        # Background work: the stage it follows, and the next one, come first for the CPU.
+        with contextlib.suppress(OSError):
+            os.nice(10)
         patience = float(os.environ.get(ENV_PATIENCE, "3600"))
         records, _ = read_records(args.follow)
         # A sync of the run's earlier part (before a resume) may still hold the lock.
