@@ -5,12 +5,8 @@ for a request it cannot score, with no stack trace and no server path in the bod
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +21,7 @@ from lab.processes.prepare_data.params import PrepareParams
 from lab.processes.prepare_data.prepare import prepare
 from lab.processes.prepare_data.tables import load_raw
 from runtimes import build
-from tests.support import clean_env, free_port
+from tests.support import free_port, serving_scorer
 
 pytestmark = pytest.mark.integration
 
@@ -79,37 +75,11 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     )
 
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder / "runtime")]
-    with (folder / "server.log").open("w") as log:
-        process = subprocess.Popen(
-            [*command, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-            env=clean_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {(folder / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.25)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder / "runtime"), "--env-manager",
+               "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    with serving_scorer(command, folder, folder / "server.log", port) as url:
         features = raw.drop(columns=[example.target])
         yield {"task": task, "url": f"{url}/invocations", "rows": features, "schema": prepared.schema, "folder": folder}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_the_server_scores_raw_rows_with_gaps_and_an_unseen_category(served: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -263,18 +264,17 @@ def running_team_stack(root: Path, bucket: str = ARTIFACTS) -> Iterator[tuple[st
 
 
 @contextmanager
-def serving_runtime(project: Path, log_path: Path) -> Iterator[str]:
-    """`make serve` (MLflow's scoring server for the project's built runtime) on a free port of 127.0.0.1, its
-    output in `log_path`, until it is stopped after the block; yields its base URL once /ping answers 200."""
+def serving_scorer(command: Sequence[str], cwd: Path, log_path: Path, port: int) -> Iterator[str]:
+    """Run the scoring server `command`, which listens on `port` of 127.0.0.1, in `cwd`, its output in
+    `log_path`; yields its base URL once /ping answers 200, and stops it with its workers after the block."""
     import signal
     import time
     import urllib.request
 
-    port = free_port()
     with log_path.open("w") as log:
-        process = subprocess.Popen(  # -o: the environment is this one, no `pipenv sync` into the copy
-            ["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"],
-            cwd=project,
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
             env=clean_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -291,7 +291,7 @@ def serving_runtime(project: Path, log_path: Path) -> Iterator[str]:
             except OSError:  # not listening yet, or an HTTP error
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the runtime server did not start: {log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"the scoring server did not start: {log_path.read_text()[-3000:]}")
             time.sleep(0.25)
         yield url
     finally:
@@ -301,3 +301,10 @@ def serving_runtime(project: Path, log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def serving_runtime(project: Path, log_path: Path) -> contextlib.AbstractContextManager[str]:
+    """`make serve` (MLflow's scoring server for the project's built runtime) on a free port of 127.0.0.1, as
+    `serving_scorer`; -o: the environment is this one, no `pipenv sync` into the copy."""
+    port = free_port()
+    return serving_scorer(["make", "-o", ".venv/.synced-run", "serve", f"PORT={port}"], project, log_path, port)

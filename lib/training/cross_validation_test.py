@@ -16,10 +16,10 @@ from lib.errors import ReprolabError
 from lib.evaluation import METRICS, TASK_METRICS
 from lib.training import loop
 from lib.training.checkpoints import CheckpointStore
-from lib.training.conftest import MULTICLASS, REGRESSION
 from lib.training.cross_validation import cross_validate_and_fit, fold_metrics, fold_splits, summary
 from lib.training.loop import BuildNetwork, TrainResult
 from lib.training.params import TrainingParams
+from tests.data import MULTICLASS, REGRESSION
 
 pytestmark = pytest.mark.unittest
 
@@ -178,7 +178,7 @@ def test_too_few_rows_of_one_of_several_classes_names_the_class() -> None:
     few = Split(pd.DataFrame({"f0": np.arange(12, dtype=np.float64)}), np.array([0] * 5 + [1] * 5 + [2] * 2))
 
     with pytest.raises(
-        ReprolabError, match=r"^cv_folds: 3 folds need at least 3 rows of each class in train, class 'c' has 2$"
+        ReprolabError, match=r"^cv_folds: 3 folds need at least 3 rows of each class in train, class 'medium' has 2$"
     ):
         fold_splits(few, 3, seed=0, schema=MULTICLASS)
 

@@ -12,9 +12,9 @@ from torch import nn
 from lib.datasets import BINARY, Schema, Splits
 from lib.evaluation import TASK_METRICS
 from lib.training.checkpoints import CheckpointStore
-from lib.training.conftest import MULTICLASS, REGRESSION
 from lib.training.loop_test import RESUMABLE, SHORT, _kill_at, _Killed, _same, train
 from lib.training.objectives import Objective
+from tests.data import MULTICLASS, REGRESSION
 
 pytestmark = pytest.mark.unittest
 

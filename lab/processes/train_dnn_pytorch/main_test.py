@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lab.processes.conftest import MULTICLASS, REGRESSION, write_processed
 from lib.datasets import Schema, Splits
 from lib.evaluation import TASK_METRICS
+from tests.data import MULTICLASS, REGRESSION, write_processed
 from tests.support import VENV_BIN, clean_env, make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration

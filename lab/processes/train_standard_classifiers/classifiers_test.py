@@ -20,7 +20,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from lab.processes.conftest import MULTICLASS, REGRESSION
 from lab.processes.train_standard_classifiers.classifiers import (
     Candidate,
     ClassifierName,
@@ -37,6 +36,7 @@ from lib.datasets import Splits
 from lib.errors import ReprolabError
 from lib.evaluation import METRICS, TASK_METRICS, binary_metrics
 from lib.params import ParamsError, ParamsFile
+from tests.data import MULTICLASS, REGRESSION
 
 pytestmark = pytest.mark.unittest
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lab.processes.conftest import MULTICLASS, REGRESSION, write_processed
 from lib.datasets import Splits
+from tests.data import MULTICLASS, REGRESSION, write_processed
 from tests.support import make_project_copy, run, shrunk_params
 
 pytestmark = pytest.mark.integration
