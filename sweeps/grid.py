@@ -224,7 +224,8 @@ def results(repo: Path, sweep: Sweep, grid: Sequence[Point], links: Mapping[str,
 def run_local(repo: Path, sweep: Sweep, grid: Sequence[Point], jobs: int, experiment: str) -> list[Result]:
     """`make sweep`: the MLflow store first, then every point queued at once and run with `jobs` workers."""
     from lib.experiments import dvc_experiments
-    from lib.tracking import store
+    from lib.tracking import journal, store
+    from lib.tracking.sync import sync_all
 
     if jobs < 1:
         raise ReprolabError(f"jobs: at least 1, got {jobs}")
@@ -253,9 +254,7 @@ def run_local(repo: Path, sweep: Sweep, grid: Sequence[Point], jobs: int, experi
         env |= gpu_slots.sweep_env(gpus, slots, Path(locks))
         if (status := _dvc(["exp", "run", "--run-all", "--jobs", str(jobs)], repo, env)) != 0:
             raise ReprolabError(f"dvc exp run --run-all failed (exit status {status})")
-    from lib.tracking.sync import sync_all
-
-    for line in sync_all(repo, wait=float(os.environ.get("REPROLAB_SYNC_WAIT") or 30)):  # runs before links
+    for line in sync_all(repo, wait=journal.sync_wait("REPROLAB_SYNC_WAIT", 30)):  # every run before its link
         print(f"warning: tracking is behind: {line}; `make sync` replays it", file=sys.stderr, flush=True)
     where = f"tags.`dvc.experiment` LIKE '{sweep.name}-%'"
     return results(repo, sweep, grid, run_links(experiment, uri, where, "dvc.experiment"))

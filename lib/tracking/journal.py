@@ -213,16 +213,14 @@ def behind(path: Path, uri: str) -> str | None:
         return None
 
 
-STAGE_SYNC_WAIT = "REPROLAB_STAGE_SYNC_WAIT"
-
-
-def sync_wait() -> float:
-    """How long a stage waits at its end for its sync: `REPROLAB_STAGE_SYNC_WAIT` seconds, by default none
-    (the sync finishes in the background; `make run` and the launch workflow wait for it once)."""
+def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) -> float:
+    """Seconds to wait for syncs, from `variable`: by default how long a stage waits at its end for its own,
+    none (it finishes in the background; `make run`, `make sweep` and the workflows wait once,
+    `REPROLAB_SYNC_WAIT`)."""
     try:
-        return max(0.0, float(os.environ.get(STAGE_SYNC_WAIT) or 0))
+        return max(0.0, float(os.environ.get(variable) or default))
     except ValueError:
-        raise ReprolabError(f"{STAGE_SYNC_WAIT}: '{os.environ[STAGE_SYNC_WAIT]}' is not a number of seconds") from None
+        raise ReprolabError(f"{variable}: '{os.environ[variable]}' is not a number of seconds") from None
 
 
 def wait_synced(

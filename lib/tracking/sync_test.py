@@ -67,6 +67,8 @@ def test_a_stage_waits_for_its_sync_a_bounded_time_and_then_says_why_it_is_behin
     assert journal.sync_wait() == 0.0  # by default a stage does not wait: its sync finishes in the background
     monkeypatch.setenv("REPROLAB_STAGE_SYNC_WAIT", "2.5")
     assert journal.sync_wait() == 2.5
+    monkeypatch.setenv("REPROLAB_SYNC_WAIT", "45")
+    assert journal.sync_wait("REPROLAB_SYNC_WAIT", 30) == 45.0
     monkeypatch.setenv("REPROLAB_STAGE_SYNC_WAIT", "soon")
     with pytest.raises(ReprolabError, match="REPROLAB_STAGE_SYNC_WAIT: 'soon' is not a number of seconds"):
         journal.sync_wait()
