@@ -1,20 +1,19 @@
 """Does every package in Pipfile.lock have a locked wheel for each platform and Python? (`make lock-platforms`)
 
-Resolves without installing: for each package, its index's file list (the PEP 691 JSON simple API, or the
-PEP 503 HTML page) gives the files behind the lock's hashes, and one of them must be a wheel whose tags fit
-the platform and Python, for every package whose markers apply there. Fails naming each package that has
-none. Needs the package indexes (the network); `--all` checks the platforms the project aims at beyond those
-it supports today, and prints the gaps.
+Resolves without installing, from each package index's file list (PEP 691 JSON, else the PEP 503 page):
+one of the files behind the lock's hashes must be a wheel that fits. `--all` adds the aimed-at platforms.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import re
 import sys
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,26 +23,21 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 # (platform, Python) pairs the lock must install on; README, "Platforms".
 SUPPORTED = [("linux-x86_64", "3.11"), ("linux-aarch64", "3.11")]
-PLATFORMS, PYTHONS = ("linux-x86_64", "linux-aarch64", "macos-arm64"), ("3.11", "3.12", "3.13")
-AIMED = [(platform, python) for platform in PLATFORMS for python in PYTHONS]
+AIMED = list(itertools.product(("linux-x86_64", "linux-aarch64", "macos-arm64"), ("3.11", "3.12", "3.13")))
 # Packages locked as an sdist only, which install anywhere because they are pure Python (and why).
 PURE_SDISTS = {"antlr4-python3-runtime": "pure Python; no wheel was published for 4.9.3 (an mlflow dependency)"}
 Files = dict[str, str]  # sha256 -> file name
-Fetch = Callable[[str, str], Files]
 
 
-def platform_tags(platform: str) -> list[str]:
-    """The wheel platform tags pip accepts on `platform` (glibc 2.17 to 2.39 on Linux, macOS 11 to 15)."""
-    if platform == "macos-arm64":
-        return [tag for major in range(15, 10, -1) for tag in mac_platforms((major, 0), "arm64")]
-    arch = platform.removeprefix("linux-")
-    return [f"manylinux_2_{minor}_{arch}" for minor in range(39, 16, -1)] + [f"manylinux2014_{arch}"]
-
-
+@functools.cache
 def supported_tags(platform: str, python: str) -> set[Tag]:
-    """Every tag a CPython `python` on `platform` installs."""
+    """Every tag a CPython `python` on `platform` installs (glibc 2.17 to 2.39 on Linux, macOS 11 to 15)."""
+    if platform == "macos-arm64":
+        platforms = [tag for major in range(15, 10, -1) for tag in mac_platforms((major, 0), "arm64")]
+    else:
+        arch = platform.removeprefix("linux-")
+        platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(39, 16, -1)] + [f"manylinux2014_{arch}"]
     version = tuple(int(part) for part in python.split("."))
-    platforms = platform_tags(platform)
     return set(cpython_tags(version, platforms=platforms)) | set(compatible_tags(version, platforms=platforms))
 
 
@@ -77,21 +71,10 @@ def fetch_index(index: str, name: str) -> Files:
     return {digest: urllib.request.unquote(filename) for filename, digest in links}
 
 
-def wheel_fits(filename: str, tags: set[Tag]) -> bool:
-    """Whether `filename` is a wheel with one of `tags`."""
-    return filename.endswith(".whl") and not tags.isdisjoint(parse_wheel_filename(filename)[3])
-
-
-def locked_packages(lock: dict) -> Iterator[tuple[str, dict]]:
-    """(name, entry) for every package of the lock's default and develop sections."""
-    for section in ("default", "develop"):
-        yield from lock.get(section, {}).items()
-
-
-def gaps(lock: dict, targets: Iterable[tuple[str, str]], fetch: Fetch) -> list[str]:
+def gaps(lock: dict, targets: Iterable[tuple[str, str]], fetch: Callable[[str, str], Files]) -> list[str]:
     """One line per package that has no locked wheel for one of `targets`, grouped per package."""
     indexes = {source["name"]: source["url"] for source in lock["_meta"]["sources"]}
-    packages = dict(locked_packages(lock))
+    packages = {name: entry for section in ("default", "develop") for name, entry in lock.get(section, {}).items()}
 
     def files(name: str) -> Files | str:
         index = indexes[packages[name].get("index", "pypi")]
@@ -109,13 +92,14 @@ def gaps(lock: dict, targets: Iterable[tuple[str, str]], fetch: Fetch) -> list[s
             lines.append(f"{name}{entry['version']}: {listing}")
             continue
         locked = [listing[h.removeprefix("sha256:")] for h in entry["hashes"] if h.removeprefix("sha256:") in listing]
+        wheels = [parse_wheel_filename(filename)[3] for filename in locked if filename.endswith(".whl")]
         missing = [
             f"{platform} Python {python}"
             for platform, python in targets
             if Marker(entry.get("markers") or "python_version > '0'").evaluate(environment(platform, python))
-            and not any(wheel_fits(filename, supported_tags(platform, python)) for filename in locked)
+            and all(supported_tags(platform, python).isdisjoint(tags) for tags in wheels)
         ]
-        only_sdists = locked and not any(filename.endswith(".whl") for filename in locked)
+        only_sdists = locked and not wheels
         if missing and not (only_sdists and canonicalize_name(name) in PURE_SDISTS):
             kind = "only an sdist is locked" if only_sdists else "no locked wheel"
             lines.append(f"{name}{entry['version']}: {kind} for {', '.join(missing)}")
