@@ -1,12 +1,7 @@
-"""The manifest of a Python environment: every file in it with the SHA-256 of its content, and every link
-with its target, one a line, sorted. Printed on stdout.
+"""Print the manifest of a Python environment: each file's SHA-256 and each link's target, one a line, sorted.
 
-.github/actions/environment writes it when it has built an environment, and compares it with a fresh one
-before each job uses the environment: any difference means something changed the environment after it
-was built, and the environment is built again. Run it with the system's Python (`python3.11 -I`), never
-with the environment's own, which is what is being checked:
-
-    python3.11 -I .ci/environment_manifest.py ~/.cache/reprolab/venv-<lock hash>-<torch build>
+Run it with the system's Python, never the checked environment's own (lab/docs/runners.md):
+`python3.11 -I .ci/environment_manifest.py <environment folder>`
 """
 
 from __future__ import annotations
