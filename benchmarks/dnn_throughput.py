@@ -1,7 +1,5 @@
 """Training throughput of the dense network as the stage runs it (`network.train`, val scored and a checkpoint
 written every epoch), next to a bare PyTorch loop of the same network, optimiser, batches and data.
-
-    .venv/bin/python -m benchmarks.dnn_throughput --out lab/docs/benchmarks-dnn.md
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""How fast the example pipeline runs, next to the floor it cannot go below, measured in one run.
-
-The floor: the same three DVC stages, whose commands only import what each real stage needs and open an
-MLflow run. Everything runs in throw-away copies of the project. Linux only (GNU time, /proc/cpuinfo).
-
-    .venv/bin/python -m benchmarks.pipeline_speed --repeats 3 --out lab/docs/benchmarks.md
+"""How fast the example pipeline runs, next to its floor (the same DVC stages that only import what each
+stage needs and open an MLflow run), in throw-away project copies; Linux only (GNU time, /proc/cpuinfo).
+Also the benchmarks' shared harness: `timed`, `machine`, `cli`.
 """
 
 import argparse
@@ -41,9 +38,9 @@ MLFLOW_CODE = re.compile("/site-packages/mlflow/|/lib/tracking/")
 ANCESTOR_SECONDS = 18.0  # the same three stages in the template reprolab descends from (issue figure)
 
 
-def timed(args: Sequence[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak resident MiB) of one command, as GNU time reports them; the command must succeed."""
-    done = run(["/usr/bin/time", "-f", "%e %M", *args], cwd, timeout=3600)
+def timed(args: Sequence[str], cwd: Path, **env: str) -> tuple[float, float]:
+    """(wall seconds, peak resident MiB) of one command with `env`, as GNU time reports them; it must succeed."""
+    done = run(["/usr/bin/time", "-f", "%e %M", *args], cwd, timeout=3600, **env)
     if done.returncode:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     seconds, kib = done.stderr.split()[-2:]
@@ -169,16 +166,22 @@ which slows Python-heavy code: the time its code spends in calls into MLflow and
 """
 
 
-def cli(doc: str, measure: Callable[[int], Any], report: Callable[[Any, int], str], argv: Sequence[str] | None) -> None:
-    """A benchmark's command line: `--repeats` runs are measured, the report printed and written to `--out`."""
+def cli(
+    doc: str, measure: Callable[..., Any], report: Callable[[Any, int], str], argv: Sequence[str] | None, **options: Any
+) -> None:
+    """A benchmark's command line: `--repeats` and `--{name}` per `options` (`add_argument` keywords) go to
+    `measure`; its report is printed and written to `--out`."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print only)")
-    args = parser.parse_args(argv)
-    text = report(measure(args.repeats), args.repeats)
+    for name, keywords in options.items():
+        parser.add_argument(f"--{name}", **keywords)
+    args = vars(parser.parse_args(argv))
+    out = args.pop("out")
+    text = report(measure(**args), args["repeats"])
     print(text)
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,13 +1,8 @@
 """How each stage grows with the data: wall time and peak memory at 10 thousand to 1 million rows.
 
-The data is `prepare_data`'s synthetic source (scikit-learn's make_classification) with some categorical
-columns and empty cells, with the classifiers that suit large tables and a few epochs of the network; each
-stage runs alone in a throw-away project copy.
-
-    .venv/bin/python -m benchmarks.scale --rows 10000 100000 1000000 --repeats 3 --out lab/docs/benchmarks-scale.md
+`prepare_data`'s synthetic source with categorical columns and empty cells; each stage runs alone in a project copy.
 """
 
-import argparse
 import tempfile
 from collections.abc import Sequence
 from datetime import date
@@ -15,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.pipeline_speed import STAGES, machine, timed
+from benchmarks.pipeline_speed import STAGES, cli, machine, timed
 from tests.support import make_project_copy, shrunk_params
 
 SCALE_PARAMS = {
@@ -39,15 +34,15 @@ TARGET_MIB = 4096
 STAGE_ORDER = pd.CategoricalDtype(list(STAGES), ordered=True)
 
 
-def measure(sizes: Sequence[int], repeats: int) -> pd.DataFrame:
+def measure(rows: Sequence[int], repeats: int) -> pd.DataFrame:
     """Per stage and size: median seconds and the largest peak MiB over `repeats` runs of the whole chain."""
     samples = []
     with tempfile.TemporaryDirectory() as scratch:
-        for rows in sizes:
-            params = {**SCALE_PARAMS, "prepare_data": {**SCALE_PARAMS["prepare_data"], "synthetic_rows": rows}}
-            project = make_project_copy(Path(scratch) / f"rows-{rows}", shrunk_params(params))
+        for size in rows:
+            params = {**SCALE_PARAMS, "prepare_data": {**SCALE_PARAMS["prepare_data"], "synthetic_rows": size}}
+            project = make_project_copy(Path(scratch) / f"rows-{size}", shrunk_params(params))
             for _ in range(repeats):  # the whole chain each time: later stages read what prepare_data wrote
-                samples += [(name, rows, *timed(["python", "-m", module], project)) for name, module in STAGES.items()]
+                samples += [(name, size, *timed(["python", "-m", module], project)) for name, module in STAGES.items()]
     table = pd.DataFrame(samples, columns=["stage", "rows", "seconds", "mib"]).astype({"stage": STAGE_ORDER})
     return table.groupby(["stage", "rows"], observed=True).agg({"seconds": "median", "mib": "max"}).reset_index()
 
@@ -82,15 +77,7 @@ Params on top of the committed ones: `{SCALE_PARAMS}`.
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Measure every size and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--repeats", type=int, default=3, help="pipeline runs per size; the report shows medians")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    text = report(measure(args.rows, args.repeats), args.repeats)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
+    cli(__doc__, measure, report, argv, rows={"type": int, "nargs": "+", "default": [10_000, 100_000, 1_000_000]})
 
 
 if __name__ == "__main__":

@@ -1,16 +1,9 @@
-"""Tracking's cost, paired: each stage and `dvc repro -f` with the run journal against direct logging.
-
-Both ways run in one throw-away copy of the project, one after the other in alternating order, so the
-two see the same machine and the same load. Direct logging (`REPROLAB_TRACKING=direct`) puts each record
-into MLflow in the stage process, as the stages did before the journal; the journal leaves that to a
-background sync, whose catch-up after `dvc repro -f` is measured too. Each stage's floor is measured the
-same two ways: a process that imports what the stage needs and records one empty run.
-
-    .venv/bin/python -m benchmarks.tracking_journal --repeats 3 --out lab/docs/benchmarks-tracking.md
+"""Tracking's cost, paired: each stage, its floor and `dvc repro -f` with the run journal against direct logging
+(`REPROLAB_TRACKING=direct`), in one project copy and in alternating order so both see the same machine and load.
 """
 
 import tempfile
-import time
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -19,9 +12,9 @@ from statistics import median
 import pandas as pd
 import yaml
 
-from benchmarks.pipeline_speed import FLOOR_IMPORTS, STAGES, cli, machine
+from benchmarks.pipeline_speed import FLOOR_IMPORTS, STAGES, cli, machine, timed
 from lib.paths import PROJ_ROOT
-from tests.support import make_project_copy, run
+from tests.support import make_project_copy
 
 MODES = ("direct", "journal")
 SYNC = ["python", "-m", "lib.tracking.sync", "--wait", "600"]
@@ -29,23 +22,13 @@ SYNC = ["python", "-m", "lib.tracking.sync", "--wait", "600"]
 FLOOR_RUN = "\nfrom lib.tracking import runs\nwith runs.journal_run('{stage}', 'floor', {{}}):\n    pass"
 
 
-def timed(args: Sequence[str], cwd: Path, mode: str) -> float:
-    """Wall seconds of one command with tracking `mode`; the command must succeed."""
-    start = time.perf_counter()
-    done = run(args, cwd, timeout=3600, REPROLAB_TRACKING=mode)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return seconds
-
-
 def measure(repeats: int) -> dict[tuple[str, str], float]:
     """Median seconds per (measurement, mode) over `repeats` paired runs."""
-    samples: dict[tuple[str, str], list[float]] = {}
+    samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as scratch:
         params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
         project = make_project_copy(Path(scratch) / "project", params)
-        timed(["dvc", "repro"], project, "direct")  # creates the store; outputs for the stages alone
+        timed(["dvc", "repro"], project, REPROLAB_TRACKING="direct")  # creates the store; outputs for the stages alone
         commands = {"dvc repro -f": ["dvc", "repro", "-f"]}
         commands |= {f"stage {name}": ["python", "-m", module] for name, module in STAGES.items()}
         commands |= {
@@ -55,10 +38,10 @@ def measure(repeats: int) -> dict[tuple[str, str], float]:
         for repeat in range(repeats):
             for mode in MODES if repeat % 2 == 0 else reversed(MODES):
                 for name, command in commands.items():
-                    samples.setdefault((name, mode), []).append(timed(command, project, mode))
+                    samples[name, mode].append(timed(command, project, REPROLAB_TRACKING=mode)[0])
                     if mode == "journal" and name == "dvc repro -f":
-                        samples.setdefault(("sync after dvc repro -f", mode), []).append(timed(SYNC, project, mode))
-                timed(SYNC, project, mode)  # nothing left behind for the next round
+                        samples["sync after dvc repro -f", mode].append(timed(SYNC, project, REPROLAB_TRACKING=mode)[0])
+                timed(SYNC, project, REPROLAB_TRACKING=mode)  # nothing left behind for the next round
     return {key: median(values) for key, values in samples.items()}
 
 
