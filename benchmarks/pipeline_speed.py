@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lib.paths import DEFAULT_EXPERIMENT, PROJ_ROOT
+from lib.paths import DEFAULT_EXPERIMENT, PARAMS_FILE
 from tests.support import make_project_copy, run
 
 STAGES = {
@@ -86,8 +86,7 @@ def floor_project(root: Path) -> Path:
 def measure(repeats: int) -> dict[str, float]:
     """Every figure of the report: median seconds over `repeats` runs."""
     with tempfile.TemporaryDirectory() as scratch:
-        params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
-        project = make_project_copy(Path(scratch) / "project", params)
+        project = make_project_copy(Path(scratch) / "project", yaml.safe_load(PARAMS_FILE.read_text()))
         floor = floor_project(Path(scratch) / "floor")
         figures = {"first dvc repro (creates the MLflow store)": timed(["dvc", "repro"], project)[0]}
         timed(["dvc", "repro"], floor)

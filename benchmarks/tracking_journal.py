@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from benchmarks.pipeline_speed import FLOOR_IMPORTS, STAGES, cli, machine, timed
-from lib.paths import PROJ_ROOT
+from lib.paths import PARAMS_FILE
 from tests.support import make_project_copy
 
 MODES = ("direct", "journal")
@@ -26,8 +26,7 @@ def measure(repeats: int) -> dict[tuple[str, str], float]:
     """Median seconds per (measurement, mode) over `repeats` paired runs."""
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as scratch:
-        params = yaml.safe_load((PROJ_ROOT / "params.yaml").read_text())
-        project = make_project_copy(Path(scratch) / "project", params)
+        project = make_project_copy(Path(scratch) / "project", yaml.safe_load(PARAMS_FILE.read_text()))
         timed(["dvc", "repro"], project, REPROLAB_TRACKING="direct")  # creates the store; outputs for the stages alone
         commands = {"dvc repro -f": ["dvc", "repro", "-f"]}
         commands |= {f"stage {name}": ["python", "-m", module] for name, module in STAGES.items()}
