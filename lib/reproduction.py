@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from lib.git import git
+from lib.pipeline_state import lock_outputs
 
 TOLERANCE = 1e-6  # the one setting: the largest difference in a metric or plot value still called reproduced
 
@@ -43,11 +44,6 @@ class Verdict:
         if self.unchecked:
             text += f" (judged by the metrics: {', '.join(self.unchecked)})"
         return text
-
-
-def lock_outputs(lock: Mapping[str, Any]) -> dict[str, str]:
-    """Every output in a parsed dvc.lock, as path -> md5."""
-    return {out["path"]: out["md5"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
 
 
 def _numbers(value: Any, prefix: str = "") -> dict[str, Any]:
