@@ -129,8 +129,7 @@ def save_model(folder: Path, model: Path, preprocessing: Path, schema: Path, exa
     from lib.tracking.models import pip_requirements
     from runtimes import tabular_model
 
-    with preprocessing.open("rb") as file:
-        fitted = pickle.load(file)  # prepare_data's own output, as the model is
+    fitted = pickle.loads(preprocessing.read_bytes())  # prepare_data's own output, as the model is
     example = raw_rows(pd.read_parquet(example_split), fitted, rows=5)
     with warnings.catch_warnings():
         # MLflow's hint that integer output columns cannot hold missing values: ours never do.
@@ -157,7 +156,6 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     metrics = {path: json.loads((project / path).read_text(encoding="utf-8")) for path in METRICS}
     outs = lock_outputs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
     info = metadata(config, state, ParamsFile.read(project / "params.yaml").data, metrics, outs)
-
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch:
