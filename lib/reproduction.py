@@ -1,6 +1,6 @@
-"""Does this commit's pipeline reproduce its committed results? `make verify` asks: HEAD is cloned into a
-scratch folder sharing this project's DVC cache, `dvc repro -f` runs there, and its outputs are compared with
-the committed ones. The three verdicts are explained in lab/docs/reproducibility.md.
+"""`make verify`: whether HEAD's pipeline, re-run in a scratch clone, reproduces the committed outputs.
+
+The clone shares this project's DVC cache; the three verdicts are explained in lab/docs/reproducibility.md.
 """
 
 import argparse
