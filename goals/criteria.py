@@ -35,8 +35,7 @@ class ModelGoals(Section):
 
 
 class Comparison(Section):
-    """`model` may fall short of `baseline` by at most `max_shortfall[metric]`: be lower by that much, or higher
-    for a metric where lower is better (`lib.evaluation.GREATER_IS_BETTER`: log_loss, rmse, mae)."""
+    """`model` may fall short of `baseline` (be lower, or higher where lower is better) by `max_shortfall[metric]`."""
 
     model: str
     baseline: str
@@ -111,10 +110,7 @@ def _value(goals: Goals, metrics: Metrics, name: str, metric: str) -> tuple[floa
 
 
 def judge(goals: Goals, metrics: Metrics) -> list[Outcome]:
-    """Every criterion, in file order: each model's minimums and maximums, then the comparisons.
-
-    Raises NoTestSplit when a test metric is wanted from a metrics file that holds none.
-    """
+    """Every criterion in file order, models' bounds then comparisons; NoTestSplit when no test metric is there."""
     outcomes = []
     for name, model in goals.models.items():
         for relation, bounds in ((">=", model.minimum), ("<=", model.maximum)):

@@ -1,10 +1,7 @@
-"""Results side by side: MLflow runs and DVC's commits and experiments as the tables a notebook shows.
+"""MLflow runs (`mlflow.search_runs`) and DVC's commits and experiments (`dvc.api.exp_show`) as tables.
 
-The readers are the tools' own: `mlflow.search_runs` and `dvc.api.exp_show` (the one place in the
-project that reads `dvc exp show`). Both frames follow one column convention: `params.<name>` (params
-flattened with dots, `train_dnn_pytorch.lr`) and `metrics.<name>` (`metrics.dnn/test/roc_auc` for DVC,
-the metrics file's stem saying which model; a stage run's own names for MLflow), so `differing_params`
-works on either.
+Both frames name columns `params.<dotted name>` and `metrics.<name>` (`metrics.dnn/test/roc_auc` for DVC: the
+metrics file's stem, then the name), so `differing_params` works on either.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ RUN_COLUMNS = ("run_id", "run_name", "stage", "pipeline_run_id", "commit", "pare
 _RUN_TAGS = {"run_name": "mlflow.runName", "stage": "dvc.stage", "pipeline_run_id": "pipeline_run_id",
              "commit": "git.commit", "parent_run_id": "mlflow.parentRunId"}  # fmt: skip
 _EXP_COLUMNS = {"Experiment": "name", "rev": "rev", "typ": "kind", "Created": "created", "State": "state"}
-_EXP_OTHER = ("parent", "Executor")
 
 
 def runs_filter(tags: Mapping[str, str] | None = None, pipeline_run_id: str | None = None) -> str:
@@ -40,15 +36,8 @@ def runs_frame(
     pipeline_run_id: str | None = None,
     nested: bool = False,
 ) -> pd.DataFrame:
-    """The runs of `experiment` (`mlflow.search_runs`), oldest first: RUN_COLUMNS, then `params.*`, `metrics.*`.
-
-    Args:
-        experiment: the MLflow experiment name (params.yaml: tracking.experiment).
-        tracking_uri: the store; None is MLFLOW_TRACKING_URI or MLflow's default.
-        tags: keep runs carrying all of these tags, e.g. `{"git.branch": "main"}`.
-        pipeline_run_id: keep the runs of one `dvc repro`.
-        nested: include the nested runs (one per standard classifier); by default only stage runs.
-    """
+    """The runs of `experiment` carrying all `tags` (and of one `dvc repro`, given its `pipeline_run_id`), oldest
+    first: RUN_COLUMNS, then `params.*`, `metrics.*`; stage runs only unless `nested` (a run per classifier)."""
     import mlflow
 
     if tracking_uri:
@@ -80,11 +69,8 @@ def pipeline_table(runs: pd.DataFrame, metrics: Sequence[str] = ("test/accuracy"
     return table.sort_values("started", kind="stable")
 
 
-def metric_histories(
-    run_ids: Sequence[str], metrics: Sequence[str], tracking_uri: str | None = None, first_step: int = 1
-) -> pd.DataFrame:
-    """Long format (`run_id`, `metric`, `step`, `value`): the per-step values of `metrics` for each run, from
-    step `first_step` on (the network logs epochs as steps 1, 2, ...; its kept epoch's summary as step 0)."""
+def metric_histories(run_ids: Sequence[str], metrics: Sequence[str], tracking_uri: str | None = None) -> pd.DataFrame:
+    """Long format (`run_id`, `metric`, `step`, `value`): each run's per-epoch values of `metrics`."""
     import mlflow
     import pandas as pd
 
@@ -94,7 +80,7 @@ def metric_histories(
         for run_id in run_ids
         for name in metrics
         for point in client.get_metric_history(run_id, name)
-        if point.step >= first_step
+        if point.step >= 1  # epochs are steps 1, 2, ...; step 0 holds the kept epoch's summary
     ]
     return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
 
@@ -117,26 +103,18 @@ def curves_figure(history: pd.DataFrame, labels: Mapping[str, str] | None = None
 
 
 def differing_params(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
-    """The `params.*` columns whose values are not all equal across rows, after the `keep` columns.
-
-    A param missing from some rows (NaN) differs from one that is set.
-    """
+    """The `keep` columns, then the `params.*` columns whose values differ across rows (missing differs from set)."""
     params = [column for column in frame.columns if column.startswith("params.")]
     differing = [column for column in params if frame[column].astype(str).nunique(dropna=False) > 1]
     return frame[[*keep, *differing]]
 
 
-def dvc_experiments(repo: Path, commits: int = 5, revs: Sequence[str] = ()) -> pd.DataFrame:
-    """Commits of `repo` and their DVC experiments (`dvc.api.exp_show`): one row each, newest commit first.
+def dvc_experiments(repo: Path, commits: int = 5) -> pd.DataFrame:
+    """The last `commits` commits of `repo` and their DVC experiments (`dvc.api.exp_show`), newest commit first.
 
-    Columns: `name`, `rev` (short commit), `kind` (`baseline` for the workspace and commits,
-    `branch_commit`/`branch_base` for experiments), `baseline` (an experiment's commit), `created`, `state`
-    (`Failed` for an experiment that failed), `params.*` and `metrics.*`.
-
-    Args:
-        repo: the DVC project (a git repository).
-        commits: how many commits back from HEAD (or from each of `revs`) to show.
-        revs: git revisions (commits, tags, branches) to start from instead of HEAD.
+    Columns: `name`, `rev` (short commit), `kind` (`baseline` for the workspace and commits, `branch_commit`/
+    `branch_base` for experiments), `baseline` (an experiment's commit), `created`, `state` (`Failed` for an
+    experiment that failed), `params.*` and `metrics.*`.
     """
     import dvc.api
     import pandas as pd
@@ -148,17 +126,15 @@ def dvc_experiments(repo: Path, commits: int = 5, revs: Sequence[str] = ()) -> p
     from lib.tracking.runs import flatten
 
     try:
-        frame = pd.DataFrame(dvc.api.exp_show(str(repo), revs=list(revs) or None, num=commits))
+        frame = pd.DataFrame(dvc.api.exp_show(str(repo), num=commits))
     except (DvcException, SCMError) as exc:
         raise ReprolabError(
             f"dvc exp show in {repo} failed: {' '.join(str(exc).split()) or type(exc).__name__}"
         ) from None
     params_file = Path(repo) / "params.yaml"
-    params = (
-        set(flatten(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {})) if params_file.is_file() else set()
-    )
+    params = flatten(yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}) if params_file.is_file() else {}
     columns = {}
-    for column in frame.columns.difference([*_EXP_COLUMNS, *_EXP_OTHER], sort=False):
+    for column in frame.columns.difference([*_EXP_COLUMNS, "parent", "Executor"], sort=False):
         path, _, name = column.rpartition(":")
         if path == "params.yaml" or (not path and name in params):
             columns[column] = f"params.{name}"
@@ -167,11 +143,9 @@ def dvc_experiments(repo: Path, commits: int = 5, revs: Sequence[str] = ()) -> p
     frame = frame.rename(columns={**_EXP_COLUMNS, **columns})[[*_EXP_COLUMNS.values(), *columns.values()]]
     frame = frame.replace("!", None).infer_objects()  # "!": a commit without the file, e.g. before its first run
     commit = (frame["kind"] == "baseline") & (frame["rev"] != "workspace")
-    shown = list(frame.loc[commit, "rev"])  # DVC shows a branch's or tag's name instead of the commit
-    frame.loc[commit, "rev"] = [git("rev-parse", "--short=7", rev, cwd=repo) or rev for rev in shown]
-    frame.loc[commit, "name"] = [
-        rev if rev != short else None for rev, short in zip(shown, frame.loc[commit, "rev"], strict=True)
-    ]
+    shown = frame.loc[commit, "rev"]  # DVC shows a branch's or tag's name instead of the commit
+    short = shown.map(lambda rev: git("rev-parse", "--short=7", rev, cwd=repo) or rev)
+    frame.loc[commit, "name"], frame.loc[commit, "rev"] = shown.where(shown != short), short
     frame.insert(3, "baseline", frame["rev"].where(commit).ffill().where(~commit & (frame["rev"] != "workspace")))
     return frame
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import chdir
 from pathlib import Path
+from typing import Any
 
 from lib.errors import ReprolabError
 
 
 class StaleOutputs(ReprolabError):
     """A stage failed, is out of date, or its outputs are missing or were rewritten outside DVC."""
+
+
+def lock_outputs(lock: Mapping[str, Any]) -> dict[str, str]:
+    """Every output recorded in a parsed dvc.lock, as path -> md5 (`.dir` hashes for folders)."""
+    return {out["path"]: out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
 
 
 def stale_stages(project: Path) -> dict[str, list[str]]:

@@ -41,6 +41,18 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_the_outputs_of_a_lock_are_every_stage_out_with_its_md5() -> None:
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "a": {"deps": [{"path": "x.py", "md5": "0"}], "outs": [{"path": "data/processed", "md5": "1.dir"}]},
+            "b": {"outs": [{"path": "models/m.pkl", "md5": "2"}, {"path": "metrics/m.json", "md5": "3"}]},
+        },
+    }
+    assert pipeline_state.lock_outputs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
+    assert pipeline_state.lock_outputs({}) == {}
+
+
 def test_outputs_that_match_dvc_lock_are_current(project: Path) -> None:
     assert pipeline_state.stale_stages(project) == {}
     pipeline_state.check_current(project)

@@ -1,6 +1,6 @@
-"""Does this commit's pipeline reproduce its committed results? `make verify` asks: HEAD is cloned into a
-scratch folder sharing this project's DVC cache, `dvc repro -f` runs there, and its outputs are compared with
-the committed ones. The three verdicts are explained in lab/docs/reproducibility.md.
+"""`make verify`: whether HEAD's pipeline, re-run in a scratch clone, reproduces the committed outputs.
+
+The clone shares this project's DVC cache; the three verdicts are explained in lab/docs/reproducibility.md.
 """
 
 import argparse
@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from lib.git import git
+from lib.pipeline_state import lock_outputs
 
 TOLERANCE = 1e-6  # the one setting: the largest difference in a metric or plot value still called reproduced
 
@@ -43,11 +44,6 @@ class Verdict:
         if self.unchecked:
             text += f" (judged by the metrics: {', '.join(self.unchecked)})"
         return text
-
-
-def lock_outputs(lock: Mapping[str, Any]) -> dict[str, str]:
-    """Every output in a parsed dvc.lock, as path -> md5."""
-    return {out["path"]: out["md5"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
 
 
 def _numbers(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -4,19 +4,12 @@ import json
 
 import pytest
 
-from lib.reproduction import TOLERANCE, Verdict, compare_text, lock_outputs
+from lib.reproduction import TOLERANCE, Verdict, compare_text
 
 pytestmark = pytest.mark.unittest
 
 METRICS = {"best_epoch": 45, "selected": "logistic_regression", "test/roc_auc": 0.991733, "val/loss": 0.0655}
 ROC = "fpr,tpr,threshold\n0.0,0.0,1.0\n0.1,0.9,0.5\n1.0,1.0,0.0\n"
-
-
-def test_the_outputs_of_a_lock_are_every_stage_out_with_its_md5() -> None:
-    lock = {"stages": {"a": {"outs": [{"path": "m.json", "md5": "1"}]}, "b": {"outs": [{"path": "d", "md5": "2.dir"}]}}}
-
-    assert lock_outputs(lock) == {"m.json": "1", "d": "2.dir"}
-    assert lock_outputs({}) == {}
 
 
 def test_identical_outputs_say_so() -> None:

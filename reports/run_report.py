@@ -168,7 +168,6 @@ def runs_html(uri: str, runs: list[Run] | str) -> str:
     """Links to the MLflow runs (a local store's to `mlflow ui`), or why there are none."""
     if isinstance(runs, str):
         return f'<p class="note">{html.escape(runs)} (tracking URI {html.escape(uri)}).</p>'
-    local = not is_server(uri)
     rows = []
     for run in runs:
         link = run_url(uri, run.info.experiment_id, run.info.run_id)
@@ -178,7 +177,7 @@ def runs_html(uri: str, runs: list[Run] | str) -> str:
             [_cell(run.data.tags.get("dvc.stage")), link, _cell(run.info.status), _cell(_time(run.info.start_time))]
         )
     serve = f'<p class="note"><code>mlflow ui --backend-store-uri {html.escape(uri)}</code> serves this store.</p>'
-    return (serve if local else "") + _table(rows, ["stage", "run", "status", "started"])
+    return ("" if is_server(uri) else serve) + _table(rows, ["stage", "run", "status", "started"])
 
 
 def facts(root: Path, rev: str | None, commit: str, base: str | None, runs: list[Run] | str) -> dict[str, str]:

@@ -1,10 +1,6 @@
 """The key plots for a GitHub job summary, as Mermaid `xychart-beta` charts drawn from the plots' CSV files.
 
-A job summary is GitHub-flavoured Markdown: it draws Mermaid diagrams, but shows no image given as a
-`data:` URI or as a path in the repository (lab/docs/report.md). So the charts are drawn from the plot
-data: the network's loss and accuracy per epoch, the ROC curves on test, the classifiers compared on val.
-
-    python -m reports.summary_charts [--plots-dir plots] >>"$GITHUB_STEP_SUMMARY"
+A job summary shows no `data:` image nor a repository path, but draws Mermaid (lab/docs/report.md).
 """
 
 from __future__ import annotations
@@ -23,9 +19,9 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 COLOUR_NAMES = ("blue", "orange", "green", "red")
 
 
-def thinned(count: int, most: int = MAX_POINTS) -> np.ndarray:
-    """At most `most` evenly spaced indices into `count` rows, the first and the last included."""
-    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(np.int64))
+def thinned(count: int) -> np.ndarray:
+    """At most MAX_POINTS evenly spaced indices into `count` rows, the first and the last included."""
+    return np.unique(np.linspace(0, count - 1, min(count, MAX_POINTS)).round().astype(np.int64))
 
 
 def _number(value: float) -> str:
@@ -65,7 +61,7 @@ def xychart(
 
 def training_curves(history: pd.DataFrame) -> list[str]:
     """Loss and accuracy per epoch, train and val (where the history has them), thinned to MAX_POINTS."""
-    rows = history.iloc[thinned(len(history))] if len(history) else history
+    rows = history.iloc[thinned(len(history))]
     charts = []
     for metric in ("loss", "accuracy"):
         lines = {
@@ -80,53 +76,30 @@ def training_curves(history: pd.DataFrame) -> list[str]:
 
 
 def tpr_at(roc: pd.DataFrame, fpr: np.ndarray = FPR_GRID) -> np.ndarray:
-    """The ROC curve's true positive rate at each false positive rate of `fpr`: the highest it reaches at
-    that rate or below (the curve is a staircase)."""
+    """The ROC curve's true positive rate at each false positive rate of `fpr`: the highest it reaches at that
+    rate or below (the curve is a staircase)."""
     order = np.argsort(roc["fpr"].to_numpy(), kind="stable")
     rates, best = roc["fpr"].to_numpy()[order], np.maximum.accumulate(roc["tpr"].to_numpy()[order])
     reached = np.searchsorted(rates, fpr, side="right") - 1
     return np.where(reached >= 0, best[np.clip(reached, 0, None)], 0.0)
 
 
-def roc_chart(curves: Mapping[str, pd.DataFrame]) -> str | None:
-    """The ROC curves on test in one chart (None when no curve has points)."""
-    lines = {name: tpr_at(roc).tolist() for name, roc in curves.items() if len(roc)}
-    if not lines:
-        return None
-    x = [_number(value) for value in FPR_GRID]
-    return xychart("ROC on test", "false positive rate", x, "true positive rate", lines, y_range=(0, 1))
-
-
-def comparison_chart(comparison: pd.DataFrame, metric: str = "val/roc_auc") -> str | None:
-    """The classifiers' `metric` on val as bars (None without val scores)."""
-    if metric not in comparison or comparison[metric].isna().any() or not len(comparison):
-        return None
-    names = comparison["classifier"].tolist()
-    return xychart(
-        f"Classifiers on val: {metric}", "classifier", names, metric, {"": comparison[metric].tolist()}, "bar"
-    )
-
-
-def _csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
-
-
 def summary_charts(plots_dir: Path) -> str:
     """The Markdown section of key plots from the CSV files under `plots_dir`; says so when there are none."""
-    charts: list[str] = []
-    history = _csv(plots_dir / "dnn" / "history.csv")
-    if history is not None:
-        charts += training_curves(history)
-    rocs = {
-        name: _csv(plots_dir / folder / "roc.csv")
-        for name, folder in (("network", "dnn"), ("classifier", "classifiers"))
-    }
-    charts.append(roc_chart({name: roc for name, roc in rocs.items() if roc is not None}))
-    comparison = _csv(plots_dir / "classifiers" / "comparison.csv")
-    if comparison is not None:
-        charts.append(comparison_chart(comparison))
-    drawn = [chart for chart in charts if chart]
-    return "\n\n".join(["### Key plots", *(drawn or [f"No plot data under `{plots_dir}`."])]) + "\n"
+
+    def read(path: str) -> pd.DataFrame:
+        return pd.read_csv(plots_dir / path) if (plots_dir / path).is_file() else pd.DataFrame()
+
+    charts = training_curves(read("dnn/history.csv"))
+    rocs = {name: read(f"{folder}/roc.csv") for name, folder in (("network", "dnn"), ("classifier", "classifiers"))}
+    if lines := {name: tpr_at(roc).tolist() for name, roc in rocs.items() if len(roc)}:
+        x = [_number(value) for value in FPR_GRID]
+        charts.append(xychart("ROC on test", "false positive rate", x, "true positive rate", lines, y_range=(0, 1)))
+    comparison, metric = read("classifiers/comparison.csv"), "val/roc_auc"
+    if len(comparison) and metric in comparison and comparison[metric].notna().all():
+        names, scores = comparison["classifier"].tolist(), {"": comparison[metric].tolist()}
+        charts.append(xychart(f"Classifiers on val: {metric}", "classifier", names, metric, scores, "bar"))
+    return "\n\n".join(["### Key plots", *(charts or [f"No plot data under `{plots_dir}`."])]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

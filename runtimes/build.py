@@ -27,7 +27,7 @@ from lib import cli
 from lib.errors import ReprolabError
 from lib.git import git
 from lib.params import ParamsFile, Section
-from lib.pipeline_state import check_current
+from lib.pipeline_state import check_current, lock_outputs
 
 HERE = Path(__file__).resolve().parent
 CLASSIFIER, PREPROCESSING, SCHEMA = "models/classifier.pkl", "models/preprocessing.pkl", "data/processed/schema.json"
@@ -76,17 +76,9 @@ def artifact_name(config: RuntimeConfig, git: GitState) -> str:
     return f"{config.name}-{config.version}-{git.commit[:7]}" + ("-dirty" if git.dirty else "")
 
 
-def lock_outs(lock: Mapping[str, Any]) -> dict[str, str]:
-    """Every output recorded in a parsed dvc.lock, as path -> md5 (`.dir` hashes for folders)."""
-    return {out["path"]: out["md5"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
-
-
 def raw_rows(processed: pd.DataFrame, preprocessing: Any, rows: int) -> pd.DataFrame:
-    """The first `rows` of a processed split turned back into raw columns, as a client sends them.
-
-    `preprocessing` is prepare_data's fitted ColumnTransformer: numbers are unscaled (imputed cells keep the
-    value imputed), one-hot columns become their category again; the columns come in the train file's order.
-    """
+    """The first `rows` of a processed split as the raw columns a client sends, in the train file's order: numbers
+    unscaled by prepare_data's fitted `preprocessing` (imputed cells keep the value imputed), one-hot as categories."""
     head = processed.head(rows).drop(columns=["target"], errors="ignore").to_numpy(dtype=np.float64)
     columns = {}
     for name, pipeline, inputs in preprocessing.transformers_:
@@ -95,12 +87,10 @@ def raw_rows(processed: pd.DataFrame, preprocessing: Any, rows: int) -> pd.DataF
         block = head[:, preprocessing.output_indices_[name]]
         last = pipeline.steps[-1][1]
         if hasattr(last, "categories_"):  # the one-hot encoder: back to the category names
-            values = last.inverse_transform(block)
-            columns.update({str(column): pd.Series(values[:, i], dtype=object) for i, column in enumerate(inputs)})
-        else:
-            if hasattr(last, "scale_"):  # the scaler; without it the numbers were only imputed
-                block = last.inverse_transform(block)
-            columns.update({str(column): np.round(block[:, i], 6) for i, column in enumerate(inputs)})
+            values = last.inverse_transform(block).astype(object)
+        else:  # the scaler; without it the numbers were only imputed
+            values = np.round(last.inverse_transform(block) if hasattr(last, "scale_") else block, 6)
+        columns.update({str(column): pd.Series(values[:, i], dtype=values.dtype) for i, column in enumerate(inputs)})
     return pd.DataFrame({str(name): columns[str(name)] for name in preprocessing.feature_names_in_})
 
 
@@ -139,8 +129,7 @@ def save_model(folder: Path, model: Path, preprocessing: Path, schema: Path, exa
     from lib.tracking.models import pip_requirements
     from runtimes import tabular_model
 
-    with preprocessing.open("rb") as file:
-        fitted = pickle.load(file)  # prepare_data's own output, as the model is
+    fitted = pickle.loads(preprocessing.read_bytes())  # prepare_data's own output, as the model is
     example = raw_rows(pd.read_parquet(example_split), fitted, rows=5)
     with warnings.catch_warnings():
         # MLflow's hint that integer output columns cannot hold missing values: ours never do.
@@ -165,9 +154,8 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     state = git_state(project)
     name = artifact_name(config, state)
     metrics = {path: json.loads((project / path).read_text(encoding="utf-8")) for path in METRICS}
-    outs = lock_outs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
+    outs = lock_outputs(yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8")))
     info = metadata(config, state, ParamsFile.read(project / "params.yaml").data, metrics, outs)
-
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as scratch:

@@ -43,18 +43,6 @@ def test_a_bad_runtime_config_names_the_key(tmp_path: Path, text: str, message: 
         build.read_config(tmp_path / "runtime.yaml")
 
 
-def test_lock_outs_collects_every_output_of_every_stage() -> None:
-    lock = {
-        "schema": "2.0",
-        "stages": {
-            "a": {"deps": [{"path": "x.py", "md5": "0"}], "outs": [{"path": "data/processed", "md5": "1.dir"}]},
-            "b": {"outs": [{"path": "models/m.pkl", "md5": "2"}, {"path": "metrics/m.json", "md5": "3"}]},
-        },
-    }
-    assert build.lock_outs(lock) == {"data/processed": "1.dir", "models/m.pkl": "2", "metrics/m.json": "3"}
-    assert build.lock_outs({}) == {}
-
-
 def test_raw_rows_undo_the_scaling_and_the_one_hot_encoding() -> None:
     from lab.processes.prepare_data.preprocessing import fit_preprocessing, transform
 

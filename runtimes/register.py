@@ -1,8 +1,6 @@
 """Register a runtime in MLflow's Model Registry as `@candidate`, once its goals pass on a clean commit.
 
-`python -m runtimes.register [--runtime DIR]` judges the metrics recorded in the runtime's `runtime.json`
-against `goals/goals.yaml`, logs the runtime to an MLflow run, registers its model under the runtime's
-name with its commit and artefact as tags, and points the alias at it. The registry is the tracking store.
+The metrics recorded in its runtime.json are judged against goals/goals.yaml (runtimes/README.md).
 """
 
 from __future__ import annotations
@@ -87,7 +85,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--alias", default="candidate", help="alias to point at the new version (default: %(default)s)")
     parser.add_argument("--allow-dirty", action="store_true", help="register a runtime built from uncommitted work")
     args = parser.parse_args(argv)
-
     folder = args.runtime or runtime_dir(Path("."), args.out, read_config())
     info = read_runtime(folder)
     check_registrable(info, args.goals_file, args.allow_dirty)

@@ -1,16 +1,13 @@
-"""The runtime's model: the raw columns of the user's table in, the trained model's answer out.
+"""The runtime's model: the raw columns of the user's table in, the trained model's answer out (runtimes/README.md).
 
 MLflow runs this file to build the model ("models from code"), so it imports nothing from this repository.
-It replays `prepare_data`'s fitted preprocessing (imputation, scaling, one-hot encoding) on the raw columns,
-then asks the selected model: for classification, the label under its name in the user's file and a
-probability per class; for regression, the value. A request it cannot score is an error that names the
-problem (a missing column, a value of the wrong type, no rows), which MLflow's server answers with a 400.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,29 +18,22 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 THRESHOLD = 0.5  # binary: the pipeline metrics' rule, probability of the second class >= 0.5
 MODEL, PREPROCESSING, SCHEMA = "model", "preprocessing", "schema"
-CATEGORICAL = "categorical"  # the preprocessing's transformer for categorical columns (prepare_data)
 
 
 def _bad_request(message: str) -> MlflowException:
     return MlflowException.invalid_parameter_value(message)  # a 400 from the server, with no stack trace
 
 
-def _categorical_columns(preprocessing: Any) -> set[str]:
-    return {str(c) for name, _, columns in preprocessing.transformers_ if name == CATEGORICAL for c in columns}
-
-
 def raw_features(raw: pd.DataFrame, preprocessing: Any) -> pd.DataFrame:
-    """The request's feature columns as prepare_data held them: categories as text, numbers as float64.
-
-    Raises an MlflowException (a 400) naming a missing column, a value that is not a number, or an empty request.
-    """
+    """The request's feature columns as prepare_data held them: categories as text, numbers as float64; a 400
+    (MlflowException) names a missing column, a value that is not a number, or an empty request."""
     if len(raw) == 0:
         raise _bad_request("the request has no rows")
     columns = [str(name) for name in preprocessing.feature_names_in_]
     missing = [name for name in columns if name not in raw.columns]
     if missing:
         raise _bad_request(f"missing column(s): {', '.join(missing)}")
-    categorical = _categorical_columns(preprocessing)
+    categorical = {str(c) for name, _, cols in preprocessing.transformers_ if name == "categorical" for c in cols}
     features = {}
     for name in columns:
         column = raw[name]
@@ -61,19 +51,14 @@ def raw_features(raw: pd.DataFrame, preprocessing: Any) -> pd.DataFrame:
 
 def score(raw: pd.DataFrame, model: Any, preprocessing: Any, schema: dict[str, Any]) -> pd.DataFrame:
     """The answer for each raw row: `label` and `probability_<class>` per class, or `prediction` (regression)."""
-    processed = preprocessing.transform(raw_features(raw, preprocessing)).astype(np.float64)
-    processed = processed.reset_index(drop=True)
+    processed = preprocessing.transform(raw_features(raw, preprocessing)).astype(np.float64).reset_index(drop=True)
     if schema["task"] == "regression":
         return pd.DataFrame({"prediction": np.asarray(model.predict(processed), dtype=np.float64)})
     classes = np.asarray([str(name) for name in schema["classes"]], dtype=object)
     probability = np.asarray(model.predict_proba(processed), dtype=np.float64)
-    if schema["task"] == "binary":
-        codes = (probability[:, 1] >= THRESHOLD).astype(np.int64)
-    else:
-        codes = probability.argmax(axis=1)
-    answer = {"label": classes[codes]}
-    answer.update({f"probability_{name}": probability[:, code] for code, name in enumerate(classes)})
-    return pd.DataFrame(answer)
+    codes = (probability[:, 1] >= THRESHOLD).astype(np.int64) if schema["task"] == "binary" else probability.argmax(1)
+    probabilities = {f"probability_{name}": probability[:, code] for code, name in enumerate(classes)}
+    return pd.DataFrame({"label": classes[codes], **probabilities})
 
 
 class TabularModel(PythonModel):
@@ -82,12 +67,9 @@ class TabularModel(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         """Load the model, the fitted preprocessing and the schema from the model's artefacts."""
         # A pickle runs code when loaded: load only runtimes you built (lab/docs/decisions/0002).
-        with open(context.artifacts[MODEL], "rb") as file:
-            self.model = pickle.load(file)
-        with open(context.artifacts[PREPROCESSING], "rb") as file:
-            self.preprocessing = pickle.load(file)
-        with open(context.artifacts[SCHEMA], encoding="utf-8") as file:
-            self.schema = json.load(file)
+        self.model = pickle.loads(Path(context.artifacts[MODEL]).read_bytes())
+        self.preprocessing = pickle.loads(Path(context.artifacts[PREPROCESSING]).read_bytes())
+        self.schema = json.loads(Path(context.artifacts[SCHEMA]).read_text(encoding="utf-8"))
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
