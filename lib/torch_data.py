@@ -42,8 +42,7 @@ def sharded_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
     """This rank's slice of every shuffled global mini-batch of `batch_size` rows, and that batch's row count.
 
-    Every rank draws the same permutation. Slicing tensors on the device avoids a DataLoader's
-    per-sample Python work, which dominates for small rows.
+    Every rank draws the same permutation. Slicing on the device avoids a DataLoader's per-sample Python work.
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator).to(x.device)
