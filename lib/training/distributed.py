@@ -34,9 +34,8 @@ NPROC_VARIABLE = "REPROLAB_NPROC_PER_NODE"  # the launch workflow sets it from t
 T = TypeVar("T")
 
 
-def world_from_env(environ: Mapping[str, str] | None = None) -> World:
+def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
     """The world `torchrun` describes in RANK, LOCAL_RANK and WORLD_SIZE; a world of one without them."""
-    environ = os.environ if environ is None else environ
     values = []
     for name, default in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
         text = environ.get(name) or default
@@ -50,10 +49,9 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
-def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str] | None:
+def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str] | None:
     """`module` with `argv` under torchrun, REPROLAB_NPROC_PER_NODE processes, unless that is 1 or torchrun
     started this process; else None."""
-    environ = os.environ if environ is None else environ
     text = environ.get(NPROC_VARIABLE) or "1"
     if not text.isdigit() or int(text) < 1:
         raise ReprolabError(
@@ -77,13 +75,12 @@ def rank_device(device: torch.device, world: World) -> torch.device:
     return torch.device("cuda", world.local_rank)
 
 
-def group_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
+def group_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
     """How long a rank waits in a collective: REPROLAB_PROCESS_GROUP_TIMEOUT seconds, else 4 hours.
 
     Ranks 1..N wait while rank 0 writes the outputs and logs to MLflow; NCCL's own 10 minutes would let its
     watchdog kill them during a slow upload, and torchrun then rank 0.
     """
-    environ = os.environ if environ is None else environ
     text = environ.get(TIMEOUT_VARIABLE)
     if not text:
         return timedelta(hours=4)

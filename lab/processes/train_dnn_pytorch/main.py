@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         saved = checkpoint_store.latest or {}
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
-        resume_key = saved.get("tracking_run_key")
-        with runs.journal_run(STAGE, experiment, run_params, str(device), resume_key) as run:
+        with runs.journal_run(STAGE, experiment, run_params, str(device), saved.get("tracking_run_key")) as run:
             checkpoint_store.extra["tracking_run_key"] = run.key
             run.set_tags({**devices.run_tags(facts), "task": schema.task})
             log_epoch = runs.epoch_logger(run, json.loads(saved.get("history", "[]")))
@@ -119,8 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores = [f"val/loss {result.history['val/loss'].iloc[result.best_epoch - 1]:.4f}"] if val else []
     scores.append(f"{shown} {test[shown]:.4f}" if test else "no test split, so no test metrics")
     print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
-    outputs = [args.model, args.metrics, args.plots_dir]
-    print(runs.results_line(STAGE, outputs, run))
+    print(runs.results_line(STAGE, [args.model, args.metrics, args.plots_dir], run))
 
 
 if __name__ == "__main__":
