@@ -10,7 +10,6 @@ import torch
 from lib.errors import ReprolabError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 
@@ -26,15 +25,6 @@ def resolve_device(name: str) -> torch.device:
 def features_to_tensor(features: pd.DataFrame, device: torch.device) -> torch.Tensor:
     """Features as a float32 tensor moved to `device` once."""
     return torch.tensor(features.to_numpy(dtype="float32"), device=device)
-
-
-def frame_to_tensors(
-    features: pd.DataFrame, labels: np.ndarray, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features as float32 and labels as float32 column, both moved to `device` once."""
-    x = features_to_tensor(features, device)
-    y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
-    return x, y
 
 
 def sharded_batches(
