@@ -1,7 +1,7 @@
 """A machine's GPUs shared among a sweep's parallel trainings (`make sweep JOBS=N`), importable without torch.
 
-Each training claims a slot (a file lock, released when its process ends) before CUDA starts and then sees
-only the slot's GPU; how slots map to GPUs and memory is in lab/docs/runners.md.
+DVC starts the sweep's workers with one environment, so each training claims a slot itself (a file lock,
+released when its process ends) before CUDA starts, and then sees only its GPU (lab/docs/runners.md).
 """
 
 from __future__ import annotations
