@@ -50,8 +50,8 @@ def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
 
 
 def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str] | None:
-    """`module` with `argv` under torchrun, REPROLAB_NPROC_PER_NODE processes, unless that is 1 or torchrun
-    started this process; else None."""
+    """The torchrun command starting `module` with `argv` on REPROLAB_NPROC_PER_NODE processes; None when that
+    is 1 or torchrun started this process."""
     text = environ.get(NPROC_VARIABLE) or "1"
     if not text.isdigit() or int(text) < 1:
         raise ReprolabError(
