@@ -26,8 +26,9 @@ from lab.processes.train_dnn_pytorch.params import NetworkParams
 from lib.datasets import Split, Splits
 from lib.params import ParamsFile
 from lib.paths import PARAMS_FILE
-from lib.torch_data import frame_to_tensors, resolve_device, sharded_batches
+from lib.torch_data import features_to_tensor, resolve_device, sharded_batches
 from lib.training.checkpoints import CheckpointStore
+from lib.training.objectives import BINARY_OBJECTIVE
 
 SEED = 0
 
@@ -60,7 +61,8 @@ def stage_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.dev
 def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.device) -> list[float]:
     """Seconds of each epoch after the first of a plain loop: shuffled batches, forward, loss, backward, step."""
     torch.manual_seed(SEED)
-    x, y = frame_to_tensors(*splits["train"], device)
+    features, labels = splits["train"]
+    x, y = features_to_tensor(features, device), BINARY_OBJECTIVE.targets(labels, device)
     network = build_network(x.shape[1], 1, params).to(device).train()
     optimiser = torch.optim.Adam(network.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     generator = torch.Generator().manual_seed(SEED)

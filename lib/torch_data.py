@@ -10,7 +10,6 @@ import torch
 from lib.errors import ReprolabError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 
@@ -28,22 +27,12 @@ def features_to_tensor(features: pd.DataFrame, device: torch.device) -> torch.Te
     return torch.tensor(features.to_numpy(dtype="float32"), device=device)
 
 
-def frame_to_tensors(
-    features: pd.DataFrame, labels: np.ndarray, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features as float32 and labels as float32 column, both moved to `device` once."""
-    x = features_to_tensor(features, device)
-    y = torch.tensor(labels.astype("float32"), device=device).reshape(-1, 1)
-    return x, y
-
-
 def sharded_batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
     """This rank's slice of every shuffled global mini-batch of `batch_size` rows, and that batch's row count.
 
-    Every rank draws the same permutation. Slicing tensors on the device avoids a DataLoader's
-    per-sample Python work, which dominates for small rows.
+    Every rank draws the same permutation. Slicing on the device avoids a DataLoader's per-sample Python work.
     """
     n = x.shape[0]
     order = torch.randperm(n, generator=generator).to(x.device)

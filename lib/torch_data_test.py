@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib.errors import ReprolabError
-from lib.torch_data import frame_to_tensors, resolve_device, sharded_batches
+from lib.torch_data import features_to_tensor, resolve_device, sharded_batches
 
 pytestmark = pytest.mark.unittest
 
@@ -51,17 +51,13 @@ def test_cuda_resolves_on_a_cuda_machine() -> None:
     assert torch.zeros(1, device=device).device.type == "cuda"
 
 
-def test_frame_to_tensors_gives_float32_features_and_a_label_column() -> None:
+def test_features_to_tensor_gives_float32_features_on_the_device() -> None:
     features = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": np.array([4, 5, 6], dtype=np.int64)})
-    labels = np.array([0, 1, 1], dtype=np.int64)
 
-    x, y = frame_to_tensors(features, labels, CPU)
+    x = features_to_tensor(features, CPU)
 
-    assert (x.dtype, y.dtype) == (torch.float32, torch.float32)
-    assert (tuple(x.shape), tuple(y.shape)) == ((3, 2), (3, 1))
-    assert (x.device, y.device) == (CPU, CPU)
+    assert (x.dtype, tuple(x.shape), x.device) == (torch.float32, (3, 2), CPU)
     assert x.tolist() == [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]
-    assert y.tolist() == [[0.0], [1.0], [1.0]]
 
 
 def _rows(n: int = 10) -> tuple[torch.Tensor, torch.Tensor]:

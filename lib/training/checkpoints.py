@@ -49,12 +49,10 @@ class CheckpointStore:
     def __init__(self, directory: Path, key: str, log: Log = LOG, *, read: bool = True) -> None:
         self.directory, self.key, self.log = Path(directory), key, log
         self.extra: dict[str, Any] = {}  # saved with every checkpoint, e.g. the MLflow run id
-        # what a run resumes from: read once, when the store is made; `read` False leaves it to be set
-        # (ranks other than 0 get rank 0's, `distributed.from_main`)
+        # what a run resumes from, read once; `read` False leaves it to be set (rank 0's, `distributed.from_main`)
         self.latest = self._newest() if read else None
 
     def _newest(self) -> dict[str, Any] | None:
-        """The newest checkpoint with this store's fingerprint, or None."""
         files = sorted(self.directory.glob("epoch-*.pt"))
         if not files:
             return None

@@ -22,29 +22,25 @@ def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds", sche
     from sklearn.model_selection import KFold, StratifiedKFold
 
     features, labels = train
-    if not schema.is_classification:
-        if len(labels) < folds:
-            raise ReprolabError(f"{key}: {folds} folds need at least {folds} rows in train, it has {len(labels)}")
+    if schema.is_classification:
+        counts = np.bincount(labels, minlength=max(2, schema.n_classes))
+        if (smallest := int(counts.min())) < folds:
+            code = int(counts.argmin())
+            name = schema.classes[code] if code < schema.n_classes else str(code)
+            which = "the smaller class" if len(counts) == 2 else f"class '{name}'"
+            raise ReprolabError(
+                f"{key}: {folds} folds need at least {folds} rows of each class in train, {which} has {smallest}"
+            )
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    elif len(labels) < folds:
+        raise ReprolabError(f"{key}: {folds} folds need at least {folds} rows in train, it has {len(labels)}")
+    else:
         splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-        return [{"train": _rows(train, fit), "val": _rows(train, held)} for fit, held in splitter.split(features)]
-    counts = np.bincount(labels, minlength=max(2, schema.n_classes))
-    smallest = int(counts.min())
-    if smallest < folds:
-        which = "the smaller class" if len(counts) == 2 else f"class '{_class_name(schema, int(counts.argmin()))}'"
-        raise ReprolabError(
-            f"{key}: {folds} folds need at least {folds} rows of each class in train, {which} has {smallest}"
-        )
-
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [{"train": _rows(train, fit), "val": _rows(train, held)} for fit, held in splitter.split(features, labels)]
 
 
 def _rows(split: Split, index: np.ndarray) -> Split:
     return Split(split.features.iloc[index].reset_index(drop=True), split.labels[index])
-
-
-def _class_name(schema: Schema, code: int) -> str:
-    return schema.classes[code] if code < schema.n_classes else str(code)
 
 
 def cross_validate_and_fit(
@@ -62,16 +58,16 @@ def cross_validate_and_fit(
 ) -> tuple[list[dict[str, float]], loop.TrainResult]:
     """With `cv_folds`, one network per fold of train and its val scores; then the final network on all of train.
 
-    The folds' scores go into every checkpoint, so a run resumed during the final training skips them.
-    On ranks other than 0 the scores are empty dicts.
+    The folds' scores go into every checkpoint, so a run resumed during the final training skips them; on
+    ranks other than 0 they are empty dicts.
     """
     scores = (checkpoints.latest or {}).get("cv_scores", [])
     if params.cv_folds and not scores:
         folds = fold_splits(splits["train"], params.cv_folds, seed, f"{params.section}.cv_folds", schema)
         shown = f"val/{AUTO_SELECTION[schema.task]}"
+        # progress lines in a log, as for the final network (folds can take most of a long run); no bar
+        progress = False if in_terminal() else None
         for number, fold in enumerate(folds, start=1):
-            # progress lines in a log, as for the final network (folds can take most of a long run); no bar
-            progress = False if in_terminal() else None
             name = f"{params.section}: cv fold {number}/{params.cv_folds}"
             result = loop.fit(
                 params, build, fold, device, seed, progress=progress, progress_name=name, world=world, log=log,

@@ -4,25 +4,12 @@ deterministic algorithms, and a warning when a GPU machine trains on CPU for wan
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 
 import torch
 
 from lib.training.checkpoints import Log
-
-
-def nvidia_smi(*args: str) -> str | None:
-    """`nvidia-smi <args>`'s output, or None without the tool or when it fails (no driver, no GPU)."""
-    tool = shutil.which("nvidia-smi")
-    if tool is None:
-        return None
-    try:
-        done = subprocess.run([tool, *args], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+from lib.training.gpu_slots import nvidia_smi
 
 
 def driver_version() -> str:
@@ -33,7 +20,7 @@ def driver_version() -> str:
 
 def device_facts(device: torch.device) -> dict[str, str]:
     """What decides a training's bytes besides params and data: the torch build, and on CUDA the GPU model,
-    its compute capability, CUDA, cuDNN and the driver. In the checkpoint fingerprint and on MLflow runs."""
+    its compute capability, CUDA, cuDNN and the driver."""
     facts = {"device": device.type, "torch": torch.__version__}
     if device.type != "cuda":
         return facts
@@ -54,9 +41,10 @@ def run_tags(facts: dict[str, str]) -> dict[str, str]:
 
 
 def autocast_dtype(mixed_precision: bool, device: torch.device, log: Log) -> torch.dtype | None:
-    """Mixed precision on CUDA only: bfloat16 where the GPU computes it natively (compute capability 8.0 and
-    up), else float16 with loss scaling; None is float32. Emulated bfloat16 (Turing: T4, RTX 20xx) is slow
-    and has no tensor cores, so it is never chosen."""
+    """The autocast dtype (None: float32): bfloat16 where the GPU computes it natively, else float16.
+
+    Emulated bfloat16 (Turing: T4, RTX 20xx) is slow and has no tensor cores, so it is never chosen.
+    """
     if mixed_precision and device.type != "cuda":
         log(f"mixed_precision ignored on {device.type}: autocast is used on CUDA only; training in float32")
     elif mixed_precision:
@@ -74,8 +62,10 @@ def adam(
 
 
 def use_deterministic(enabled: bool) -> None:
-    """Deterministic algorithms on or off (params `deterministic`). On CUDA, cuBLAS reads its workspace
-    setting when it starts, so this runs before the first kernel; it is a no-op for CPU results."""
+    """Deterministic algorithms on or off (params `deterministic`).
+
+    cuBLAS reads its workspace setting when it starts, so this runs before the first kernel.
+    """
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled)
@@ -86,8 +76,8 @@ def use_deterministic(enabled: bool) -> None:
 def cpu_build_warning(
     requested: str, device: torch.device, gpus: Callable[[], str | None] = lambda: nvidia_smi("-L")
 ) -> str | None:
-    """One line when `auto` chose the CPU although the driver lists a GPU: the CPU build of torch is
-    installed (`make setup` installs it); None otherwise."""
+    """One line when `auto` chose the CPU although the driver lists a GPU (the CPU build of torch that
+    `make setup` installs); None otherwise."""
     if requested != "auto" or device.type != "cpu" or torch.version.cuda:
         return None
     listed = gpus()

@@ -31,15 +31,11 @@ class World(NamedTuple):
 SINGLE = World()
 TIMEOUT_VARIABLE = "REPROLAB_PROCESS_GROUP_TIMEOUT"
 NPROC_VARIABLE = "REPROLAB_NPROC_PER_NODE"  # the launch workflow sets it from the repository variable GPUS_PER_JOB
-# Ranks 1..N wait in a collective while rank 0 writes the outputs and logs plots and the model to MLflow;
-# NCCL's own 10 minutes would let its watchdog kill them during a slow upload, and torchrun then rank 0.
-DEFAULT_TIMEOUT = timedelta(hours=4)
 T = TypeVar("T")
 
 
-def world_from_env(environ: Mapping[str, str] | None = None) -> World:
+def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
     """The world `torchrun` describes in RANK, LOCAL_RANK and WORLD_SIZE; a world of one without them."""
-    environ = os.environ if environ is None else environ
     values = []
     for name, default in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
         text = environ.get(name) or default
@@ -53,10 +49,9 @@ def world_from_env(environ: Mapping[str, str] | None = None) -> World:
     return world
 
 
-def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str] | None:
-    """The command that starts `module` with `argv` under torchrun, one process per GPU, when
-    REPROLAB_NPROC_PER_NODE is above 1 and torchrun did not start this process already; else None."""
-    environ = os.environ if environ is None else environ
+def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str] | None:
+    """The torchrun command starting `module` with `argv` on REPROLAB_NPROC_PER_NODE processes; None when that
+    is 1 or torchrun started this process."""
     text = environ.get(NPROC_VARIABLE) or "1"
     if not text.isdigit() or int(text) < 1:
         raise ReprolabError(
@@ -80,12 +75,15 @@ def rank_device(device: torch.device, world: World) -> torch.device:
     return torch.device("cuda", world.local_rank)
 
 
-def group_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
-    """How long a rank waits in a collective: REPROLAB_PROCESS_GROUP_TIMEOUT seconds, else 4 hours."""
-    environ = os.environ if environ is None else environ
+def group_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """How long a rank waits in a collective: REPROLAB_PROCESS_GROUP_TIMEOUT seconds, else 4 hours.
+
+    Ranks 1..N wait while rank 0 writes the outputs and logs to MLflow; NCCL's own 10 minutes would let its
+    watchdog kill them during a slow upload, and torchrun then rank 0.
+    """
     text = environ.get(TIMEOUT_VARIABLE)
     if not text:
-        return DEFAULT_TIMEOUT
+        return timedelta(hours=4)
     try:
         seconds = float(text)
     except ValueError:
@@ -99,10 +97,8 @@ def group_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
 
 @contextmanager
 def process_group(world: World, device: torch.device) -> Iterator[None]:
-    """Join the process group for the block (NCCL on CUDA, Gloo on CPU); a world of one starts nothing.
-
-    The group waits `group_timeout()`; on CUDA it is bound to this rank's GPU (`device_id`).
-    """
+    """Join the process group for the block (NCCL on CUDA, bound to this rank's GPU; Gloo on CPU); a world
+    of one starts nothing."""
     if world.size == 1:
         yield
         return
@@ -120,8 +116,8 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
 
 
 def from_main(value: T, world: World) -> T:
-    """Rank 0's `value` on every rank, e.g. the checkpoint to resume from: across nodes without a shared
-    filesystem each rank would otherwise read its own node's checkpoints, and the ranks would disagree."""
+    """Rank 0's `value` on every rank, e.g. the checkpoint to resume from, so that ranks on nodes without a
+    shared filesystem agree."""
     if world.size == 1:
         return value
     box = [value if world.is_main else None]

@@ -1,10 +1,6 @@
 """The GPU self-test a runner passes before any training: `python -m lib.training.gpu_check` (`make gpu-check`).
 
-It prints what it found (GPUs, compute capability, driver, CUDA, cuDNN, torch build), then checks, in
-order: a CUDA build of torch, a driver that sees a GPU, each GPU's compute capability against the build's
-architecture list, one real kernel per GPU (a matmul compared with the CPU's), the CUDA-only tests
-(`pytest -m cuda`), and with two GPUs or more a two-rank NCCL all-reduce under torchrun. The first failure
-ends it with one line naming what is wrong.
+What it checks, in order, is in lab/docs/runners.md; the first failure ends it with one line naming it.
 """
 
 from __future__ import annotations
@@ -15,13 +11,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from lib.errors import ReprolabError
+from lib.paths import PROJ_ROOT
 
 # The oldest driver each CUDA major version runs on (NVIDIA's CUDA toolkit release notes; lab/docs/runners.md).
 MIN_DRIVER = {12: 525, 13: 580}
-NCCL_RANKS = 2
 
 
 @dataclass(frozen=True)
@@ -53,24 +48,20 @@ class Found:
         """The lines the check prints before it judges."""
         build = f"torch {self.torch}, CUDA {self.cuda}, cuDNN {self.cudnn}" if self.cuda else f"torch {self.torch}"
         lines = [f"{build}; architectures: {' '.join(self.arch_list) or 'none'}; driver {self.driver or 'none'}"]
-        lines += [f"GPU {gpu.index}: {gpu.name}, compute capability {gpu.sm}" for gpu in self.gpus]
-        return lines
+        return lines + [f"GPU {gpu.index}: {gpu.name}, compute capability {gpu.sm}" for gpu in self.gpus]
 
 
 def runs_on(capability: tuple[int, int], arch_list: Sequence[str]) -> bool:
-    """Whether a build with `arch_list` has code for a GPU of `capability`: machine code for the same
-    major version and an equal or lower minor one (sm_80 runs on sm_86), or PTX (compute_XY) of an equal
-    or lower capability, which the driver compiles."""
-    major, minor = capability
+    """Whether `arch_list` has code for a GPU of `capability`.
+
+    Machine code runs on the same major version and an equal or higher minor one (sm_80 on sm_86); PTX
+    (compute_XY), which the driver compiles, on its capability or newer.
+    """
     for arch in arch_list:
-        matched = re.fullmatch(r"(sm|compute)_(\d+)(\d)[a-z]?", arch)
-        if matched is None:
-            continue
-        kind, arch_major, arch_minor = matched[1], int(matched[2]), int(matched[3])
-        if kind == "sm" and arch_major == major and arch_minor <= minor:
-            return True
-        if kind == "compute" and (arch_major, arch_minor) <= (major, minor):
-            return True
+        if matched := re.fullmatch(r"(sm|compute)_(\d+)(\d)[a-z]?", arch):
+            built = (int(matched[2]), int(matched[3]))
+            if built <= capability and (matched[1] == "compute" or built[0] == capability[0]):
+                return True
     return False
 
 
@@ -116,10 +107,8 @@ def gather() -> Found:
     if not found.cuda or found.driver is None:
         return found
     try:
-        gpus = [
-            Gpu(index, torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index))
-            for index in range(torch.cuda.device_count())
-        ]
+        count = torch.cuda.device_count()
+        gpus = [Gpu(i, torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i)) for i in range(count)]
     except Exception as exc:  # torch's own words on why the driver and build do not fit together
         return replace(found, error=first_line(exc))
     return replace(found, gpus=gpus)
@@ -147,13 +136,10 @@ def check_kernel(gpu: Gpu) -> None:
         raise ReprolabError(f"GPU {gpu.index} ({gpu.name}) computes a wrong matmul: off by {difference:.3g}")
 
 
-ROOT = Path(__file__).resolve().parents[2]  # the project, where pytest.ini is
-
-
 def run_step(command: list[str], what: str) -> None:
     """Run a check as a process in the project, its output shown as it comes; a failure is one line."""
     print(f"gpu-check: {what}: {' '.join(command)}", flush=True)
-    if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+    if subprocess.run(command, cwd=PROJ_ROOT, check=False).returncode != 0:
         raise ReprolabError(f"{what} failed (output above): {' '.join(command)}")
 
 
@@ -177,12 +163,10 @@ def nccl_rank() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Print what was found; check build, driver, capability, a kernel, the CUDA tests and NCCL."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--no-tests", action="store_true", help="skip the CUDA-only tests (pytest -m cuda)")
     parser.add_argument("--nccl-rank", action="store_true", help=argparse.SUPPRESS)  # what torchrun starts
     args = parser.parse_args(argv)
     if args.nccl_rank:
-        nccl_rank()
-        return
+        return nccl_rank()
     found = gather()
     for line in found.report():
         print(f"gpu-check: {line}", flush=True)
@@ -191,11 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for gpu in found.gpus:
         check_kernel(gpu)
     print(f"gpu-check: a matmul on each of {len(found.gpus)} GPU(s) matches the CPU's", flush=True)
-    if not args.no_tests:
-        run_step([sys.executable, "-m", "pytest", "-q", "-m", "cuda"], "the CUDA tests")
-    if len(found.gpus) >= NCCL_RANKS:
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={NCCL_RANKS}"]
-        run_step([*torchrun, "-m", "lib.training.gpu_check", "--nccl-rank"], f"a {NCCL_RANKS}-rank NCCL all-reduce")
+    run_step([sys.executable, "-m", "pytest", "-q", "-m", "cuda"], "the CUDA tests")
+    if len(found.gpus) >= 2:
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+        run_step([*torchrun, "-m", "lib.training.gpu_check", "--nccl-rank"], "a 2-rank NCCL all-reduce")
     print("gpu-check: this machine can run the build", flush=True)
 
 

@@ -118,9 +118,10 @@ def test_two_gpus_also_run_a_two_rank_nccl_check_under_torchrun(
 ) -> None:
     monkeypatch.setattr(gpu_check, "gather", lambda: found(gpus=[H100, Gpu(1, H100.name, (9, 0))]))
 
-    gpu_check.main(["--no-tests"])
+    gpu_check.main([])
 
     assert steps == [
+        [sys.executable, "-m", "pytest", "-q", "-m", "cuda"],
         [
             sys.executable,
             "-m",
@@ -130,7 +131,7 @@ def test_two_gpus_also_run_a_two_rank_nccl_check_under_torchrun(
             "-m",
             "lib.training.gpu_check",
             "--nccl-rank",
-        ]
+        ],
     ]
 
 

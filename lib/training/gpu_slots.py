@@ -1,11 +1,7 @@
 """A machine's GPUs shared among a sweep's parallel trainings (`make sweep JOBS=N`), importable without torch.
 
-DVC starts the sweep's workers, all with one environment, so the sweep cannot give each its own GPU. It
-hands them the list of GPUs and a folder of slot locks instead; each training claims a free slot before
-CUDA starts and then sees only that slot's GPU (CUDA_VISIBLE_DEVICES). Slot s is on GPU s mod G, so the
-trainings spread over the GPUs first. REPROLAB_GPU_SLOTS=k offers k slots on every GPU, each training then
-limited to 1/k of its memory (REPROLAB_GPU_MEMORY_FRACTION, torch's `set_per_process_memory_fraction`).
-A slot's lock is released when its process ends, however it ends.
+DVC starts the sweep's workers with one environment, so each training claims a slot itself (a file lock,
+released when its process ends) before CUDA starts, and then sees only its GPU (lab/docs/runners.md).
 """
 
 from __future__ import annotations
@@ -30,21 +26,25 @@ LOCKS_VARIABLE = "REPROLAB_GPU_SLOT_LOCKS"  # the folder of slot locks
 _held: list[IO[str]] = []  # this process's slot lock, open until the process ends
 
 
-def _nvidia_gpu_count() -> int:
-    """How many GPUs `nvidia-smi -L` lists (0 without the tool or a driver)."""
+def nvidia_smi(*args: str) -> str | None:
+    """`nvidia-smi <args>`'s output, or None without the tool or when it fails (no driver, no GPU)."""
     tool = shutil.which("nvidia-smi")
     if tool is None:
-        return 0
+        return None
     try:
-        done = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([tool, *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(line.startswith("GPU ") for line in done.stdout.splitlines()) if done.returncode == 0 else 0
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _nvidia_gpu_count() -> int:
+    return sum(line.startswith("GPU ") for line in (nvidia_smi("-L") or "").splitlines())
 
 
 def visible_gpus(environ: Mapping[str, str], count: Callable[[], int] = _nvidia_gpu_count) -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them: its entries when it is set,
-    else 0..G-1 for the G GPUs the driver lists."""
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (all `count()` the driver lists
+    when it is unset)."""
     if (visible := environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [name.strip() for name in visible.split(",") if name.strip() and name.strip() != "-1"]
     return [str(index) for index in range(count())]
@@ -70,15 +70,9 @@ def sweep_env(gpus: Sequence[str], slots: int, locks: Path) -> dict[str, str]:
     return env
 
 
-def slot_env(slot: int, gpus: Sequence[str]) -> dict[str, str]:
-    """The environment of the training in `slot`: GPU `slot mod len(gpus)`, the only one it sees."""
-    return {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]}
-
-
-def claim(environ: MutableMapping[str, str], wait: float | None = None, poll: float = 1.0) -> int | None:
-    """Claim a free slot of the sweep and set CUDA_VISIBLE_DEVICES in `environ` to its GPU; None outside a
-    sweep on GPUs. Call before CUDA starts. `wait` None waits as long as it takes, else that many seconds
-    (then None)."""
+def claim(environ: MutableMapping[str, str], wait: float | None = None) -> int | None:
+    """Claim a free slot and set CUDA_VISIBLE_DEVICES in `environ` to its GPU (slot mod GPU count); None
+    outside a sweep on GPUs, or when `wait` seconds (None: forever) pass with every slot taken."""
     if not environ.get(LOCKS_VARIABLE) or not environ.get(GPUS_VARIABLE):
         return None
     gpus = environ[GPUS_VARIABLE].split(",")
@@ -94,11 +88,11 @@ def claim(environ: MutableMapping[str, str], wait: float | None = None, poll: fl
                 handle.close()
                 continue
             _held.append(handle)
-            environ.update(slot_env(slot, gpus))
+            environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
             return slot
         if deadline is not None and time.monotonic() >= deadline:
             return None
-        time.sleep(poll)
+        time.sleep(1.0)
 
 
 def limit_memory(device: torch.device, environ: Mapping[str, str]) -> float | None:

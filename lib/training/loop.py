@@ -1,4 +1,4 @@
-"""The epoch loop for a binary classifier network: train, score val, keep the best epoch, test it once."""
+"""The epoch loop of a network for any task: train, score val, keep the best epoch, test it once."""
 
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 class TrainResult:
     """The kept network (the best epoch on val, else the last), its per-epoch history, its scores.
 
-    Metrics of a missing split are empty; on ranks other than 0 only `network` is meaningful.
-    """
+    Metrics of a missing split are empty; on ranks other than 0 only `network` is meaningful."""
 
     network: nn.Module
     history: pd.DataFrame
@@ -58,11 +57,9 @@ def train_epoch(
     on_batch: Callable[[int, int], None] | None = None,
     objective: Objective = BINARY_OBJECTIVE,
 ) -> tuple[float, float]:
-    """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples
-    (accuracy 0 for regression).
+    """One pass over shuffled mini-batches (this process's share of each); (loss, accuracy) over all samples.
 
-    `dtype` autocasts the forward pass (float16 needs a `scaler`). Totals stay on the device: one host sync.
-    `on_batch(done, batches)` is called after each mini-batch.
+    `dtype` autocasts the forward pass (float16 needs a `scaler`); totals stay on the device: one host sync.
     """
     network.train()
     scaler = scaler or torch.amp.GradScaler(x.device.type, enabled=False)  # a disabled scaler passes through
@@ -110,12 +107,8 @@ def fit(
 ) -> TrainResult:
     """Train `build`'s network for `params.epochs`, keep the best epoch on val, evaluate it once on test.
 
-    `build` is called once, after seeding; `splits` has `train`, and `val` and `test` when they exist;
-    `on_epoch(epoch, metrics)` is called after every epoch; `progress` None shows a bar in a terminal and
-    writes progress lines to stderr elsewhere (lib/progress.py), True a bar, False neither; both are
-    named `progress_name`, else the params section; `checkpoints` None neither saves nor resumes; in a
-    `world` of several processes rank 0 alone scores, calls `on_epoch`, saves and logs. `schema`'s task
-    sets the output layer's width, the loss and the metrics (`lib.training.objectives`).
+    `progress` None is a bar in a terminal and progress lines on stderr elsewhere, True a bar, False neither;
+    in a `world` of several processes rank 0 alone scores, calls `on_epoch`, saves and logs.
     """
     from tqdm.auto import tqdm
 
@@ -157,23 +150,19 @@ def fit(
         restore_rng(saved["rng"][world.rank], generator, device)
         epoch, history, best = saved["epoch"], json.loads(saved["history"]), saved["best"]
         best["state"] = {key: value.to(device) for key, value in best["state"].items()}
-    model = network
+    model = network  # what trains: under several processes, wrapped in DDP
     if world.size > 1:
-        model = nn.parallel.DistributedDataParallel(
-            network, device_ids=[device.index] if device.type == "cuda" else None
-        )
+        cuda = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(network, device_ids=cuda)
+    title = progress_name or params.section
     watched = in_terminal() if progress is None else progress
+    epochs = range(epoch + 1, params.epochs + 1)
     bar = tqdm(
-        range(epoch + 1, params.epochs + 1),
-        initial=epoch,
-        total=params.epochs,
-        desc=progress_name or params.section,
-        unit="epoch",
-        disable=not (world.is_main and watched),
+        epochs, initial=epoch, total=params.epochs, desc=title, unit="epoch", disable=not (world.is_main and watched)
     )
     lines = None  # progress lines go where the bar would, named as it is; `log` keeps the run's messages alone
     if world.is_main and progress is None and not watched:
-        lines = EpochProgress(stderr_log(progress_name or params.section), epoch + 1, params.epochs)
+        lines = EpochProgress(stderr_log(title), epoch + 1, params.epochs)
     for epoch in bar:
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
@@ -219,8 +208,9 @@ def fit(
         test_output = predict(network, tensors["test"][0], objective)
         test_metrics = task_metrics(schema.task, splits["test"].labels, test_output, "test")
     kept = best["epoch"] if has_val else epoch
-    history_table = pd.DataFrame(history)
-    return TrainResult(network.cpu().eval(), history_table, kept, best["val"], test_metrics, test_output, objective)
+    return TrainResult(
+        network.cpu().eval(), pd.DataFrame(history), kept, best["val"], test_metrics, test_output, objective
+    )
 
 
 def stage_metrics(result: TrainResult) -> dict[str, float]:

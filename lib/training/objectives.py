@@ -1,10 +1,4 @@
-"""What a network is trained to do for each task: its output width, loss, scored outputs and served output layer.
-
-Binary: one logit, binary cross-entropy, the sigmoid's class-1 probability. Multiclass: a logit per class,
-cross-entropy, the softmax's probabilities. Regression: one value, mean squared error on the target
-standardised with the train split's mean and standard deviation, so that one learning rate suits any
-target's scale; predictions are mapped back to the target's units.
-"""
+"""What a network is trained to do for each task: its output width, loss, scored outputs and served output layer."""
 
 from __future__ import annotations
 
@@ -19,7 +13,8 @@ from lib.datasets import BINARY, Schema
 
 @dataclass(frozen=True)
 class Objective:
-    """A task's training objective; `target_mean` and `target_scale` standardise a regression target."""
+    """A task's training objective; `target_mean` and `target_scale` standardise a regression target, so that
+    one learning rate suits any target's scale."""
 
     schema: Schema = BINARY
     target_mean: float = 0.0

@@ -1,8 +1,7 @@
 """Stage `train_dnn_pytorch`: train the network, keep its best epoch, test it.
 
-A killed run resumes from its last checkpoint when started again. Started by `torchrun
---nproc_per_node=N -m lab.processes.train_dnn_pytorch.main`, or with REPROLAB_NPROC_PER_NODE=N in its
-environment (it then starts itself so), it trains data-parallel on N processes.
+A killed run resumes from its last checkpoint. Under `torchrun --nproc_per_node=N`, or with
+REPROLAB_NPROC_PER_NODE=N (it then starts itself so), it trains data-parallel on N processes.
 """
 
 from __future__ import annotations
@@ -72,22 +71,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         store.preflight()
     build = partial(build_network, params=config)
     train = partial(
-        cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store, schema=schema
-    )
+        cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store,
+        world=world, log=log, schema=schema,
+    )  # fmt: skip
 
     with distributed.process_group(world, device):
         checkpoint_store.latest = distributed.from_main(checkpoint_store.latest, world)  # rank 0's, on every rank
         if not world.is_main:  # trains its share; rank 0 scores, writes and logs
-            train(world=world, log=log)
+            train()
             return
         saved = checkpoint_store.latest or {}
         run_params = {"seed": seed, STAGE: config.model_dump(), "processes": world.size}
-        resume_key = saved.get("tracking_run_key")
-        with runs.journal_run(STAGE, experiment, run_params, str(device), resume_key) as run:
+        with runs.journal_run(STAGE, experiment, run_params, str(device), saved.get("tracking_run_key")) as run:
             checkpoint_store.extra["tracking_run_key"] = run.key
             run.set_tags({**devices.run_tags(facts), "task": schema.task})
             log_epoch = runs.epoch_logger(run, json.loads(saved.get("history", "[]")))
-            cv_scores, result = train(on_epoch=log_epoch, world=world, log=log)
+            cv_scores, result = train(on_epoch=log_epoch)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
             if "test" in splits:
@@ -119,8 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores = [f"val/loss {result.history['val/loss'].iloc[result.best_epoch - 1]:.4f}"] if val else []
     scores.append(f"{shown} {test[shown]:.4f}" if test else "no test split, so no test metrics")
     print(f"{STAGE}: kept {kept} on {device}, {', '.join(scores)}")
-    outputs = [args.model, args.metrics, args.plots_dir]
-    print(runs.results_line(STAGE, outputs, run))
+    print(runs.results_line(STAGE, [args.model, args.metrics, args.plots_dir], run))
 
 
 if __name__ == "__main__":

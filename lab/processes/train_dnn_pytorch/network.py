@@ -1,11 +1,7 @@
 """The network of the `train_dnn_pytorch` stage: every architecture the `architecture` key can name.
 
-An architecture is a function `(n_inputs, n_outputs, params) -> nn.Module` returning an untrained network
-whose last layer gives `n_outputs` raw values (logits, or the standardised target): `lib.training` adds
-the loss and the output layer that suit the task. To use your own, write the function here and list it
-in `ARCHITECTURES`; tuning, sweeps, cross-validation and the benchmarks build networks through this
-file. Torch is imported inside the functions, so the params model can read `ARCHITECTURES` without it.
-"""
+How to add one is in lib/training/README.md; torch is imported inside the functions, so that the params
+model can read `ARCHITECTURES` without it."""
 
 from __future__ import annotations
 
