@@ -74,36 +74,26 @@ class Selection:
     test_output: np.ndarray | None
 
 
-def _classifiers(seed: int) -> dict[str, BaseEstimator]:
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.svm import LinearSVC
+def _estimators(task: str, seed: int) -> dict[str, BaseEstimator]:
+    """A fresh estimator for each model name: the regressors for regression, else the classifiers."""
+    from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm
 
+    if task == "regression":
+        return {
+            "linear_regression": linear_model.LinearRegression(),
+            "ridge": linear_model.Ridge(random_state=seed),
+            "knn": neighbors.KNeighborsRegressor(),
+            "random_forest": ensemble.RandomForestRegressor(n_estimators=100, random_state=seed),
+            "linear_svm": svm.LinearSVR(random_state=seed),
+            "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed),
+        }
     return {
-        "logistic_regression": LogisticRegression(max_iter=1000, random_state=seed),
-        "naive_bayes": GaussianNB(),
-        "knn": KNeighborsClassifier(),
-        "random_forest": RandomForestClassifier(n_estimators=100, random_state=seed),
-        "linear_svm": LinearSVC(random_state=seed),
-        "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
-    }
-
-
-def _regressors(seed: int) -> dict[str, BaseEstimator]:
-    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import LinearRegression, Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.svm import LinearSVR
-
-    return {
-        "linear_regression": LinearRegression(),
-        "ridge": Ridge(random_state=seed),
-        "knn": KNeighborsRegressor(),
-        "random_forest": RandomForestRegressor(n_estimators=100, random_state=seed),
-        "linear_svm": LinearSVR(random_state=seed),
-        "gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
+        "logistic_regression": linear_model.LogisticRegression(max_iter=1000, random_state=seed),
+        "naive_bayes": naive_bayes.GaussianNB(),
+        "knn": neighbors.KNeighborsClassifier(),
+        "random_forest": ensemble.RandomForestClassifier(n_estimators=100, random_state=seed),
+        "linear_svm": svm.LinearSVC(random_state=seed),
+        "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed),
     }
 
 
@@ -117,7 +107,7 @@ def build_model(name: ModelName, seed: int, overrides: dict[str, Any], task: str
     from sklearn.calibration import CalibratedClassifierCV
 
     is_classification = task != "regression"
-    model = (_classifiers if is_classification else _regressors)(seed)[name]
+    model = _estimators(task, seed)[name]
     unknown = sorted(set(overrides) - set(model.get_params()))
     if unknown:
         raise ReprolabError(
