@@ -30,10 +30,8 @@ SCHEMA_FILE = "schema.json"
 
 @dataclass(frozen=True)
 class Schema:
-    """What `prepare_data` learned about the table, written beside the splits for the training stages.
-
-    Classification labels are stored as codes, code i for `classes[i]` (its name in the user's file).
-    """
+    """What `prepare_data` learned about the table, written beside the splits for the training stages; the
+    splits hold classification labels as codes, code i for `classes[i]` (its name in the user's file)."""
 
     task: Task
     target: str = TARGET

@@ -1,8 +1,6 @@
 """Binary, multiclass and regression metrics under stable, hierarchical names (`val/accuracy`, `test/roc_auc`).
-
 NumPy alone, checked against scikit-learn by the tests: its metric functions are several times slower a call
-(per-epoch scoring), and importing it costs a stage that needs nothing else from it seconds.
-"""
+(per-epoch scoring), and importing it costs a stage that needs nothing else from it seconds."""
 
 from __future__ import annotations
 
@@ -83,11 +81,8 @@ AUTO_SELECTION: dict[str, str] = {"binary": "roc_auc", "multiclass": "f1_macro",
 
 
 def multiclass_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> dict[str, float]:
-    """`<prefix>/<metric>` of an (n, K) probability table against label codes 0..K-1.
-
-    Macro averages run over the classes in the labels or the predictions, as scikit-learn's do; ROC AUC is
-    the mean of each class against the rest, NaN unless every class is present.
-    """
+    """`<prefix>/<metric>` of an (n, K) probability table against label codes 0..K-1; macro averages run over the
+    classes in the labels or predictions, as scikit-learn's do; ROC AUC is NaN unless every class is present."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
     n_classes = probability.shape[1]

@@ -1,7 +1,5 @@
 """Plots a person looks at: CSV tables for `dvc plots` and matching PNG figures for MLflow and DVC.
-
-Figures are saved without a timestamp or version stamp, so the same data gives the same PNG bytes.
-"""
+Figures are saved without a timestamp or version stamp, so the same data gives the same PNG bytes."""
 
 from __future__ import annotations
 

@@ -57,9 +57,7 @@ class PrepareParams(Section):
 
 def cv_folds(params: ParamsFile) -> dict[str, int]:
     """The cross-validation folds each training stage asks for, by key (`section.cv_folds`), when it asks for any.
-
-    Only these keys (dvc.yaml lists them) are read: the training stages validate their own sections.
-    """
+    Only these keys (dvc.yaml lists them) are read: the training stages validate their own sections."""
     folds = {}
     for section in ("train_standard_classifiers", "train_dnn_pytorch"):
         values = params.data.get(section)

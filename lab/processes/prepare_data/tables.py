@@ -1,7 +1,5 @@
 """Read the raw table (the example, a synthetic one, or the user's CSV/Parquet file), validate it, infer the task.
-
-Every problem found here is one line that names the column or value, before any output is written.
-"""
+Every problem found here is one line that names the column or value, before any output is written."""
 
 from __future__ import annotations
 
@@ -167,10 +165,8 @@ def _check_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, i
 
 
 def validate_table(frame: pd.DataFrame, params: PrepareParams, folds: Mapping[str, int] | None = None) -> Table:
-    """Check the columns, the target and the class sizes for the task; return the table ready to split.
-
-    `folds` are the training stages' cross-validation folds by params key; every class needs rows for them.
-    """
+    """Check the columns, the target and the class sizes (rows for the splits and for `folds`, the training
+    stages' cross-validation folds by params key) for the task; return the table ready to split."""
     source, name = params.source, params.target
     features = _check_columns(frame, params)
     target = frame[name]

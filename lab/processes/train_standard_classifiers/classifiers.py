@@ -142,9 +142,7 @@ def score_candidate(
     schema: Schema = BINARY,
 ) -> Candidate:
     """Cross-validate `model` on train (each fold announced on stderr), refit it on all of train, score it on val.
-
-    `metric` is a resolved selection metric (not `auto`); the CV scores are its values, sign included.
-    """
+    `metric` is resolved (not `auto`); the CV scores are its values, sign included."""
     train_x, train_y = train
     scoring = "roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS.get(metric, metric)
     scorer, sign = get_scorer(scoring), -1 if scoring.startswith("neg_") else 1
