@@ -30,11 +30,8 @@ SCHEMA_FILE = "schema.json"
 
 @dataclass(frozen=True)
 class Schema:
-    """What `prepare_data` learned about the table, written beside the splits for the training stages.
-
-    Classification labels are stored as codes: code i stands for `classes[i]`, the class under its name in the
-    user's file. A regression target is stored as floats and has no classes.
-    """
+    """What `prepare_data` learned about the table, written beside the splits for the training stages; the
+    splits hold classification labels as codes, code i for `classes[i]` (its name in the user's file)."""
 
     task: Task
     target: str = TARGET
@@ -53,12 +50,6 @@ class Schema:
 BINARY = Schema("binary", TARGET, ("0", "1"))
 
 
-def write_schema(schema: Schema, data_dir: Path) -> None:
-    """Write `schema` as data_dir/schema.json."""
-    fields = {"task": schema.task, "target": schema.target, "classes": list(schema.classes)}
-    (Path(data_dir) / SCHEMA_FILE).write_text(json.dumps(fields, indent=2) + "\n")
-
-
 def read_schema(data_dir: Path) -> Schema:
     """The schema `prepare_data` wrote under `data_dir`; the example's binary one when it wrote none."""
     path = Path(data_dir) / SCHEMA_FILE
@@ -75,10 +66,7 @@ def read_schema(data_dir: Path) -> Schema:
 
 
 class Split(NamedTuple):
-    """One split of the data: the feature columns and their labels, row for row.
-
-    Labels are integer codes into `Schema.classes` for classification, floats for regression.
-    """
+    """One split: the feature columns and their labels (codes into `Schema.classes`, or floats), row for row."""
 
     features: pd.DataFrame
     labels: np.ndarray

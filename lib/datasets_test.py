@@ -18,10 +18,10 @@ from lib.datasets import (
     read_splits,
     require_split,
     split_path,
-    write_schema,
     write_split,
 )
 from lib.errors import ReprolabError
+from tests.data import write_schema
 
 pytestmark = pytest.mark.unittest
 

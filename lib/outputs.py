@@ -1,8 +1,5 @@
-"""Write a stage's outputs all or nothing.
-
-A stage computes everything first, then stages each file beside its final path and renames them all
-into place only when every write succeeded, so a failure never leaves half-written outputs behind.
-"""
+"""Write a stage's outputs all or nothing: each file is staged beside its final path and renamed into place
+only when every write succeeded, so a failure never leaves half-written outputs behind."""
 
 from __future__ import annotations
 
@@ -58,11 +55,8 @@ class OutputError(ReprolabError):
 
 
 def check_writable(paths: Iterable[Path]) -> None:
-    """Raise an OutputError naming the first of `paths` (files or folders) that cannot be written.
-
-    A stage calls this before any work, so a read-only folder ends it in a second, not after training.
-    Each path's folder, or its nearest existing ancestor, must be a folder that takes a new file.
-    """
+    """Raise an OutputError naming the first of `paths` (files or folders) whose folder, or its nearest existing
+    ancestor, does not take a new file; called before any work, so a read-only folder ends a stage at once."""
     for path in map(Path, paths):
         folder = path if path.is_dir() else path.parent
         while not folder.exists() and folder != folder.parent:

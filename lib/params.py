@@ -1,8 +1,5 @@
-"""Read params.yaml once and validate each stage's section into a typed object.
-
-Every section model forbids unknown keys and checks types strictly, so a typo in params.yaml is an
-error that names the key instead of a silently ignored value.
-"""
+"""Read params.yaml once and validate each stage's section into a typed object; unknown keys and loose types are
+errors that name the key, so a typo in params.yaml is never a silently ignored value."""
 
 from __future__ import annotations
 
@@ -21,7 +18,7 @@ class ParamsError(ReprolabError):
 
 
 class Section(BaseModel):
-    """Base for a params section: unknown keys and loose types are errors, the object is frozen."""
+    """Base for a params section: strict, frozen, no unknown keys."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 

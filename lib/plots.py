@@ -1,8 +1,5 @@
 """Plots a person looks at: CSV tables for `dvc plots` and matching PNG figures for MLflow and DVC.
-
-Figures are drawn with matplotlib's Agg backend and saved without a timestamp or version stamp, so the
-same data gives the same PNG bytes.
-"""
+Figures are saved without a timestamp or version stamp, so the same data gives the same PNG bytes."""
 
 from __future__ import annotations
 
@@ -20,10 +17,8 @@ from lib.outputs import Outputs
 
 
 def roc_points(y_true: np.ndarray, probability: np.ndarray, max_points: int = 1_000) -> pd.DataFrame:
-    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows rounded to 6 decimals, at most `max_points`.
-
-    Above `max_points` an evenly spaced subset (ends included) draws the same curve in a smaller file.
-    """
+    """The ROC curve as (`fpr`, `tpr`, `threshold`) rows rounded to 6 decimals; above `max_points` rows, an
+    evenly spaced subset (ends included) draws the same curve in a smaller file."""
     fpr, tpr, threshold = roc_curve(y_true, probability)
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(np.int64))
@@ -119,16 +114,6 @@ class PlotSet:
         return [folder / f"{name}.png" for name in self.figures]
 
 
-def one_vs_rest_points(y_true: np.ndarray, probability: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
-    """Each class's ROC curve against the rest, as `roc_points` rows under a leading `class` column."""
-    parts = [
-        roc_points(np.asarray(y_true) == code, probability[:, code]).assign(**{"class": name})
-        for code, name in enumerate(classes)
-    ]
-    table = pd.concat(parts, ignore_index=True)
-    return table[["class", "fpr", "tpr", "threshold"]]
-
-
 def regression_figures(y_true: np.ndarray, prediction: np.ndarray, title: str) -> dict[str, Figure]:
     """Predicted against actual values (the diagonal is perfect), and the residuals against the predictions."""
     scatter = {"s": 8, "alpha": 0.5}
@@ -146,35 +131,28 @@ def regression_figures(y_true: np.ndarray, prediction: np.ndarray, title: str) -
     return {"predicted_vs_actual": versus, "residuals": residuals}
 
 
-def _round(values: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=np.float64), 6)
-
-
 def evaluation_plots(
     y_true: np.ndarray, output: np.ndarray, model_name: str, split: str = "test", schema: Schema = BINARY
 ) -> PlotSet:
-    """One model's plots on one split, for its task.
-
-    Classification: a confusion table (one `actual`, `predicted` row per sample: codes for binary, class
-    names for multiclass) and matrix, and ROC curves (one against the rest per class for multiclass).
-    Regression: a `predictions` table (`actual`, `predicted`, `residual`) and its two figures.
-    """
+    """One model's plots on one split: a confusion table (class codes for binary, names for multiclass) and
+    matrix and ROC curves (multiclass: each class against the rest), or for regression a predictions table."""
     title = f"{model_name} on {split}"
     if schema.task == "regression":
-        table = pd.DataFrame({"actual": _round(y_true), "predicted": _round(output)})
-        table["residual"] = _round(table["actual"] - table["predicted"])
+        table = pd.DataFrame({"actual": y_true, "predicted": output}, dtype="float64").round(6)
+        table["residual"] = (table["actual"] - table["predicted"]).round(6)
         return PlotSet(tables={"predictions": table}, figures=regression_figures(y_true, output, title))
     actual, predicted = np.asarray(y_true).astype("int64"), predicted_codes(schema.task, output)
-    confusion = pd.DataFrame({"actual": actual, "predicted": predicted})
     if schema.task == "binary":
+        confusion = pd.DataFrame({"actual": actual, "predicted": predicted})
         points = roc_points(y_true, output)
         roc = roc_figure({model_name: points}, {model_name: roc_auc(y_true, output)}, title)
     else:
         names = np.array(schema.classes, dtype=object)
         confusion = pd.DataFrame({"actual": names[actual], "predicted": names[predicted]})
-        points = one_vs_rest_points(y_true, output, schema.classes)
-        curves = {name: points[points["class"] == name] for name in schema.classes}
+        curves = {name: roc_points(actual == code, output[:, code]) for code, name in enumerate(schema.classes)}
         aucs = {name: roc_auc(actual == code, output[:, code]) for code, name in enumerate(schema.classes)}
+        points = pd.concat([curve.assign(**{"class": name}) for name, curve in curves.items()], ignore_index=True)
+        points = points[["class", "fpr", "tpr", "threshold"]]
         roc = roc_figure(curves, aucs, f"{title}, each class against the rest")
     return PlotSet(
         tables={"confusion": confusion, "roc": points},
@@ -182,33 +160,28 @@ def evaluation_plots(
     )
 
 
-def _empty_tables(schema: Schema) -> dict[str, pd.DataFrame]:
-    if schema.task == "regression":
-        return {"predictions": pd.DataFrame({"actual": [], "predicted": [], "residual": []}, dtype="float64")}
-    roc_columns = ("fpr", "tpr", "threshold") if schema.task == "binary" else ("class", "fpr", "tpr", "threshold")
-    return {
-        "confusion": pd.DataFrame({"actual": [], "predicted": []}, dtype="int64"),
-        "roc": pd.DataFrame({name: [] for name in roc_columns}, dtype="float64"),
-    }
-
-
-def _figure_names(schema: Schema) -> tuple[str, ...]:
-    return ("predicted_vs_actual", "residuals") if schema.task == "regression" else ("confusion_matrix", "roc")
+def _placeholders(task: str, notice: Figure) -> PlotSet:
+    """`evaluation_plots`' files for `task`: header-only tables (`dvc plots show` renders them), `notice` figures."""
+    if task == "regression":
+        tables = {"predictions": pd.DataFrame(columns=["actual", "predicted", "residual"])}
+        return PlotSet(tables, dict.fromkeys(("predicted_vs_actual", "residuals"), notice))
+    roc = ["fpr", "tpr", "threshold"] if task == "binary" else ["class", "fpr", "tpr", "threshold"]
+    tables = {"confusion": pd.DataFrame(columns=["actual", "predicted"]), "roc": pd.DataFrame(columns=roc)}
+    return PlotSet(tables, dict.fromkeys(("confusion_matrix", "roc"), notice))
 
 
 def missing_split_plots(model_name: str, split: str = "test", schema: Schema = BINARY) -> PlotSet:
-    """`evaluation_plots`' files for a missing split: header-only tables (`dvc plots show` renders them), notices."""
+    """`evaluation_plots`' files for a missing split, header-only and with notices."""
     notice = notice_figure(f"no {split} split\n(prepare_data.split leaves it out)", f"{model_name} on {split}")
-    return PlotSet(tables=_empty_tables(schema), figures=dict.fromkeys(_figure_names(schema), notice))
+    return _placeholders(schema.task, notice)
 
 
 def other_task_plots(schema: Schema, model_name: str) -> PlotSet:
     """The files a stage declares for the other kind of task, header-only and with notices, so that every
     declared output exists whatever the task."""
-    other = Schema("binary") if schema.task == "regression" else Schema("regression")
-    kind = "classification" if other.is_classification else "regression"
+    kind = "classification" if schema.task == "regression" else "regression"
     notice = notice_figure(f"a {kind} plot: the task is {schema.task}", model_name)
-    return PlotSet(tables=_empty_tables(other), figures=dict.fromkeys(_figure_names(other), notice))
+    return _placeholders("binary" if schema.task == "regression" else "regression", notice)
 
 
 def candidates_roc_figure(
@@ -228,11 +201,8 @@ def candidates_roc_figure(
         axes.set(xlabel="actual", ylabel="predicted", title=title)
         axes.legend(fontsize=8)
         return figure
-    labels, curves, aucs = val.labels, {}, {}
-    for name, output in outputs.items():
-        truth, score = labels, output
-        if schema.task == "multiclass":
-            truth, score = (labels[:, None] == np.arange(schema.n_classes)).ravel(), output.ravel()
-        curves[name], aucs[name] = roc_points(truth, score), roc_auc(truth, score)
-    pooled = ", classes pooled" if schema.task == "multiclass" else ""
-    return roc_figure(curves, aucs, f"{title}{pooled}")
+    multiclass = schema.task == "multiclass"
+    truth = (val.labels[:, None] == np.arange(schema.n_classes)).ravel() if multiclass else val.labels
+    curves = {name: roc_points(truth, output.ravel()) for name, output in outputs.items()}
+    aucs = {name: roc_auc(truth, output.ravel()) for name, output in outputs.items()}
+    return roc_figure(curves, aucs, f"{title}, classes pooled" if multiclass else title)

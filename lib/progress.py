@@ -1,9 +1,5 @@
-"""Progress of a training for whoever watches it: a bar in a terminal, else lines in the log.
-
-A CI log (GitHub's runners, act) keeps every line a bar redraws, or none at all, so there a training
-writes one line per epoch, and for a long epoch one per tenth of it, with the elapsed time and an
-estimate of the time left.
-"""
+"""Progress of a training for whoever watches it: a bar in a terminal, else lines in the log, since a CI log
+keeps every line a bar redraws, or none: one per epoch, and for a long epoch one per tenth of it."""
 
 from __future__ import annotations
 

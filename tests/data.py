@@ -3,12 +3,14 @@ them: a binary, a three-class and a regression problem, their schemas, and a wri
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lib.datasets import TARGET, Schema, Split, Splits, split_path, write_schema, write_split
+from lib.datasets import SCHEMA_FILE, TARGET, Schema, Split, Splits, split_path, write_split
 
 N_ROWS = 200
 N_FEATURES = 6
@@ -67,6 +69,11 @@ def regression_splits(offset: float) -> Splits:
 
     x, y = make_regression(n_samples=N_ROWS, n_features=N_FEATURES, n_informative=4, noise=5.0, random_state=DATA_SEED)
     return split_frame(_frame(x), (y + offset).astype(np.float64), stratify=False)
+
+
+def write_schema(schema: Schema, data_dir: Path) -> None:
+    """Write `schema` as prepare_data does: data_dir/schema.json."""
+    (data_dir / SCHEMA_FILE).write_text(json.dumps(dataclasses.asdict(schema), indent=2, sort_keys=True) + "\n")
 
 
 def write_processed(splits: Splits, schema: Schema, data_dir: Path) -> Path:

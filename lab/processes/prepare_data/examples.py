@@ -72,9 +72,7 @@ def with_gaps(example: Example, fraction: float = MISSING_FRACTION, seed: int = 
     rng = np.random.default_rng(seed)
     table = example.table.copy()
     features = [name for name in table.columns if name != example.target]
-    gaps = rng.random((len(table), len(features))) < fraction
-    for i, name in enumerate(features):
-        table.loc[gaps[:, i], name] = None
+    table[features] = table[features].mask(rng.random((len(table), len(features))) < fraction)
     return table
 
 

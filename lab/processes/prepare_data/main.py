@@ -17,10 +17,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--metrics", type=Path, default=Path("metrics/data.json"), help="data report")
     args = parser.parse_args(argv)
+    written = [args.out_dir, args.preprocessing, args.metrics]
 
-    from lib.outputs import check_writable
+    from lib.outputs import check_writable, commit_outputs
 
-    check_writable([args.out_dir, args.preprocessing, args.metrics])
+    check_writable(written)
 
     import dataclasses
     import pickle
@@ -29,7 +30,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lab.processes.prepare_data.prepare import prepare
     from lab.processes.prepare_data.tables import load_raw, with_synthetic_gaps
     from lib.datasets import SCHEMA_FILE, SPLITS, split_path, write_split
-    from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.tracking import runs, store
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run.log_artifact(args.preprocessing)
     rows = ", ".join(f"{name} {len(frame)} rows" for name, frame in prepared.splits.items())
     print(f"{STAGE}: split {config.split}: {rows}")
-    print(runs.results_line(STAGE, [args.out_dir, args.preprocessing, args.metrics], run))
+    print(runs.results_line(STAGE, written, run))
 
 
 if __name__ == "__main__":

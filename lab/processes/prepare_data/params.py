@@ -12,8 +12,6 @@ from lib.params import ParamsFile, Section
 BUILTIN_SOURCE = "sklearn:breast_cancer"
 SYNTHETIC_SOURCE = "sklearn:make_classification"
 TaskSetting = Literal["auto", "binary", "multiclass", "regression"]
-# The training stages' keys whose folds must find every class in the train split (dvc.yaml lists them).
-CV_FOLDS_KEYS = (("train_standard_classifiers", "cv_folds"), ("train_dnn_pytorch", "cv_folds"))
 
 
 class PrepareParams(Section):
@@ -59,12 +57,11 @@ class PrepareParams(Section):
 
 def cv_folds(params: ParamsFile) -> dict[str, int]:
     """The cross-validation folds each training stage asks for, by key (`section.cv_folds`), when it asks for any.
-
-    Only these keys are read, not the training stages' sections: those stages validate their own params.
-    """
+    Only these keys (dvc.yaml lists them) are read: the training stages validate their own sections."""
     folds = {}
-    for section, key in CV_FOLDS_KEYS:
-        value = (params.data.get(section) or {}).get(key) if isinstance(params.data.get(section), dict) else None
+    for section in ("train_standard_classifiers", "train_dnn_pytorch"):
+        values = params.data.get(section)
+        value = values.get("cv_folds") if isinstance(values, dict) else None
         if isinstance(value, int) and not isinstance(value, bool) and value >= 2:
-            folds[f"{section}.{key}"] = value
+            folds[f"{section}.cv_folds"] = value
     return folds

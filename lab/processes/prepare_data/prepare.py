@@ -27,8 +27,7 @@ class Prepared:
 
 
 def data_report(splits: Splits, schema: Schema, features: int) -> dict[str, float | int | str]:
-    """The task, the class count, the processed feature count, and per split its rows and its labels' summary:
-    the positive fraction (binary) or the target mean (regression)."""
+    """The task, class and feature counts, and per split its rows and positive fraction (binary) or target mean."""
     report: dict[str, float | int | str] = {"task": schema.task, "n_classes": schema.n_classes, "features": features}
     for name, (_, labels) in splits.items():
         report[f"{name}/rows"] = len(labels)
@@ -40,14 +39,8 @@ def data_report(splits: Splits, schema: Schema, features: int) -> dict[str, floa
 
 
 def prepare(raw: pd.DataFrame, params: PrepareParams, seed: int, folds: Mapping[str, int] | None = None) -> Prepared:
-    """Validate `raw`, split it, fit the preprocessing on the train split, process every split, report.
-
-    Args:
-        raw: the table as read from the source.
-        params: the `prepare_data` section.
-        seed: the split's seed.
-        folds: the training stages' cross-validation folds by params key; each class needs rows for them.
-    """
+    """Validate `raw` (each class needs rows for `folds`, as `validate_table`), split it with `seed`, fit the
+    preprocessing on the train split, process every split, report."""
     table = validate_table(raw, params, folds)
     stratify = table.schema.is_classification
     splits = split_dataset(

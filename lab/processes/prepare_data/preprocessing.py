@@ -1,10 +1,5 @@
-"""The preprocessing fitted on the train split and replayed on every split and at serving time.
-
-It is scikit-learn's own parts in one ColumnTransformer over the raw feature columns: numeric columns get
-their missing cells filled with the train median and (with `prepare_data.scale`) are standardised;
-categorical ones get the most frequent train value and a one-hot encoding that ignores categories unseen
-in train. Its output columns are all floats, named by `get_feature_names_out`.
-"""
+"""The preprocessing fitted on the train split and replayed on every split and at serving time (what it does:
+lab/docs/make-it-yours.md)."""
 
 from __future__ import annotations
 
@@ -20,10 +15,10 @@ from lib.datasets import DataError
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
 
-def make_preprocessing(features: pd.DataFrame, scale: bool) -> ColumnTransformer:
-    """An unfitted ColumnTransformer for the columns of `features` (categorical ones as `tables.as_categories`)."""
-    categorical = [name for name in features.columns if is_categorical(features[name])]
-    numeric = [name for name in features.columns if name not in categorical]
+def fit_preprocessing(train: pd.DataFrame, scale: bool) -> ColumnTransformer:
+    """A ColumnTransformer fitted on the train split's raw feature columns (categorical: `tables.as_categories`)."""
+    categorical = [name for name in train.columns if is_categorical(train[name])]
+    numeric = [name for name in train.columns if name not in categorical]
     numeric_steps = [("impute", SimpleImputer(strategy="median"))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
@@ -32,13 +27,7 @@ def make_preprocessing(features: pd.DataFrame, scale: bool) -> ColumnTransformer
     transformer = ColumnTransformer(
         [(NUMERIC, Pipeline(numeric_steps), numeric), (CATEGORICAL, Pipeline(categorical_steps), categorical)],
         verbose_feature_names_out=False,  # `age` and `region_north`, not `numeric__age`
-    )
-    return transformer.set_output(transform="pandas")
-
-
-def fit_preprocessing(train: pd.DataFrame, scale: bool) -> ColumnTransformer:
-    """The preprocessing fitted on the train split's raw feature columns."""
-    transformer = make_preprocessing(train, scale)
+    ).set_output(transform="pandas")
     try:
         return transformer.fit(train)
     except ValueError as exc:

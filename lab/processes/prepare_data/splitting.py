@@ -17,10 +17,8 @@ def split_dataset(
     mode: SplitMode = "train_val_test",
     stratify: bool = True,
 ) -> Splits:
-    """Split into the splits of `mode` (`train`: every row, in order); sizes are fractions of all rows.
-
-    With `stratify` (classification), each split keeps the class proportions of the whole table.
-    """
+    """Split into the splits of `mode` (`train`: every row, in order); sizes are fractions of all rows, and with
+    `stratify` each split keeps the class proportions of the whole table."""
     from sklearn.model_selection import train_test_split
 
     if mode == "train":

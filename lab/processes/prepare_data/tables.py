@@ -1,10 +1,5 @@
 """Read the raw table (the example, a synthetic one, or the user's CSV/Parquet file), validate it, infer the task.
-
-The default source is scikit-learn's Breast Cancer Wisconsin set (569 rows, 30 features, binary), so the
-pipeline runs offline. A user's file may hold numeric and categorical columns (strings, pandas categories,
-booleans), missing feature values, and labels as strings or integers, or a numeric target to regress.
-Every problem found here is one line that names the column or value, before any output is written.
-"""
+Every problem found here is one line that names the column or value, before any output is written."""
 
 from __future__ import annotations
 
@@ -88,14 +83,9 @@ def with_synthetic_gaps(frame: pd.DataFrame, target: str, categorical: int, miss
 
 
 def is_categorical(column: pd.Series) -> bool:
-    """Whether a feature column is categorical: strings, pandas categories, booleans, or Python objects."""
+    """Whether a feature column is categorical: strings or Python objects (a string dtype here), categories, bools."""
     dtype = column.dtype
-    return (
-        pd.api.types.is_bool_dtype(dtype)
-        or pd.api.types.is_object_dtype(dtype)
-        or pd.api.types.is_string_dtype(dtype)
-        or isinstance(dtype, pd.CategoricalDtype)
-    )
+    return pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype) or dtype.kind == "b"
 
 
 def as_categories(column: pd.Series) -> pd.Series:
@@ -119,11 +109,10 @@ def _classes(values: pd.Series) -> list[object]:
 
 def infer_task(target: pd.Series, name: str, setting: TaskSetting) -> tuple[Task, str]:
     """The task `setting` names, or for `auto` the one the target's values suggest; and why, in a few words."""
-    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
-    distinct = target.nunique()
     if setting != "auto":
         return setting, "set in params.yaml"
-    if numeric and pd.api.types.is_float_dtype(target) and distinct > MAX_AUTO_CLASSES:
+    distinct = target.nunique()
+    if pd.api.types.is_float_dtype(target) and distinct > MAX_AUTO_CLASSES:
         return (
             "regression",
             f"target '{name}' holds floats with {distinct} distinct values (more than {MAX_AUTO_CLASSES})",
@@ -139,10 +128,9 @@ def _check_columns(frame: pd.DataFrame, params: PrepareParams) -> list[str]:
         raise DataError(f"{source}: no rows, only a header")
     if target not in frame.columns:
         raise DataError(f"{source}: no target column '{target}'")
-    if params.features is not None:
-        for name in params.features:
-            if name not in frame.columns:
-                raise DataError(f"{source}: no column '{name}' (named in prepare_data.features)")
+    for name in params.features or []:
+        if name not in frame.columns:
+            raise DataError(f"{source}: no column '{name}' (named in prepare_data.features)")
     features = [c for c in (params.features or frame.columns) if c != target]
     if TARGET in features and target != TARGET:
         raise DataError(f"{source}: a feature column is named '{TARGET}'; rename it or use it as the target")
@@ -159,8 +147,7 @@ def _check_columns(frame: pd.DataFrame, params: PrepareParams) -> list[str]:
 
 
 def _check_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, int], classes: bool) -> None:
-    """Every class (or, for regression, the table) has rows enough for the splits and for each training
-    stage's CV folds on train."""
+    """Every class (regression: the table) has rows enough for the splits and for each stage's CV folds on train."""
     if classes:
         counts = labels.value_counts()
         what, rows = f"class {_name(counts.idxmin())}", int(counts.min())
@@ -178,13 +165,8 @@ def _check_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, i
 
 
 def validate_table(frame: pd.DataFrame, params: PrepareParams, folds: Mapping[str, int] | None = None) -> Table:
-    """Check the columns, the target and the class sizes for the task; return the table ready to split.
-
-    Args:
-        frame: the raw table as read.
-        params: the `prepare_data` section (source, target, task, features, split sizes).
-        folds: cross-validation folds by params key (`cv_folds`); every class needs rows enough for them.
-    """
+    """Check the columns, the target and the class sizes (rows for the splits and for `folds`, the training
+    stages' cross-validation folds by params key) for the task; return the table ready to split."""
     source, name = params.source, params.target
     features = _check_columns(frame, params)
     target = frame[name]

@@ -28,18 +28,8 @@ ModelName = Literal[ClassifierName, "linear_regression", "ridge"]
 SelectionMetric = Literal[
     "auto", "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2"
 ]
-# scikit-learn's scorer for each metric; a `neg_` scorer's values are negated back into the metric.
-SCORERS = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced_accuracy",
-    "f1": "f1",
-    "f1_macro": "f1_macro",
-    "roc_auc": "roc_auc",
-    "log_loss": "neg_log_loss",
-    "rmse": "neg_root_mean_squared_error",
-    "mae": "neg_mean_absolute_error",
-    "r2": "r2",
-}
+# scikit-learn's scorer where its name is not the metric's; a `neg_` scorer's values are negated back.
+SCORERS = {"log_loss": "neg_log_loss", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
 HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 
@@ -63,11 +53,7 @@ class ClassifiersParams(Section):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model's scores: cross-validation on train and the refit model on val.
-
-    An output is what the task's metrics score (`lib.evaluation.task_metrics`): class-1 probabilities
-    (binary), an (n, K) probability table (multiclass), predicted values (regression).
-    """
+    """One model's scores: cross-validation on train and the refit model on val (its output: `model_output`)."""
 
     name: str
     model: BaseEstimator
@@ -88,36 +74,26 @@ class Selection:
     test_output: np.ndarray | None
 
 
-def _classifiers(seed: int) -> dict[str, BaseEstimator]:
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.svm import LinearSVC
+def _estimators(task: str, seed: int) -> dict[str, BaseEstimator]:
+    """A fresh estimator for each model name: the regressors for regression, else the classifiers."""
+    from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm
 
+    if task == "regression":
+        return {
+            "linear_regression": linear_model.LinearRegression(),
+            "ridge": linear_model.Ridge(random_state=seed),
+            "knn": neighbors.KNeighborsRegressor(),
+            "random_forest": ensemble.RandomForestRegressor(n_estimators=100, random_state=seed),
+            "linear_svm": svm.LinearSVR(random_state=seed),
+            "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed),
+        }
     return {
-        "logistic_regression": LogisticRegression(max_iter=1000, random_state=seed),
-        "naive_bayes": GaussianNB(),
-        "knn": KNeighborsClassifier(),
-        "random_forest": RandomForestClassifier(n_estimators=100, random_state=seed),
-        "linear_svm": LinearSVC(random_state=seed),
-        "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
-    }
-
-
-def _regressors(seed: int) -> dict[str, BaseEstimator]:
-    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import LinearRegression, Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.svm import LinearSVR
-
-    return {
-        "linear_regression": LinearRegression(),
-        "ridge": Ridge(random_state=seed),
-        "knn": KNeighborsRegressor(),
-        "random_forest": RandomForestRegressor(n_estimators=100, random_state=seed),
-        "linear_svm": LinearSVR(random_state=seed),
-        "gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
+        "logistic_regression": linear_model.LogisticRegression(max_iter=1000, random_state=seed),
+        "naive_bayes": naive_bayes.GaussianNB(),
+        "knn": neighbors.KNeighborsClassifier(),
+        "random_forest": ensemble.RandomForestClassifier(n_estimators=100, random_state=seed),
+        "linear_svm": svm.LinearSVC(random_state=seed),
+        "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed),
     }
 
 
@@ -131,7 +107,7 @@ def build_model(name: ModelName, seed: int, overrides: dict[str, Any], task: str
     from sklearn.calibration import CalibratedClassifierCV
 
     is_classification = task != "regression"
-    model = (_classifiers if is_classification else _regressors)(seed)[name]
+    model = _estimators(task, seed)[name]
     unknown = sorted(set(overrides) - set(model.get_params()))
     if unknown:
         raise ReprolabError(
@@ -141,11 +117,6 @@ def build_model(name: ModelName, seed: int, overrides: dict[str, Any], task: str
     if name == "linear_svm" and is_classification:  # an SVM gives margins; calibration turns them into probabilities
         return CalibratedClassifierCV(model, ensemble=False)
     return model
-
-
-def build_classifier(name: ClassifierName, seed: int, overrides: dict[str, Any]) -> BaseEstimator:
-    """A fresh, seeded classifier for `name` with params overrides applied."""
-    return build_model(name, seed, overrides)
 
 
 def model_output(model: BaseEstimator, features: pd.DataFrame, schema: Schema) -> np.ndarray:
@@ -160,12 +131,6 @@ def model_output(model: BaseEstimator, features: pd.DataFrame, schema: Schema) -
     return table
 
 
-def cross_validation_splitter(schema: Schema, folds: int, seed: int) -> KFold | StratifiedKFold:
-    """Seeded, shuffled folds; stratified by class for classification."""
-    kind = StratifiedKFold if schema.is_classification else KFold
-    return kind(n_splits=folds, shuffle=True, random_state=seed)
-
-
 def score_candidate(
     name: ModelName,
     model: BaseEstimator,
@@ -176,15 +141,12 @@ def score_candidate(
     seed: int,
     schema: Schema = BINARY,
 ) -> Candidate:
-    """Cross-validate `model` on train, refit it on all of train, and score it on val (if there is one).
-
-    `metric` is a resolved selection metric (not `auto`); the CV scores are its values, sign included. Each
-    fold is announced on stderr (`random_forest: fold 3/5`) before it is fitted.
-    """
+    """Cross-validate `model` on train (each fold announced on stderr), refit it on all of train, score it on val.
+    `metric` is resolved (not `auto`); the CV scores are its values, sign included."""
     train_x, train_y = train
-    scoring = "roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS[metric]
+    scoring = "roc_auc_ovr" if metric == "roc_auc" and schema.task == "multiclass" else SCORERS.get(metric, metric)
     scorer, sign = get_scorer(scoring), -1 if scoring.startswith("neg_") else 1
-    splitter = cross_validation_splitter(schema, folds, seed)
+    splitter = (StratifiedKFold if schema.is_classification else KFold)(n_splits=folds, shuffle=True, random_state=seed)
     cv_scores = []
     try:
         for fold, (fit, held) in enumerate(splitter.split(train_x, train_y), start=1):
@@ -207,21 +169,18 @@ def score_candidate(
 
 
 def select_best(candidates: list[Candidate], metric: str) -> Candidate:
-    """The best `val/<metric>` (without val: CV mean); ties go to the better CV mean, then to list order.
-
-    Best is the highest, or the lowest for a metric where lower is better (`GREATER_IS_BETTER`).
-    """
+    """The best `val/<metric>` (without val: CV mean); ties go to the better CV mean, then to list order."""
     sign = 1 if GREATER_IS_BETTER[metric] else -1
     return max(candidates, key=lambda c: (sign * c.val_metrics.get(f"val/{metric}", c.cv_mean), sign * c.cv_mean))
 
 
 def fitting_models(params: ClassifiersParams, train_rows: int, task: str = "binary") -> list[ModelName]:
-    """The models in params that suit `task` and whose `max_train_rows` admits `train_rows`; each skipped
-    one is logged."""
+    """The models in params that suit `task` and whose `max_train_rows` admits `train_rows`; logs each skipped."""
     kind = "regressor" if task == "regression" else "classifier"
     suited = [name for name in params.models if name in models_for(task)]
-    for name in sorted(set(params.models) - set(suited), key=params.models.index):
-        print(f"train_standard_classifiers: skipping {name}: it has no {kind} (task {task})", file=sys.stderr)
+    for name in params.models:
+        if name not in suited:
+            print(f"train_standard_classifiers: skipping {name}: it has no {kind} (task {task})", file=sys.stderr)
     if not suited:
         raise ReprolabError(
             f"train_standard_classifiers.models: none is a {kind} for task {task}; list some of "
@@ -248,7 +207,8 @@ def fitting_models(params: ClassifiersParams, train_rows: int, task: str = "bina
 def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schema: Schema = BINARY) -> Selection:
     """Score every model in params that suits the task, pick the best, and evaluate it on test (if any)."""
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
-        build_model(name, seed, overrides, schema.task if name in models_for(schema.task) else _other(schema.task))
+        other = "binary" if schema.task == "regression" else "regression"
+        build_model(name, seed, overrides, schema.task if name in models_for(schema.task) else other)
     metric = resolved_metric(params, schema)
     candidates = []
     for name in fitting_models(params, len(splits["train"].labels), schema.task):
@@ -263,10 +223,6 @@ def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schem
     test_x, test_y = splits["test"]
     test_output = model_output(best.model, test_x, schema)
     return Selection(candidates, best, selected_by, task_metrics(schema.task, test_y, test_output, "test"), test_output)
-
-
-def _other(task: str) -> str:
-    return "binary" if task == "regression" else "regression"
 
 
 def resolved_metric(params: ClassifiersParams, schema: Schema) -> str:

@@ -24,7 +24,7 @@ from lab.processes.train_standard_classifiers.classifiers import (
     Candidate,
     ClassifierName,
     ClassifiersParams,
-    build_classifier,
+    build_model,
     comparison_table,
     fitting_models,
     score_candidate,
@@ -129,7 +129,7 @@ def test_params_bound_cv_folds(params_file: WriteParams, folds: int, accepted: b
         assert f"{STAGE}.cv_folds: " in _params_error(params_file, section)
 
 
-# --- build_classifier ---------------------------------------------------------------------------
+# --- build_model ---------------------------------------------------------------------------------
 
 
 def test_expectations_cover_every_classifier_name() -> None:
@@ -137,11 +137,11 @@ def test_expectations_cover_every_classifier_name() -> None:
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_build_classifier_gives_a_fresh_seeded_estimator(name: ClassifierName, splits: Splits) -> None:
+def test_build_model_gives_a_fresh_seeded_estimator(name: ClassifierName, splits: Splits) -> None:
     expected_type, seeded = EXPECTED[name]
 
-    first = build_classifier(name, 123, {})
-    second = build_classifier(name, 123, {})
+    first = build_model(name, 123, {})
+    second = build_model(name, 123, {})
 
     assert first is not second
     assert is_classifier(first)
@@ -167,17 +167,17 @@ def test_build_classifier_gives_a_fresh_seeded_estimator(name: ClassifierName, s
         ("linear_svm", {"C": 0.25}),
     ],
 )
-def test_build_classifier_applies_overrides(name: ClassifierName, overrides: dict[str, Any]) -> None:
-    model = build_classifier(name, 0, overrides)
+def test_build_model_applies_overrides(name: ClassifierName, overrides: dict[str, Any]) -> None:
+    model = build_model(name, 0, overrides)
 
     estimator = model.estimator if name == "linear_svm" else model
     assert {key: estimator.get_params()[key] for key in overrides} == overrides
 
 
 @pytest.mark.parametrize(("name", "key"), [("knn", "n_neighbours"), ("linear_svm", "n_estimators")])
-def test_build_classifier_rejects_an_unknown_hyperparameter_naming_it(name: ClassifierName, key: str) -> None:
+def test_build_model_rejects_an_unknown_hyperparameter_naming_it(name: ClassifierName, key: str) -> None:
     with pytest.raises(ReprolabError) as caught:
-        build_classifier(name, 0, {key: 3})
+        build_model(name, 0, {key: 3})
 
     assert str(caught.value).startswith(f"{STAGE}.hyperparams.{name}.{key}: not a parameter of ")
 
@@ -186,13 +186,13 @@ def test_build_classifier_rejects_an_unknown_hyperparameter_naming_it(name: Clas
 
 
 def test_score_candidate_says_which_model_and_fold_it_is_on(splits: Splits, capsys: pytest.CaptureFixture[str]) -> None:
-    score_candidate("naive_bayes", build_classifier("naive_bayes", 0, {}), splits["train"], None, 3, "accuracy", 9)
+    score_candidate("naive_bayes", build_model("naive_bayes", 0, {}), splits["train"], None, 3, "accuracy", 9)
 
     assert capsys.readouterr().err.splitlines() == [f"{STAGE}: naive_bayes: fold {fold}/3" for fold in (1, 2, 3)]
 
 
 def test_score_candidate_cross_validates_then_refits_on_all_of_train(splits: Splits) -> None:
-    model = build_classifier("logistic_regression", 0, {})
+    model = build_model("logistic_regression", 0, {})
     train_x, train_y = splits["train"]
     val_x, val_y = splits["val"]
 
@@ -218,7 +218,7 @@ def test_score_candidate_cross_validates_then_refits_on_all_of_train(splits: Spl
 
 @pytest.mark.parametrize("overrides", [{"n_neighbors": 0}, {"n_neighbors": "five"}, {"weights": "heavy"}])
 def test_score_candidate_reports_a_bad_hyperparameter_value(splits: Splits, overrides: dict[str, Any]) -> None:
-    model = build_classifier("knn", 0, overrides)
+    model = build_model("knn", 0, overrides)
 
     with pytest.raises(ReprolabError) as caught:
         score_candidate("knn", model, splits["train"], splits["val"], 3, "roc_auc", 0)
@@ -270,7 +270,7 @@ def test_select_best_without_val_takes_the_highest_cv_mean_then_list_order() -> 
 
 
 def test_score_candidate_without_val_has_only_cross_validation_scores(splits: Splits) -> None:
-    model = build_classifier("logistic_regression", 0, {})
+    model = build_model("logistic_regression", 0, {})
 
     candidate = score_candidate("logistic_regression", model, splits["train"], None, 3, "roc_auc", 0)
 

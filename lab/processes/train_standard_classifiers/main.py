@@ -17,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, default=Path("metrics/classifiers.json"))
     parser.add_argument("--plots-dir", type=Path, default=Path("plots/classifiers"))
     args = parser.parse_args(argv)
+    written = [args.model, args.metrics, args.plots_dir]
 
     import pickle
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.tracking import models, runs, store
 
-    check_writable([args.model, args.metrics, args.plots_dir])
+    check_writable(written)
     params = ParamsFile.read(args.params)
     seed = params.seed()
     config = params.section(STAGE, classifiers.ClassifiersParams)
@@ -75,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scores = ", ".join(f"{key} {stage_metrics[key]:.4f}" for key in keys)
     no_test = "" if "test" in splits else "; no test split, so no test metrics"
     print(f"{STAGE}: selected {best.name} ({schema.task}) by {selection.selected_by}: {scores}{no_test}")
-    outputs = [args.model, args.metrics, args.plots_dir]
-    print(runs.results_line(STAGE, outputs, run))
+    print(runs.results_line(STAGE, written, run))
 
 
 if __name__ == "__main__":
