@@ -1,9 +1,7 @@
-"""Adopt tuned hyperparameters: write a best-params file's values into params.yaml's network section.
+"""Adopt tuned hyperparameters: write a best-params file's values into params.yaml's network section,
+comments, key order and the other sections kept (a ruamel.yaml round trip, decision 0007).
 
-`python -m sweeps.adopt tuning/train_dnn_pytorch.yaml [--params params.yaml]` (make adopt-tuned) edits
-params.yaml through a ruamel.yaml round trip, so every comment, the key order and every other section
-stay as they were; a list keeps its style (flow or block). A key the section does not list yet is added
-at its end. The edited text is validated before it replaces the file, atomically.
+    python -m sweeps.adopt tuning/train_dnn_pytorch.yaml [--params params.yaml]     # make adopt-tuned
 """
 
 from __future__ import annotations
@@ -77,13 +75,8 @@ def set_section_values(text: str, values: Mapping[str, Any], section: str = SECT
 
 
 def adopt(text: str, tuned: Mapping[str, Any], source: str) -> str:
-    """params.yaml `text` with the tuned file's params written into its section, validated.
-
-    Args:
-        text: the params file's content.
-        tuned: the parsed best-params file (`section` and `params`).
-        source: the params file's name, for error messages.
-    """
+    """params.yaml `text` (the file `source`) with the params of the parsed best-params file `tuned` written
+    into its section, validated."""
     import yaml
 
     from lib.params import ParamsError, ParamsFile

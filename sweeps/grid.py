@@ -1,19 +1,6 @@
-"""Grid sweeps on DVC's own grid: a sweep file's `-S` overrides, expanded, queued and ranked as DVC does it.
-
-A sweep file is YAML:
-
-    name: dnn-lr                  # optional: the experiments' name prefix (default: the file's stem)
-    metric: dnn/val/roc_auc       # what ranks the points: <metrics file stem>/<metric name>
-    order: max                    # optional: max (default) or min
-    params:                       # `dvc exp run -S` overrides; `key=a,b` sweeps; the grid is the product
-      - train_dnn_pytorch.lr=0.0003,0.001,0.003
-      - train_dnn_pytorch.batch_size=32,64
-
-`dvc exp run --queue -S ... --name <prefix>` expands the product and names the points `<prefix>-1..N`;
-`points` calls the same expansion, so the CI matrix has the same order and names. What DVC lacks is here:
-the checks against params.yaml before anything is queued, each worker's share of the cores and its GPU
-(`lib.training.gpu_slots`), the MLflow store created before the workers start, and the outcome: the
-failed points named, the rest ranked.
+"""Grid sweeps on DVC's own grid: a sweep file's `-S` overrides, checked against params.yaml, expanded,
+queued and ranked as DVC does it; what DVC lacks (the checks, each worker's share of the cores and GPUs,
+the MLflow store created first, the ranking) is here. The sweep file's format is in sweeps/README.md.
 """
 
 from __future__ import annotations
@@ -91,15 +78,6 @@ def _fits(current: Any, value: Any) -> bool:
     return _kind(current) == _kind(value) and (not isinstance(current, int) or isinstance(value, int))
 
 
-def _lookup(params: Mapping[str, Any], key: str) -> Any:
-    node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
 def points(sweep: Sweep, params: Mapping[str, Any], prefix: str | None = None) -> list[Point]:
     """The grid as `dvc exp run --queue` expands it (DVC's own function), named `<prefix>-<index>`, each
     point's values checked against `params` (params.yaml's content)."""
@@ -113,11 +91,11 @@ def points(sweep: Sweep, params: Mapping[str, Any], prefix: str | None = None) -
     if len(grid) > MAX_POINTS:
         raise SweepError(f"{where}: {len(grid)} points, more than {MAX_POINTS}")
     for override in (override for point in grid for override in to_hydra_overrides(point)):
-        key, value = override.key_or_group, override.value()
-        try:
-            current = _lookup(params, key)
-        except KeyError:
-            raise SweepError(f"{where}: {key}: unknown key (not in params.yaml)") from None
+        key, value, current = override.key_or_group, override.value(), params
+        for part in key.split("."):
+            if not isinstance(current, Mapping) or part not in current:
+                raise SweepError(f"{where}: {key}: unknown key (not in params.yaml)")
+            current = current[part]
         if isinstance(current, Mapping) or override.is_add() or override.is_delete():
             raise SweepError(f"{where}: {key}: set one key of params.yaml to a value, as in {key}.<name>=<value>")
         if not _fits(current, value):
@@ -169,9 +147,9 @@ def sweep_file_for_tag(tag: str, folder: Path) -> Path:
     if not tag.startswith(TAG_PREFIX):
         raise SweepError(f"tag {tag}: sweep tags start with '{TAG_PREFIX}'")
     name = _LAUNCH_SUFFIX.sub("", tag.removeprefix(TAG_PREFIX))
-    for suffix in (".yaml", ".yml"):
-        if (Path(folder) / f"{name}{suffix}").is_file():
-            return Path(folder) / f"{name}{suffix}"
+    for path in (Path(folder) / f"{name}.yaml", Path(folder) / f"{name}.yml"):
+        if path.is_file():
+            return path
     known = sorted(path.stem for path in Path(folder).glob("*.y*ml"))
     raise SweepError(f"tag {tag}: no sweep file {folder}/{name}.yaml (sweep files: {', '.join(known) or 'none'})")
 
@@ -182,17 +160,11 @@ def matrix(grid: Sequence[Point]) -> list[dict[str, Any]]:
 
 
 def worker_env(jobs: int, cpus: int | None = None) -> dict[str, str]:
-    """The environment for `jobs` experiments at once: each gets its share of the CPU cores as threads.
-
-    torch, scikit-learn's OpenMP code and BLAS otherwise each start one thread per core in every
-    worker; with more threads than cores they wait on each other (on 2 cores, two trainings of the
-    example network ran ten times slower). A thread count already set in the environment is kept.
-    """
-    env = dict(os.environ)
+    """The environment for `jobs` experiments at once: each gets its share of the CPU cores as threads,
+    unless a thread count is set already. Else torch, OpenMP and BLAS start one thread per core in every
+    worker, which then wait on each other (on 2 cores, two trainings ran ten times slower)."""
     threads = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
-    for name in THREAD_VARIABLES:
-        env.setdefault(name, threads)
-    return env
+    return {**dict.fromkeys(THREAD_VARIABLES, threads), **os.environ}
 
 
 def _dvc(args: Sequence[str], repo: Path, env: dict[str, str] | None = None) -> int:
@@ -216,7 +188,7 @@ def results(repo: Path, sweep: Sweep, grid: Sequence[Point], links: Mapping[str,
     for point in grid:
         row = rows.get(point.name)
         state = MISSING if row is None else FAILED if row["state"] == "Failed" else DONE
-        value = row.get(column) if state == DONE and row is not None else None
+        value = row.get(column) if state == DONE else None
         outcome.append(Result(point.name, point.params, value, state, links.get(point.name, "")))
     return outcome
 

@@ -1,9 +1,5 @@
-"""What grid sweeps and the Optuna search share: a point's result, its MLflow runs, and the ranked table.
-
-A point is a set of params.yaml values (dotted keys). Grid sweeps (sweeps/grid.py) get their points from
-DVC's sweep expansion and run them as DVC experiments; the Optuna search (sweeps/tune.py) gets them from
-Optuna and trains each in this process. Either way a point ends as a `Result`, and `ranked_table` ranks
-them by the metric, with links to their MLflow runs. lab/docs/decisions/0009-one-search-mechanism.md.
+"""What grid sweeps and the Optuna search share: a point's result, its MLflow runs, and the ranked table
+(lab/docs/decisions/0009-one-search-mechanism.md).
 """
 
 from __future__ import annotations
@@ -47,10 +43,11 @@ def run_links(
 def link(tracking_uri: str | None, run: Mapping[str, Any]) -> str:
     """A `mlflow.search_runs` row as a Markdown link to its page, labelled with its stage, when the store is
     a server; else its id (a local store's runs show under `mlflow ui`)."""
-    if not str(tracking_uri).startswith(("http://", "https://")):
+    from lib.tracking.runs import is_server, run_url
+
+    if not is_server(tracking_uri):
         return run["run_id"][:12]
-    url = f"{str(tracking_uri).rstrip('/')}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
-    return f"[{run.get('tags.dvc.stage') or 'run'}]({url})"
+    return f"[{run.get('tags.dvc.stage') or 'run'}]({run_url(tracking_uri, run['experiment_id'], run['run_id'])})"
 
 
 def ranked_table(results: Sequence[Result], metric: str, maximize: bool) -> str:

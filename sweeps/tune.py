@@ -1,21 +1,13 @@
-"""An Optuna search over the dense network's hyperparameters; each trial a point, run as a nested MLflow run.
+"""An Optuna search over the dense network's hyperparameters, each trial a nested run of the search's run.
 
-    python -m sweeps.tune [--trials N] [--fresh]        # make tune TRIALS=N; then make adopt-tuned
-
-The `tune_dnn_pytorch` section of params.yaml names the metric to optimise on val, the search space (each
-key a `train_dnn_pytorch` key) and the pruning. Optuna proposes each point (`study.optimize`); the point
-trains the network with the `train_dnn_pytorch` section updated by its values, and its per-epoch val
-metric feeds a MedianPruner. The sampler is TPE, seeded from the top-level `seed` and the trial's number,
-so a study run again with the same params, data and storage proposes the same trials, and a resumed
-study continues where it stopped. The study lives in a SQLite file; a study stored with other settings
-is refused. At the end the trials are ranked like a grid sweep's points (sweeps/search.py) and the best
-one is written for `make adopt-tuned` (sweeps/adopt.py).
+python -m sweeps.tune [--trials N] [--fresh]        # make tune TRIALS=N; then make adopt-tuned
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -32,24 +24,16 @@ if TYPE_CHECKING:
     import torch
 
     from lib.datasets import Schema, Split
+    from lib.tracking.journal import Run
 
 SECTION = "tune_dnn_pytorch"
 TRAIN_SECTION = "train_dnn_pytorch"
 STORAGE = Path("tuning/optuna.db")
 BEST_FILE = Path("tuning/train_dnn_pytorch.yaml")
-# The metric optimised (the kept epoch's, from the network's val_metrics) and the name of the same
-# metric in the per-epoch figures the pruner sees.
-# Classification: val/log_loss, val/accuracy, val/roc_auc; regression: val/rmse, val/r2.
+# The metric optimised: the kept epoch's, from the network's val_metrics.
 TuneMetric = Literal["val/log_loss", "val/accuracy", "val/roc_auc", "val/rmse", "val/r2"]
-EPOCH_METRIC = {
-    "val/log_loss": "val/loss",
-    "val/accuracy": "val/accuracy",
-    "val/roc_auc": "val/roc_auc",
-    "val/rmse": "val/rmse",
-    "val/r2": "val/r2",
-}
 USER_ATTR_SETTINGS = "settings"
-USER_ATTR_RUN_ID = "mlflow_run_id"
+USER_ATTR_RUN_KEY = "tracking_run_key"  # the journal key of the search's run, and of each trial's
 TRIAL_TAG = "optuna.trial_number"
 
 
@@ -131,8 +115,7 @@ def direction(metric: TuneMetric) -> Literal["minimize", "maximize"]:
 
 def check_metric(metric: TuneMetric, task: str) -> None:
     """Raise a TuneError naming `metric` when the network does not report it for `task`."""
-    regression = metric in ("val/rmse", "val/r2")
-    if regression != (task == "regression"):
+    if (metric in ("val/rmse", "val/r2")) != (task == "regression"):
         suited = "val/rmse, val/r2" if task == "regression" else "val/log_loss, val/accuracy, val/roc_auc"
         raise TuneError(f"{SECTION}.metric: {metric} does not apply to task {task}; use one of {suited}")
 
@@ -149,12 +132,15 @@ def check_space(space: Space, base: Mapping[str, Any]) -> None:
         where = f"{SECTION}.search_space.{key}"
         if key not in fields:
             raise TuneError(f"{where}: not a {TRAIN_SECTION} key (those are: {', '.join(fields)})")
-        if not isinstance(dimension, Choice):
+        if isinstance(dimension, Choice):
+            values = dimension.choices
+        else:
+            values = [dimension.low, dimension.high]
             if dimension.low > dimension.high:
                 raise TuneError(f"{where}: low {dimension.low} is above high {dimension.high}")
             if dimension.log and dimension.low <= 0:
                 raise TuneError(f"{where}: a log range needs low > 0, got {dimension.low}")
-        for value in dimension.choices if isinstance(dimension, Choice) else [dimension.low, dimension.high]:
+        for value in values:
             try:
                 trial_params(base, {key: value})
             except ValidationError as exc:
@@ -170,13 +156,13 @@ def _labels(choice: Choice) -> list[Any]:
 def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     """Draw one value per search-space key from `trial`, lists decoded back from their JSON text."""
     values: dict[str, Any] = {}
-    for key, dimension in space.items():
-        if isinstance(dimension, Choice):
-            values[key] = trial.suggest_categorical(key, _labels(dimension))
-        elif isinstance(dimension, IntRange):
-            values[key] = trial.suggest_int(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+    for key, dim in space.items():
+        if isinstance(dim, Choice):
+            values[key] = trial.suggest_categorical(key, _labels(dim))
+        elif isinstance(dim, IntRange):
+            values[key] = trial.suggest_int(key, dim.low, dim.high, step=dim.step, log=dim.log)
         else:
-            values[key] = trial.suggest_float(key, dimension.low, dimension.high, log=dimension.log)
+            values[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
     return decode_params(space, values)
 
 
@@ -197,14 +183,8 @@ def settings_digest(config: TuneParams, base: Mapping[str, Any], seed: int, data
 
 
 def open_study(storage: str, config: TuneParams, digest: str, fresh: bool) -> optuna.Study:
-    """Create the study, or load it to resume when it was run with the same settings (`digest`).
-
-    Args:
-        storage: an Optuna storage URL (`sqlite:///tuning/optuna.db`).
-        config: the search's params.
-        digest: `settings_digest` of this run; a stored study with another digest is an error.
-        fresh: delete a stored study of the same name first.
-    """
+    """Create the study in Optuna `storage`, or load it to resume when it was run with the same settings
+    (`digest`, else an error); `fresh` deletes a stored study of the same name first."""
     import optuna
     from optuna.trial import TrialState
 
@@ -244,51 +224,49 @@ Objective = Callable[["optuna.Trial"], float]
 
 
 def make_objective(
+    run: Run,
     config: TuneParams,
     base: Mapping[str, Any],
     splits: dict[str, Split],
     device: torch.device,
     seed: int,
-    schema: Schema | None = None,
+    schema: Schema,
 ) -> Objective:
-    """The trial function: train with the trial's values in a nested MLflow run, report epochs, return the value."""
-    import mlflow
+    """The trial function: train with the trial's values in a nested run of `run`, report epochs, return the value."""
     import optuna
 
-    from lib.datasets import BINARY
-    from lib.tracking.runs import stage_run
+    from lib.tracking.runs import nested_run
     from lib.training.devices import device_facts, run_tags
 
-    schema = schema or BINARY
-    epoch_metric = EPOCH_METRIC[config.metric]
+    # The network's per-epoch figures, which the pruner sees, name the log loss val/loss.
+    epoch_metric = "val/loss" if config.metric == "val/log_loss" else config.metric
     train = network()[1]
     device_tags = run_tags(device_facts(device))  # the GPU model, CUDA, cuDNN, torch build, on every trial
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, config.search_space)
-        logged = {"trial": trial.number, **values}
-        with stage_run(SECTION, logged, device=str(device), nested_name=f"trial-{trial.number}") as run_id:
-            trial.set_user_attr(USER_ATTR_RUN_ID, run_id)
-            mlflow.set_tags({TRIAL_TAG: str(trial.number), **device_tags})
+        with nested_run(run, f"trial-{trial.number}", {"trial": trial.number, **values}) as child:
+            trial.set_user_attr(USER_ATTR_RUN_KEY, child.key)
+            child.set_tags({TRIAL_TAG: str(trial.number), **device_tags})
 
             def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-                mlflow.log_metrics(metrics, step=epoch, synchronous=False)
+                child.log_metrics(metrics, step=epoch)
                 trial.report(metrics[epoch_metric], epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: {epoch_metric} {metrics[epoch_metric]}")
 
+            stopped = None
             try:
                 result = train(
                     trial_params(base, values), splits, device, seed, on_epoch=on_epoch, progress=False, schema=schema
                 )
             except optuna.TrialPruned as pruned:
-                mlflow.set_tags({"optuna.state": "pruned", "optuna.pruned_at": str(pruned)})
-                stopped: optuna.TrialPruned | None = pruned
+                child.set_tags({"optuna.state": "pruned", "optuna.pruned_at": str(pruned)})
+                stopped = pruned
             else:
-                stopped = None
-                mlflow.log_metrics({**result.val_metrics, "best_epoch": float(result.best_epoch)})
-                mlflow.set_tag("optuna.state", "completed")
-        if stopped is not None:  # raised outside the run, so MLflow records it as finished, not failed
+                child.log_metrics({**result.val_metrics, "best_epoch": float(result.best_epoch)})
+                child.set_tags({"optuna.state": "completed"})
+        if stopped is not None:  # raised outside the run, so that it ends finished, not failed
             raise stopped
         return result.val_metrics[config.metric]
 
@@ -298,8 +276,8 @@ def make_objective(
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: int, random_trials: int) -> int:
     """Run trials until the study has `n_trials` finished ones; return how many ran now.
 
-    Each trial gets a TPE sampler seeded with `seed` and the trial's number, so what it proposes
-    depends only on the seed and the trials before it, also when a search is resumed.
+    Each trial's TPE sampler is seeded with `seed` and the trial's number, so what it proposes depends only
+    on the seed and the trials before it, also when a search is resumed.
     """
     import optuna
 
@@ -312,9 +290,10 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: i
     return ran
 
 
-def best_file(study: optuna.Study, config: TuneParams, run_id: str | None = None) -> dict[str, Any]:
-    """The best completed trial and how the study went: the best-params file that `adopt` writes into
-    params.yaml. An error when every trial was pruned."""
+def best_file(study: optuna.Study, config: TuneParams, mlflow_ids: Mapping[str, str]) -> dict[str, Any]:
+    """The best-params file that `adopt` writes into params.yaml: the best completed trial and how the study
+    went, with the MLflow run ids `mlflow_ids` has for the search's and the trial's journal keys. An error
+    when every trial was pruned."""
     from optuna.trial import TrialState
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -331,9 +310,16 @@ def best_file(study: optuna.Study, config: TuneParams, run_id: str | None = None
         "best_value": float(best.value),
         "best_trial": best.number,
         "trials": {"completed": len(completed), "pruned": pruned, "total": len(completed) + pruned},
-        "mlflow_run_id": run_id,
-        "best_mlflow_run_id": best.user_attrs.get(USER_ATTR_RUN_ID),
+        "mlflow_run_id": mlflow_ids.get(study.user_attrs.get(USER_ATTR_RUN_KEY)),
+        "best_mlflow_run_id": mlflow_ids.get(best.user_attrs.get(USER_ATTR_RUN_KEY)),
     }
+
+
+def synced_runs(run: Run) -> dict[str, str]:
+    """The MLflow run id of each run of `run`'s journal that its sync has put into MLflow, by journal key."""
+    from lib.tracking.sync import State
+
+    return State(run.journal.path, run.created["tracking_uri"]).runs
 
 
 def trial_results(study: optuna.Study, space: Space, links: Mapping[str, str]) -> list[Result]:
@@ -363,7 +349,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the stored study of the same name first")
     args = parser.parse_args(argv)
 
-    import mlflow
     import yaml
 
     from lib.datasets import read_schema, read_splits, require_split, split_path
@@ -371,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.outputs import commit_outputs
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
-    from lib.tracking import runs, store
+    from lib.tracking import journal, runs, store
+    from lib.tracking.sync import sync_all
 
     params = ParamsFile.read(args.params)
     seed, config = params.seed(), params.section(SECTION, TuneParams)
@@ -386,33 +372,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     require_split(splits, "val", f"the hyperparameter search ({SECTION})")
     splits.pop("test", None)  # the search never looks at test
     device = resolve_device(params.section(TRAIN_SECTION, network()[0]).device)
-    store.prepare(experiment)
+    store.preflight()
 
     data = ",".join(file_digest(split_path(args.data_dir, name)) for name in splits)
     args.storage.parent.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{args.storage}"
     study = open_study(storage, config, settings_digest(config, base, seed, data), args.fresh)
     logged = {"seed": seed, SECTION: config.model_dump(), TRAIN_SECTION: trial_params(base, {}).model_dump()}
-    resume = study.user_attrs.get(USER_ATTR_RUN_ID)
-    with runs.stage_run(SECTION, logged, device=str(device), resume_run_id=resume) as run_id:
-        study.set_user_attr(USER_ATTR_RUN_ID, run_id)
-        mlflow.set_tags(
+    resume_key = study.user_attrs.get(USER_ATTR_RUN_KEY)
+    with runs.journal_run(SECTION, experiment, logged, str(device), resume_key) as run:
+        study.set_user_attr(USER_ATTR_RUN_KEY, run.key)
+        run.set_tags(
             {"optuna.study": config.study, "optuna.metric": config.metric, "optuna.direction": direction(config.metric)}
         )
-        objective = make_objective(config, base, splits, device, seed, schema)
+        objective = make_objective(run, config, base, splits, device, seed, schema)
         ran = run_trials(study, objective, args.trials or config.n_trials,
                          seed, config.random_trials)  # fmt: skip
-        best = best_file(study, config, run_id)
+        best = best_file(study, config, synced_runs(run))  # the ids the sync has made so far
         counts = {f"trials/{state}": float(count) for state, count in best["trials"].items() if state != "total"}
-        mlflow.log_metrics({f"best/{config.metric}": best["best_value"], **counts})
-        mlflow.set_tags(
-            {"best_trial": str(best["best_trial"]), **{f"best.{k}": str(v) for k, v in best["params"].items()}}
-        )
-        mlflow.log_dict(best, "best_params.yaml")
-    trial_runs = f"tags.`mlflow.parentRunId` = '{run_id}'"
-    links = run_links(experiment, mlflow.get_tracking_uri(), trial_runs, TRIAL_TAG, nested=True)
-    results = trial_results(study, config.search_space, links)
-    print(ranked_table(results, config.metric, maximize=direction(config.metric) == "maximize"))
+        run.log_metrics({f"best/{config.metric}": best["best_value"], **counts})
+        run.set_tags({"best_trial": best["best_trial"], **{f"best.{k}": v for k, v in best["params"].items()}})
+        run.log_dict(best, "best_params.yaml")
+    for line in sync_all(store.local_store_root(), wait=journal.sync_wait("REPROLAB_SYNC_WAIT", 30)):
+        print(f"warning: tracking is behind: {line}; `make sync` replays it", file=sys.stderr, flush=True)
+    mlflow_ids = synced_runs(run)  # every trial's run before its link
+    best = best_file(study, config, mlflow_ids)
+    uri, parent_id = run.created["tracking_uri"], mlflow_ids.get(run.key)
+    trial_runs = f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    links = run_links(experiment, uri, trial_runs, TRIAL_TAG, nested=True) if parent_id else {}
+    print(
+        ranked_table(trial_results(study, config.search_space, links), config.metric, best["direction"] == "maximize")
+    )
 
     header = (
         f"# The best trial of the Optuna study '{config.study}' ({storage}).\n"

@@ -231,7 +231,8 @@ def test_pruning_stops_a_worse_trial_and_best_trial_counts_both(tmp_path: Path) 
     study = tune.open_study(f"sqlite:///{tmp_path / 'study.db'}", config, "digest", fresh=False)
 
     tune.run_trials(study, _toy_objective(config, []), 8, seed=0, random_trials=1)
-    best = tune.best_file(study, config, "parent")
+    study.set_user_attr(tune.USER_ATTR_RUN_KEY, "search-key")
+    best = tune.best_file(study, config, {"search-key": "parent"})
 
     states = [trial.state for trial in study.trials]
     assert optuna.trial.TrialState.PRUNED in states
@@ -247,7 +248,7 @@ def test_every_trial_pruned_is_an_error() -> None:
     study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
 
     with pytest.raises(TuneError, match="every trial was pruned"):
-        tune.best_file(study, _config())
+        tune.best_file(study, _config(), {})
 
 
 @pytest.mark.unittest
@@ -298,28 +299,38 @@ def _splits() -> Splits:
     }
 
 
-@pytest.mark.integration  # a real MLflow store
-def test_the_objective_trains_the_network_with_the_trial_values(tmp_path: Path) -> None:
+@pytest.mark.integration  # a real MLflow store, through the run journal and its sync
+def test_the_objective_trains_the_network_with_the_trial_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lib.datasets import BINARY
+    from lib.tracking import runs
+    from lib.tracking.sync import sync_all
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("REPROLAB_TRACKING", "journal")
     splits = _splits()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        mlflow.set_experiment("tune-test")
-        config = _config(pruning=None, search_space={"lr": {"choices": [0.01]}, "epochs": {"choices": [2]}})
-        study = optuna.create_study(direction="minimize")
-        no_test = {name: part for name, part in splits.items() if name != "test"}
-        with mlflow.start_run():
-            study.optimize(tune.make_objective(config, BASE, no_test, torch.device("cpu"), 0), n_trials=1)
-        train = tune.network()[1]
-        expected = train(tune.trial_params(BASE, {"lr": 0.01, "epochs": 2}), no_test, torch.device("cpu"), 0)
-        run = mlflow.get_run(study.best_trial.user_attrs[tune.USER_ATTR_RUN_ID])
-    finally:
-        mlflow.set_tracking_uri(None)
+    config = _config(pruning=None, search_space={"lr": {"choices": [0.01]}, "epochs": {"choices": [2]}})
+    study = optuna.create_study(direction="minimize")
+    with runs.journal_run("tune_dnn_pytorch", "tune-test", {}, device="cpu") as parent:
+        study.optimize(tune.make_objective(parent, config, BASE, splits, torch.device("cpu"), 0, BINARY), n_trials=1)
+    assert sync_all(tmp_path, wait=60) == []
+    train = tune.network()[1]
+    expected = train(tune.trial_params(BASE, {"lr": 0.01, "epochs": 2}), splits, torch.device("cpu"), 0)
+    run_id = tune.synced_runs(parent)[study.best_trial.user_attrs[tune.USER_ATTR_RUN_KEY]]
+    run = mlflow.MlflowClient(uri).get_run(run_id)
 
     assert study.best_value == expected.val_metrics["val/log_loss"]
-    assert run.data.tags["optuna.state"] == "completed"
+    assert run.info.run_name == "trial-0" and run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.parentRunId"] == tune.synced_runs(parent)[parent.key]
+    assert run.data.tags["optuna.state"] == "completed" and run.data.tags[tune.TRIAL_TAG] == "0"
     assert run.data.tags["device.torch"] == torch.__version__
     assert run.data.params["lr"] == "0.01" and run.data.params["epochs"] == "2"
     assert run.data.metrics["val/log_loss"] == study.best_value
+    assert len(mlflow.MlflowClient(uri).get_metric_history(run_id, "val/loss")) == 2
 
 
 # --- the search and adopt end to end --------------------------------------------------------------

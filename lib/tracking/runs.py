@@ -1,8 +1,7 @@
 """A stage's run: its params, continuing a killed run, per-epoch metrics and plot files.
 
 `journal_run` records the run in a local journal that a background sync replays into MLflow (the stage
-never waits for MLflow, never imports it); `stage_run` logs straight to MLflow, for the Optuna search,
-which reads its trials' runs back at once.
+never waits for MLflow, never imports it).
 """
 
 import sys
@@ -27,48 +26,6 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[f"{prefix}{key}"] = str(value)
     return flat
-
-
-def resumable_run(run_id: str) -> bool:
-    """Whether run `run_id` exists in the tracking store and is not deleted, so it can be continued."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = mlflow.MlflowClient().get_run(run_id)
-    except MlflowException:
-        return False
-    return run.info.lifecycle_stage == "active"
-
-
-@contextmanager
-def stage_run(
-    stage: str,
-    params: Mapping[str, Any],
-    device: str | None = None,
-    nested_name: str | None = None,
-    resume_run_id: str | None = None,
-) -> Iterator[str]:
-    """Start an MLflow run for `stage` (or a nested child run), log `params` flattened, yield its id; or
-    continue run `resume_run_id` if it still exists (its tags set again, its params, the same, not)."""
-    import mlflow
-
-    tags = run_tags(stage, device)
-    if resume_run_id is not None and resumable_run(resume_run_id):
-        with mlflow.start_run(run_id=resume_run_id, tags=tags) as run:
-            yield run.info.run_id
-    else:
-        with mlflow.start_run(run_name=nested_name or stage, nested=nested_name is not None, tags=tags) as run:
-            mlflow.log_params(flatten(params))
-            yield run.info.run_id
-    mlflow.flush_async_logging()
-
-
-def logged_steps(run_id: str, key: str) -> set[int]:
-    """The steps at which run `run_id` already has metric `key` (to continue a run without duplicates)."""
-    import mlflow
-
-    return {metric.step for metric in mlflow.MlflowClient().get_metric_history(run_id, key)}
 
 
 @contextmanager
