@@ -94,10 +94,8 @@ def server_problem(uri: str | None, timeout: float = 5.0) -> str | None:
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
         return None
-    except urllib.error.HTTPError as exc:
-        if exc.code < 500:  # it answered; authentication is MLflow's business
-            return None
-        return f"HTTP {exc.code}"
+    except urllib.error.HTTPError as exc:  # below 500 it answered: authentication is MLflow's business
+        return f"HTTP {exc.code}" if exc.code >= 500 else None
     # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
     except (OSError, ValueError, http.client.HTTPException) as exc:
         return " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__

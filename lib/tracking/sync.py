@@ -157,30 +157,24 @@ def writer_alive(records: Sequence[dict[str, Any]]) -> bool:
 @contextlib.contextmanager
 def locked(journal: Path, uri: str, wait: float) -> Iterator[bool]:
     """Hold the lock of the journal's sync into `uri` (one at a time); yields False when `wait` s did not get it."""
-    with sync_file(journal, uri, ".lock").open("a") as file:
-        deadline = time.monotonic() + wait
-        while True:
+    with sync_file(journal, uri, ".lock").open("a") as file:  # closing the file releases the lock
+        deadline, held = time.monotonic() + wait, False
+        while not held:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                held = True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    yield False
-                    return
+                    break
                 time.sleep(0.2)
-        try:
-            yield True
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+        yield held
 
 
 def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, quiet: bool = False) -> str | None:
-    """Replay `journal` into its store from where it stands; `follow`: also what the stage writes next,
-    until its run ends (or its writer is gone). Retries an unreachable store with backoff for `patience` s.
+    """Replay `journal` into its store from where it stands; None when every record landed, else why not.
 
-    Returns:
-        None when every record landed, else why not.
-    """
+    `follow`: also what the stage writes next, until its run ends (or its writer is gone). Retries an
+    unreachable store with backoff for `patience` s."""
     records, offset = read_records(journal)
     if not records:
         return None
