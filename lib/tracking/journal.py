@@ -175,11 +175,10 @@ def start_sync(path: Path, root: Path) -> subprocess.Popen:
     """Start the sync that follows journal `path` of the project at `root` live, detached; it logs to `path`.log.
 
     It runs this code, not the stage's working directory's (a queued experiment's copy)."""
-    code = Path(__file__).resolve().parents[2]
     with path.with_suffix(".log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "lib.tracking.sync", "--follow", str(path.resolve()), "--root", str(root)],
-            cwd=code,
+            cwd=Path(__file__).resolve().parents[2],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

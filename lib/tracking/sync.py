@@ -265,11 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     left = sync_all(root, wait=args.wait, patience=args.retry)
     total = len(journals(root))
     if left:
-        print(
-            f"tracking: {len(left)} of {total} run journals not in MLflow; `make sync` replays them:", file=sys.stderr
-        )
-        for line in left:
-            print(f"  {line}", file=sys.stderr)
+        header = f"tracking: {len(left)} of {total} run journals not in MLflow; `make sync` replays them:"
+        print("\n  ".join([header, *left]), file=sys.stderr)
         return 1
     print(f"tracking: all {total} run journals are in MLflow")
     return 0
