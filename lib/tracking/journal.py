@@ -1,11 +1,7 @@
-"""A stage's run journal: what it tracks, appended to a local file, durable record by record.
+"""A stage's run journal: its MLflow calls as JSON-lines records, appended durably, record by record.
 
-Each stage run writes one JSON-lines file under `.reprolab/journal/` at the store root (`DVC_ROOT`, so
-queued experiments write to the parent project). A record is one call of MLflow's REST API, with that
-call's own field names (`create_run`, `log_batch`, `log_artifact`, `update_run`; `log_model` carries what
-MLflow's `log_model` needs), plus `seq` (its line number) and `run` (the key of the run it belongs to:
-nested runs have their own). `lib.tracking.sync` replays journals into MLflow; the stage never imports
-MLflow in journal mode. Decision 0010 says why.
+`lib.tracking.sync` replays journals into MLflow; the stage never imports MLflow. The format and why:
+lab/docs/decisions/0010-run-journal-replayed-into-mlflow.md.
 """
 
 from __future__ import annotations
@@ -15,21 +11,18 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lib.errors import ReprolabError
 
-JOURNAL_DIR = Path(".reprolab", "journal")
-ENV_MODE = "REPROLAB_TRACKING"  # journal: a background sync; direct: replayed in the stage process
-DEFAULT_MODE = "journal"
+ENV_MODE = "REPROLAB_TRACKING"  # journal (the default): a background sync; direct: replayed in the stage process
 KEY_TAG = "reprolab.journal_key"  # on every run a journal creates: how a replay finds it again
 
 
@@ -40,17 +33,18 @@ def now_ms() -> int:
 
 def journal_dir(root: Path) -> Path:
     """The folder of the journals of the project at `root`."""
-    return Path(root) / JOURNAL_DIR
+    return Path(root, ".reprolab", "journal")
 
 
 def direct_mode() -> bool:
     """Whether runs are replayed into MLflow inside the stage process (`REPROLAB_TRACKING=direct`)."""
-    return (os.environ.get(ENV_MODE) or DEFAULT_MODE).strip().lower() == "direct"
+    return os.environ.get(ENV_MODE, "").strip().lower() == "direct"
 
 
 def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """The complete records of journal `path` from byte `offset` on, and the offset after the last one (a
-    line a crash cut short is not a record)."""
+    """The complete records of journal `path` from byte `offset` on, and the offset after the last one.
+
+    A line a crash cut short is not a record."""
     records = []
     with Path(path).open("rb") as file:
         file.seek(offset)
@@ -71,15 +65,14 @@ def journals(root: Path) -> list[Path]:
 class Journal:
     """An append-only journal file: each record written, flushed and fsync'ed before `append` returns."""
 
-    def __init__(self, path: Path, sink: Any = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.files = self.path.with_suffix("")  # artifacts and models recorded by this journal
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        records, end = read_records(self.path) if self.path.exists() else ([], 0)
-        self.records = records
+        self.records, end = read_records(self.path) if self.path.exists() else ([], 0)
         self._file = self.path.open("ab")
         self._file.truncate(end)  # a torn last line from a killed writer
-        self.sink = sink  # direct mode: applies each record as it is written
+        self.sink: Callable[[dict[str, Any]], None] | None = None  # direct mode: applies each record written
 
     def append(self, run: str, op: str, **fields: Any) -> dict[str, Any]:
         """Write one record durably (and apply it, in direct mode); returns it."""
@@ -89,19 +82,16 @@ class Journal:
         os.fsync(self._file.fileno())
         self.records.append(record)
         if self.sink is not None:
-            self.sink(self, record)
+            self.sink(record)
         return record
 
-    def keep_file(self, source: Path | None = None, name: str | None = None, content: bytes | None = None) -> str:
-        """Copy `source` (or write `content` as `name`) into the journal's own folder, durably; returns its
-        path relative to that folder. The stage's outputs may change before the sync reads them."""
-        folder = self.files / str(len(self.records))
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / (name or Path(source).name)
-        if content is None:
-            shutil.copyfile(source, target)
-        else:
-            target.write_bytes(content)
+    def keep_file(self, name: str, content: bytes) -> str:
+        """Write `content` as `name` into the journal's own folder, durably; returns its path in that folder.
+
+        The stage's outputs may change before the sync reads them."""
+        target = self.files / str(len(self.records)) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
         with target.open("rb") as file:
             os.fsync(file.fileno())
         return str(target.relative_to(self.files))
@@ -129,25 +119,26 @@ class Run:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.log_batch(tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
 
-    def log_batch(self, metrics: Sequence[dict] = (), params: Sequence[dict] = (), tags: Sequence[dict] = ()) -> None:
-        fields = {"metrics": list(metrics), "params": list(params), "tags": list(tags)}
-        self.journal.append(self.key, "log_batch", **{name: value for name, value in fields.items() if value})
+    def log_batch(self, **lists: list[dict[str, Any]]) -> None:
+        """MLflow's `log_batch`: `metrics`, `params` and `tags` lists (an empty one is left out)."""
+        self.journal.append(self.key, "log_batch", **{name: items for name, items in lists.items() if items})
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Log a file the stage wrote; a copy is kept in the journal."""
-        self.journal.append(self.key, "log_artifact", file=self.journal.keep_file(path), artifact_path=artifact_path)
+        file = self.journal.keep_file(Path(path).name, Path(path).read_bytes())
+        self.journal.append(self.key, "log_artifact", file=file, artifact_path=artifact_path)
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         """Log `data` as the JSON artifact `name` (at the run's root, as `mlflow.log_dict` does)."""
-        content = json.dumps(data, indent=2).encode()
-        self.journal.append(self.key, "log_artifact", file=self.journal.keep_file(name=name, content=content))
+        file = self.journal.keep_file(name, json.dumps(data, indent=2).encode())
+        self.journal.append(self.key, "log_artifact", file=file)
 
     def log_model(
         self, flavour: str, model: Any, example: Any, output: Any, packages: Sequence[str], name: str
     ) -> None:
         """Record a model for `mlflow.<flavour>.log_model`: the object, its input example and output, pickled."""
         content = pickle.dumps({"model": model, "example": example, "output": output}, protocol=5)
-        file = self.journal.keep_file(name="model.pkl", content=content)
+        file = self.journal.keep_file("model.pkl", content)
         self.journal.append(self.key, "log_model", flavour=flavour, file=file, name=name, packages=list(packages))
 
     def steps(self, key: str) -> set[int]:
@@ -164,35 +155,30 @@ class Run:
         self.journal.append(self.key, "update_run", status=status, end_time=now_ms())
 
 
-def source_tags() -> dict[str, str]:
-    """The tags MLflow's fluent `start_run` adds from the process that runs (user, entry point)."""
-    return {"mlflow.user": getpass.getuser(), "mlflow.source.name": sys.argv[0] or "-", "mlflow.source.type": "LOCAL"}
-
-
 def start_run(
     journal: Journal, experiment: str, name: str, tags: Mapping[str, str], tracking_uri: str | None, key: str = "",
     parent: Run | None = None,
 ) -> Run:  # fmt: skip
     """Record a run's creation (or, for a `key` the journal already holds, its continuation)."""
     key = key or uuid.uuid4().hex
-    writer = {"pid": os.getpid(), "host": socket.gethostname()}
+    # The tags MLflow's fluent `start_run` adds from the process that runs.
+    source = {"mlflow.user": getpass.getuser(), "mlflow.source.name": sys.argv[0] or "-", "mlflow.source.type": "LOCAL"}
     created = journal.append(
         key, "create_run", experiment=experiment, run_name=name, start_time=now_ms(),
-        tags={**source_tags(), **tags, KEY_TAG: key}, parent=parent.key if parent else None,
-        tracking_uri=tracking_uri, writer=writer,
+        tags={**source, **tags, KEY_TAG: key}, parent=parent.key if parent else None,
+        tracking_uri=tracking_uri, writer={"pid": os.getpid(), "host": socket.gethostname()},
     )  # fmt: skip
     return Run(journal, key, created)
 
 
 def start_sync(path: Path, root: Path) -> subprocess.Popen:
-    """Start the sync that follows journal `path` of the project at `root` live, detached: it outlives the
-    stage, which never waits for it; it runs this code (the stage's cwd may be elsewhere), its messages go
-    to `path`.log."""
-    code = Path(__file__).resolve().parents[2]
+    """Start the sync that follows journal `path` of the project at `root` live, detached; it logs to `path`.log.
+
+    It runs this code, not the stage's working directory's (a queued experiment's copy)."""
     with path.with_suffix(".log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "lib.tracking.sync", "--follow", str(path.resolve()), "--root", str(root)],
-            cwd=code,
+            cwd=Path(__file__).resolve().parents[2],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -205,18 +191,16 @@ def sync_file(path: Path, uri: str, suffix: str) -> Path:
     return path.with_name(f"{path.stem}.{hashlib.sha1(uri.encode()).hexdigest()[:10]}{suffix}")
 
 
-def behind(path: Path, uri: str) -> str | None:
-    """Why journal `path`'s sync into `uri` is behind, from its state file, or None when it reported no trouble."""
+def sync_state(path: Path, uri: str) -> dict[str, Any]:
+    """What the sync of journal `path` into `uri` saved (`applied`, `runs`, `error`), or {} before it has."""
     try:
-        return json.loads(sync_file(path, uri, ".state.json").read_text()).get("error")
+        return json.loads(sync_file(path, uri, ".state.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
 
 
 def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) -> float:
-    """Seconds to wait for syncs, from `variable`: by default how long a stage waits at its end for its own,
-    none (it finishes in the background; `make run`, `make sweep` and the workflows wait once,
-    `REPROLAB_SYNC_WAIT`)."""
+    """Seconds to wait for syncs, from `variable`: by default how long a stage waits at its end for its own."""
     try:
         return max(0.0, float(os.environ.get(variable) or default))
     except ValueError:
@@ -226,16 +210,11 @@ def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) 
 def wait_synced(
     path: Path, uri: str, last: int, timeout: float, running: Callable[[], bool] = lambda: True
 ) -> str | None:
-    """Wait up to `timeout` s, while `running()` (the sync is alive), for the sync of journal `path` into `uri`
-    to apply record `last`: None once it has, else why it is behind (the sync's last error, or the wait
-    running out). The run is safe in its journal either way."""
-    state = sync_file(path, uri, ".state.json")
+    """Wait up to `timeout` s, while `running()`, for the sync of journal `path` into `uri` to apply record
+    `last`: None once it has, else why it is behind (the sync's last error, or the wait running out)."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            data = json.loads(state.read_text())
-        except (OSError, ValueError):
-            data = {}
+        data = sync_state(path, uri)
         if data.get("applied", -1) >= last:
             return None
         if time.monotonic() >= deadline or not running():
@@ -256,12 +235,3 @@ def find_journal(root: Path, key: str) -> Path | None:
         if first.endswith(b"\n") and json.loads(first).get("run") == key:
             return path
     return None
-
-
-def iter_runs(records: Sequence[Mapping[str, Any]]) -> Iterator[str]:
-    """The run keys of `records`, in the order they were created."""
-    seen: dict[str, None] = {}
-    for record in records:
-        if record["op"] == "create_run":
-            seen.setdefault(record["run"])
-    yield from seen

@@ -1,7 +1,6 @@
 """Model logging: a DataFrame signature, an input example and pinned requirements, quickly.
 
-A stage records its model in its run's journal (`log_sklearn_model`, `log_torch_model`: no MLflow import);
-the sync logs it with `log_model`."""
+A stage records its model in its run's journal (no MLflow import); the sync logs it with `log_model`."""
 
 from __future__ import annotations
 

@@ -39,25 +39,20 @@ def journal_run(
     path = journal.find_journal(root, resume_key) if resume_key else None
     resumed = path is not None
     path = path or journal.new_journal_path(root, stage)
-    sink = None
-    if journal.direct_mode():
-        from lib.tracking.sync import direct_sink
+    book = Journal(path)
+    if journal.direct_mode():  # an unreachable store fails the stage, as direct logging always did
+        from lib.tracking.sync import Replayer, target_uri
 
-        sink = direct_sink(root)
-    book = Journal(path, sink)
+        book.sink = Replayer(path, target_uri(book.records, root), root).apply
     uri = store.tracking_uri() or store.local_store_uri(root)
-    tags = run_tags(stage, device)
-    run = journal.start_run(book, experiment, stage, tags, uri, key=resume_key if resumed else "")
+    run = journal.start_run(book, experiment, stage, run_tags(stage, device), uri, key=resume_key if resumed else "")
     if not resumed:
         run.log_params(flatten(params))
-    follower = journal.start_sync(path, root) if sink is None else None
+    follower = None if book.sink else journal.start_sync(path, root)
     try:
         yield run
-    except KeyboardInterrupt:
-        run.end("KILLED")
-        raise
-    except BaseException:
-        run.end("FAILED")
+    except BaseException as exc:
+        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     else:
         run.end()
@@ -65,11 +60,11 @@ def journal_run(
         book.close()
     # Bounded: the run is safe in its journal, so an outage costs at most this wait, never the stage. With no
     # wait (the default), only what the sync has already hit is reported.
-    last, running, wait = len(book.records) - 1, lambda: follower.poll() is None, journal.sync_wait()
-    if follower is None:
-        why = None
-    else:
-        why = journal.wait_synced(path, uri, last, wait, running) if wait else journal.behind(path, uri)
+    wait, why = journal.sync_wait(), None
+    if follower is not None and wait:
+        why = journal.wait_synced(path, uri, len(book.records) - 1, wait, lambda: follower.poll() is None)
+    elif follower is not None:
+        why = journal.sync_state(path, uri).get("error")
     if why and not store.warned_unreachable:
         print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
 
@@ -77,9 +72,9 @@ def journal_run(
 @contextmanager
 def nested_run(parent: Run, name: str, params: Mapping[str, Any]) -> Iterator[Run]:
     """A child run of `parent` named `name`, with `params` flattened and the parent's provenance tags."""
-    created = parent.created
-    tags = {k: v for k, v in created["tags"].items() if k not in {journal.KEY_TAG, "mlflow.parentRunId"}}
-    run = journal.start_run(parent.journal, created["experiment"], name, tags, created["tracking_uri"], parent=parent)
+    created = parent.created  # its tags too: start_run replaces the key tag with the child's own
+    tags, uri = created["tags"], created["tracking_uri"]
+    run = journal.start_run(parent.journal, created["experiment"], name, tags, uri, parent=parent)
     run.log_params(flatten(params))
     try:
         yield run
@@ -91,9 +86,9 @@ def nested_run(parent: Run, name: str, params: Mapping[str, Any]) -> Iterator[Ru
 
 
 def epoch_logger(run: Run, history: Sequence[Mapping[str, float]]) -> Callable[[int, dict[str, float]], None]:
-    """Per-epoch logging for a run that may continue an earlier one: the rows of `history` (`epoch` and
-    metrics) a kill cut off are recorded now; the callback returned records later epochs, skipping those
-    the run's journal already holds (judged by `train/loss`)."""
+    """Per-epoch logging for a run that may continue an earlier one, skipping epochs its journal holds.
+
+    The rows of `history` (`epoch` and metrics) a kill cut off are recorded now (judged by `train/loss`)."""
     logged = run.steps("train/loss")
     for row in history:
         epoch = int(row["epoch"])

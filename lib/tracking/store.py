@@ -1,7 +1,6 @@
 """Where runs go, and whether the server there answers (before any compute: MLflow retries for minutes).
 
-With `MLFLOW_TRACKING_URI` unset, runs go to `mlflow.db` and `mlruns/` at the DVC project root (`DVC_ROOT`,
-which queued experiments, run in a temporary copy under .dvc/tmp/exps/, point at the parent project).
+With `MLFLOW_TRACKING_URI` unset: `mlflow.db` and `mlruns/` at `DVC_ROOT` (a queued experiment's parent project).
 """
 
 import http.client
@@ -11,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -61,23 +61,29 @@ def local_artifact_location(root: Path, experiment: str) -> str:
     return (Path(root).resolve() / "mlruns" / folder).as_uri()
 
 
+def experiment_id(client: Any, name: str, root: Path | None = None) -> str:
+    """The id of experiment `name`, created when missing (with its artifacts in `root`, for a local store there)."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        location = local_artifact_location(root, name) if root else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except Exception:
+            found = client.get_experiment_by_name(name)
+            if found is None:  # not a concurrent creation: a real error
+                raise
+    return found.experiment_id
+
+
 def use_local_store(experiment: str, root: Path | None = None) -> str:
-    """Point MLflow at the local store in `root` (default: `local_store_root()`), creating it and `experiment`
-    with its artifacts in `root`; returns its URI. Sweeps call it before workers start: a brand-new SQLite
-    store created by many processes at once is corrupted."""
+    """Point MLflow at the local store in `root` (default: `local_store_root()`), creating it and `experiment`;
+    returns its URI. Sweeps call it before workers start: a new SQLite store created by many at once is corrupted."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     root = local_store_root() if root is None else Path(root).resolve()
     uri = local_store_uri(root)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    if client.get_experiment_by_name(experiment) is None:
-        try:
-            client.create_experiment(experiment, artifact_location=local_artifact_location(root, experiment))
-        except MlflowException:
-            if client.get_experiment_by_name(experiment) is None:  # not a concurrent creation: a real error
-                raise
+    experiment_id(mlflow.MlflowClient(uri), experiment, root)
     return uri
 
 
@@ -88,10 +94,8 @@ def server_problem(uri: str | None, timeout: float = 5.0) -> str | None:
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
         return None
-    except urllib.error.HTTPError as exc:
-        if exc.code < 500:  # it answered; authentication is MLflow's business
-            return None
-        return f"HTTP {exc.code}"
+    except urllib.error.HTTPError as exc:  # below 500 it answered: authentication is MLflow's business
+        return f"HTTP {exc.code}" if exc.code >= 500 else None
     # ValueError and HTTPException: a malformed URI, or something that answers but does not speak HTTP.
     except (OSError, ValueError, http.client.HTTPException) as exc:
         return " ".join(str(getattr(exc, "reason", exc)).split()) or type(exc).__name__
@@ -111,9 +115,9 @@ warned_unreachable = False  # preflight() said the server is down: the stage's e
 
 
 def preflight() -> None:
-    """Before a journaled stage's compute: warn, with the reason, when the tracking server does not answer
-    (the run goes to its journal and the sync sends it later). An error instead, as `prepare` gives, with
-    `REPROLAB_TRACKING_STRICT=1` or direct logging (`REPROLAB_TRACKING=direct`)."""
+    """Before a journaled stage's compute: warn, with the reason, when the tracking server does not answer.
+
+    An error instead, as `prepare` gives, with `REPROLAB_TRACKING_STRICT=1` or `REPROLAB_TRACKING=direct`."""
     global warned_unreachable
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -132,8 +136,7 @@ def preflight() -> None:
 
 
 def prepare(experiment: str) -> None:
-    """Check the server (if any) answers, then select `experiment`. Call before any compute that logs to
-    MLflow directly."""
+    """Check the server (if any) answers, then select `experiment`: before any compute that logs directly."""
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri()
