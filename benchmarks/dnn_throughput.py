@@ -5,7 +5,6 @@ written every epoch), next to a bare PyTorch loop of the same network, optimiser
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import statistics
@@ -55,7 +54,7 @@ def stage_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.dev
     store = CheckpointStore(folder, "benchmark", log=lambda _: None)
     train(params, splits, device, SEED, on_epoch, progress=False, checkpoints=store, log=lambda _: None)
     store.clear()
-    return [b - a for a, b in itertools.pairwise(stamps)]
+    return np.diff(stamps).tolist()
 
 
 def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.device) -> list[float]:
@@ -75,7 +74,7 @@ def bare_epoch_seconds(params: NetworkParams, splits: Splits, device: torch.devi
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         stamps.append(time.perf_counter())
-    return [b - a for a, b in itertools.pairwise(stamps)]
+    return np.diff(stamps).tolist()
 
 
 def measure(params: NetworkParams, splits: Splits, device: torch.device, repeats: int) -> dict[str, float]:

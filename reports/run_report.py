@@ -156,7 +156,7 @@ def goals_html(goals_text: str | None, changes: Changes) -> str:
         outcomes = judge(goals, metrics)
     except (GoalsError, ValueError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
         return f'<p class="fail">{GOALS_FILE}: {html.escape(str(exc).splitlines()[0])}</p>'
-    verdicts = {True: '<td class="pass">met</td>', False: '<td class="fail">NOT MET</td>'}
+    verdicts = {True: _cell("met", "pass"), False: _cell("NOT MET", "fail")}
     return _table([[_cell(outcome.message), verdicts[outcome.passed]] for outcome in outcomes], ["criterion", ""])
 
 
