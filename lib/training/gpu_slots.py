@@ -57,16 +57,12 @@ def nvidia_smi(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _nvidia_gpu_count() -> int:
-    return sum(line.startswith("GPU ") for line in (nvidia_smi("-L") or "").splitlines())
-
-
-def visible_gpus(environ: Mapping[str, str], count: Callable[[], int] = _nvidia_gpu_count) -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (all `count()` the driver lists
-    when it is unset)."""
+def visible_gpus(environ: Mapping[str, str]) -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (all the driver lists when it is unset)."""
     if (visible := environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [name.strip() for name in visible.split(",") if name.strip() and name.strip() != "-1"]
-    return [str(index) for index in range(count())]
+    listed = (nvidia_smi("-L") or "").splitlines()
+    return [str(index) for index in range(sum(line.startswith("GPU ") for line in listed))]
 
 
 def slots_per_gpu(environ: Mapping[str, str]) -> int:
