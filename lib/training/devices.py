@@ -4,7 +4,7 @@ deterministic algorithms, and a warning when a GPU machine trains on CPU for wan
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -73,14 +73,12 @@ def use_deterministic(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def cpu_build_warning(
-    requested: str, device: torch.device, gpus: Callable[[], str | None] = lambda: nvidia_smi("-L")
-) -> str | None:
+def cpu_build_warning(requested: str, device: torch.device) -> str | None:
     """One line when `auto` chose the CPU although the driver lists a GPU (the CPU build of torch that
     `make setup` installs); None otherwise."""
     if requested != "auto" or device.type != "cpu" or torch.version.cuda:
         return None
-    listed = gpus()
+    listed = nvidia_smi("-L")
     if not listed or "GPU" not in listed:
         return None
     first = listed.splitlines()[0].split(" (UUID")[0]

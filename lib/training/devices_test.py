@@ -113,8 +113,9 @@ LISTING = "GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-0c1e)"
 
 def test_auto_on_cpu_with_a_gpu_listed_warns_once_about_the_cpu_build(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(devices, "nvidia_smi", lambda *args: LISTING if args == ("-L",) else None)
 
-    warning = devices.cpu_build_warning("auto", CPU, lambda: LISTING)
+    warning = devices.cpu_build_warning("auto", CPU)
 
     assert warning is not None and "\n" not in warning
     assert warning.startswith("device auto resolved to cpu although the driver reports GPU 0: NVIDIA GeForce RTX 4090:")
@@ -134,5 +135,6 @@ def test_no_warning_otherwise(
     monkeypatch: pytest.MonkeyPatch, requested: str, device: torch.device, listing: str | None, cuda: str | None
 ) -> None:
     monkeypatch.setattr(torch.version, "cuda", cuda)
+    monkeypatch.setattr(devices, "nvidia_smi", lambda *args: listing if args == ("-L",) else None)
 
-    assert devices.cpu_build_warning(requested, device, lambda: listing) is None
+    assert devices.cpu_build_warning(requested, device) is None

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from lib.errors import ReprolabError
+from lib.training.gpu_slots import env_number
 
 
 class World(NamedTuple):
@@ -36,14 +37,8 @@ T = TypeVar("T")
 
 def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
     """The world `torchrun` describes in RANK, LOCAL_RANK and WORLD_SIZE; a world of one without them."""
-    values = []
-    for name, default in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
-        text = environ.get(name) or default
-        try:
-            values.append(int(text))
-        except ValueError:
-            raise ReprolabError(f"environment variable {name}: must be an integer, got {text!r}") from None
-    world = World(*values)
+    names = (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"))
+    world = World(*(env_number(environ, name, default, int, "an integer") for name, default in names))
     if world.size < 1 or not 0 <= world.rank < world.size:
         raise ReprolabError(f"RANK {world.rank} and WORLD_SIZE {world.size}: need 0 <= RANK < WORLD_SIZE")
     return world
@@ -52,14 +47,10 @@ def world_from_env(environ: Mapping[str, str] = os.environ) -> World:
 def torchrun_command(module: str, argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str] | None:
     """The torchrun command starting `module` with `argv` on REPROLAB_NPROC_PER_NODE processes; None when that
     is 1 or torchrun started this process."""
-    text = environ.get(NPROC_VARIABLE) or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise ReprolabError(
-            f"environment variable {NPROC_VARIABLE}: must be a whole number of at least 1, got {text!r}"
-        )
-    if int(text) == 1 or "WORLD_SIZE" in environ:
+    processes = env_number(environ, NPROC_VARIABLE, "1", int, "a whole number of at least 1", lambda n: n >= 1)
+    if processes == 1 or "WORLD_SIZE" in environ:
         return None
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={text}"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
     return [*torchrun, "-m", module, *argv]
 
 
@@ -81,17 +72,7 @@ def group_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
     Ranks 1..N wait while rank 0 writes the outputs and logs to MLflow; NCCL's own 10 minutes would let its
     watchdog kill them during a slow upload, and torchrun then rank 0.
     """
-    text = environ.get(TIMEOUT_VARIABLE)
-    if not text:
-        return timedelta(hours=4)
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
-        raise ReprolabError(
-            f"environment variable {TIMEOUT_VARIABLE}: must be a positive number of seconds, got {text!r}"
-        )
+    seconds = env_number(environ, TIMEOUT_VARIABLE, "14400", float, "a positive number of seconds", lambda s: s > 0)
     return timedelta(seconds=seconds)
 
 

@@ -6,13 +6,14 @@ released when its process ends) before CUDA starts, and then sees only its GPU (
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from lib.errors import ReprolabError
 
@@ -24,6 +25,24 @@ SLOTS_VARIABLE = "REPROLAB_GPU_SLOTS"  # trainings per GPU, set by the user (1 b
 FRACTION_VARIABLE = "REPROLAB_GPU_MEMORY_FRACTION"  # each training's share of its GPU's memory
 LOCKS_VARIABLE = "REPROLAB_GPU_SLOT_LOCKS"  # the folder of slot locks
 _held: list[IO[str]] = []  # this process's slot lock, open until the process ends
+T = TypeVar("T")
+
+
+def env_number(
+    environ: Mapping[str, str],
+    name: str,
+    default: str,
+    parse: Callable[[str], T],
+    must: str,
+    valid: Callable[[T], bool] = lambda _: True,
+) -> T:
+    """Environment variable `name` (`default` when unset or empty) read by `parse`; a value `parse` rejects or
+    `valid` does not accept is one error line saying what it `must` be."""
+    text = environ.get(name) or default
+    with contextlib.suppress(ValueError):
+        if valid(value := parse(text)):
+            return value
+    raise ReprolabError(f"environment variable {name}: must be {must}, got {text!r}")
 
 
 def nvidia_smi(*args: str) -> str | None:
@@ -38,26 +57,17 @@ def nvidia_smi(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _nvidia_gpu_count() -> int:
-    return sum(line.startswith("GPU ") for line in (nvidia_smi("-L") or "").splitlines())
-
-
-def visible_gpus(environ: Mapping[str, str], count: Callable[[], int] = _nvidia_gpu_count) -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (all `count()` the driver lists
-    when it is unset)."""
+def visible_gpus(environ: Mapping[str, str]) -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (all the driver lists when it is unset)."""
     if (visible := environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [name.strip() for name in visible.split(",") if name.strip() and name.strip() != "-1"]
-    return [str(index) for index in range(count())]
+    listed = (nvidia_smi("-L") or "").splitlines()
+    return [str(index) for index in range(sum(line.startswith("GPU ") for line in listed))]
 
 
 def slots_per_gpu(environ: Mapping[str, str]) -> int:
     """REPROLAB_GPU_SLOTS: how many trainings may share one GPU (1 when unset)."""
-    text = environ.get(SLOTS_VARIABLE) or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise ReprolabError(
-            f"environment variable {SLOTS_VARIABLE}: must be a whole number of at least 1, got {text!r}"
-        )
-    return int(text)
+    return env_number(environ, SLOTS_VARIABLE, "1", int, "a whole number of at least 1", lambda n: n >= 1)
 
 
 def sweep_env(gpus: Sequence[str], slots: int, locks: Path) -> dict[str, str]:
@@ -97,15 +107,9 @@ def claim(environ: MutableMapping[str, str], wait: float | None = None) -> int |
 
 def limit_memory(device: torch.device, environ: Mapping[str, str]) -> float | None:
     """On CUDA, cap this process's share of the GPU's memory at REPROLAB_GPU_MEMORY_FRACTION; the share."""
-    text = environ.get(FRACTION_VARIABLE)
-    if device.type != "cuda" or not text:
+    if device.type != "cuda" or not environ.get(FRACTION_VARIABLE):
         return None
-    try:
-        fraction = float(text)
-    except ValueError:
-        fraction = 0.0
-    if not 0 < fraction <= 1:
-        raise ReprolabError(f"environment variable {FRACTION_VARIABLE}: must be in (0, 1], got {text!r}")
+    fraction = env_number(environ, FRACTION_VARIABLE, "", float, "in (0, 1]", lambda f: 0 < f <= 1)
     import torch
 
     torch.cuda.set_per_process_memory_fraction(fraction, device)

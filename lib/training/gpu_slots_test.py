@@ -20,11 +20,16 @@ def _release() -> None:
     gpu_slots.release()
 
 
-def test_the_gpus_are_those_cuda_visible_devices_names_else_all_the_driver_lists() -> None:
-    assert gpu_slots.visible_gpus({}, lambda: 4) == ["0", "1", "2", "3"]
-    assert gpu_slots.visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}, lambda: 4) == ["2", "3"]
-    assert gpu_slots.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, lambda: 4) == []
-    assert gpu_slots.visible_gpus({}, lambda: 0) == []
+def test_the_gpus_are_those_cuda_visible_devices_names_else_all_the_driver_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listing = "\n".join(f"GPU {index}: NVIDIA L4 (UUID: GPU-{index})" for index in range(4))
+    monkeypatch.setattr(gpu_slots, "nvidia_smi", lambda *args: listing if args == ("-L",) else None)
+    assert gpu_slots.visible_gpus({}) == ["0", "1", "2", "3"]
+    assert gpu_slots.visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ["2", "3"]
+    assert gpu_slots.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    monkeypatch.setattr(gpu_slots, "nvidia_smi", lambda *args: None)  # no driver
+    assert gpu_slots.visible_gpus({}) == []
 
 
 @pytest.mark.parametrize(

@@ -175,9 +175,10 @@ def fit(
         if schema.is_classification:
             metrics["train/accuracy"] = round(accuracy, 6)
         if has_val and world.is_main:
-            val_labels = splits["val"].labels
-            scores = task_metrics(schema.task, val_labels, predict(network, tensors["val"][0], objective), "val")
-            metrics["val/loss"] = objective.loss_of_scored(val_labels, scores, "val")
+            scores = task_metrics(
+                schema.task, splits["val"].labels, predict(network, tensors["val"][0], objective), "val"
+            )
+            metrics["val/loss"] = objective.loss_of_scored(scores, "val")
             shown = ("val/accuracy", "val/roc_auc") if schema.is_classification else ("val/rmse", "val/r2")
             metrics |= {key: scores[key] for key in shown}
             score = sign * (metrics | scores)[f"val/{metric}"]

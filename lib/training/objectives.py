@@ -10,6 +10,12 @@ from torch import nn
 
 from lib.datasets import BINARY, Schema
 
+LOSSES = {  # each task's loss, on raw outputs
+    "binary": nn.functional.binary_cross_entropy_with_logits,
+    "multiclass": nn.functional.cross_entropy,
+    "regression": nn.functional.mse_loss,
+}
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -46,12 +52,7 @@ class Objective:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss summed over the batch (float32 whatever the autocast dtype of `outputs`)."""
-        outputs = outputs.float()
-        if self.task == "binary":
-            return nn.functional.binary_cross_entropy_with_logits(outputs, targets, reduction="sum")
-        if self.task == "multiclass":
-            return nn.functional.cross_entropy(outputs, targets, reduction="sum")
-        return nn.functional.mse_loss(outputs, targets, reduction="sum")
+        return LOSSES[self.task](outputs.float(), targets, reduction="sum")
 
     def correct(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """How many rows of the batch are classified right (0 for regression), on the device."""
@@ -71,7 +72,7 @@ class Objective:
         values = outputs.squeeze(1).cpu().numpy().astype(np.float64)
         return values * self.target_scale + self.target_mean
 
-    def loss_of_scored(self, labels: np.ndarray, metrics: dict[str, float], prefix: str) -> float:
+    def loss_of_scored(self, metrics: dict[str, float], prefix: str) -> float:
         """The training loss on a scored split, from its metrics (log loss; MSE in standardised units)."""
         if self.schema.is_classification:
             return metrics[f"{prefix}/log_loss"]
