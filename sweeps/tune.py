@@ -212,13 +212,6 @@ def open_study(storage: str, config: TuneParams, digest: str, fresh: bool) -> op
     return study
 
 
-def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards `n_trials`: completed and pruned ones."""
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-
-
 Objective = Callable[["optuna.Trial"], float]
 
 
@@ -273,15 +266,16 @@ def make_objective(
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: int, random_trials: int) -> int:
-    """Run trials until the study has `n_trials` finished ones; return how many ran now.
+    """Run trials until the study has `n_trials` finished (completed or pruned) ones; return how many ran now.
 
     Each trial's TPE sampler is seeded with `seed` and the trial's number, so what it proposes depends only
     on the seed and the trials before it, also when a search is resumed.
     """
     import optuna
+    from optuna.trial import TrialState
 
     ran = 0
-    while len(finished_trials(study)) < n_trials:
+    while len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) < n_trials:
         seeded = (seed + len(study.trials)) % 2**32
         study.sampler = optuna.samplers.TPESampler(seed=seeded, n_startup_trials=random_trials)
         study.optimize(objective, n_trials=1, catch=())

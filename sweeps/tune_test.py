@@ -222,7 +222,7 @@ def test_a_trial_left_running_is_failed_and_not_counted(tmp_path: Path) -> None:
     study = tune.open_study(storage, config, "digest", fresh=False)
 
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
-    assert tune.finished_trials(study) == []
+    assert tune.run_trials(study, _toy_objective(config, []), 1, seed=0, random_trials=2) == 1  # not counted
 
 
 @pytest.mark.unittest
