@@ -26,6 +26,7 @@ def _round_trip() -> Any:
     """ruamel.yaml in round-trip mode, writing floats as PyYAML reads them back (`1.0e-05`, not `1e-05`)."""
     import yaml
     from ruamel.yaml import YAML
+    from ruamel.yaml.representer import SafeRepresenter
 
     def represent_float(representer: Any, value: float) -> Any:
         text = yaml.safe_dump(value).removesuffix("\n...\n").strip()
@@ -36,10 +37,7 @@ def _round_trip() -> Any:
     round_trip.width = 10_000
     round_trip.indent(mapping=2, sequence=4, offset=2)  # block lists indented under their key
     round_trip.representer.add_representer(float, represent_float)
-    # A null stays written as `null`, not as nothing.
-    round_trip.representer.add_representer(
-        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
+    round_trip.representer.add_representer(type(None), SafeRepresenter.represent_none)  # `null`, not nothing
     return round_trip
 
 

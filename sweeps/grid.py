@@ -159,11 +159,11 @@ def matrix(grid: Sequence[Point]) -> list[dict[str, Any]]:
     return [{"index": point.index, "name": point.name, "label": point.label()} for point in grid]
 
 
-def worker_env(jobs: int, cpus: int | None = None) -> dict[str, str]:
+def worker_env(jobs: int) -> dict[str, str]:
     """The environment for `jobs` experiments at once: each gets its share of the CPU cores as threads,
     unless a thread count is set already. Else torch, OpenMP and BLAS start one thread per core in every
     worker, which then wait on each other (on 2 cores, two trainings ran ten times slower)."""
-    threads = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
     return {**dict.fromkeys(THREAD_VARIABLES, threads), **os.environ}
 
 

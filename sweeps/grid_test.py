@@ -144,14 +144,16 @@ def test_each_worker_gets_its_share_of_the_cores(
 ) -> None:
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    env = worker_env(jobs, cpus)
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    env = worker_env(jobs)
     assert {env[name] for name in THREAD_VARIABLES} == {threads}
 
 
 def test_a_thread_count_set_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setenv("PATH", "/somewhere")
-    env = worker_env(2, 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    env = worker_env(2)
     assert env["OMP_NUM_THREADS"] == "3"
     assert env["PATH"] == "/somewhere"
 

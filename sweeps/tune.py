@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -68,13 +69,12 @@ class Choice(Section):
 
 
 def _space_kind(value: Any) -> str:
-    """The tag of a dimension: from its shape in params.yaml, or from the model when serialising one."""
-    if isinstance(value, Choice | IntRange | FloatRange):
-        return {Choice: "choices", IntRange: "int", FloatRange: "float"}[type(value)]
-    if isinstance(value, Mapping) and "choices" in value:
+    """The tag of a dimension from its shape: its mapping in params.yaml, or its model's fields when serialising."""
+    fields = dict(value) if isinstance(value, Section) else value if isinstance(value, Mapping) else {}
+    if "choices" in fields:
         return "choices"
-    ends = [value.get(key) for key in ("low", "high")] if isinstance(value, Mapping) else []
-    return "int" if ends and all(isinstance(v, int) and not isinstance(v, bool) for v in ends) else "float"
+    ends = [fields.get("low"), fields.get("high")]
+    return "int" if all(isinstance(end, int) and not isinstance(end, bool) for end in ends) else "float"
 
 
 Dimension = Annotated[
@@ -155,15 +155,14 @@ def _labels(choice: Choice) -> list[Any]:
 
 def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     """Draw one value per search-space key from `trial`, lists decoded back from their JSON text."""
-    values: dict[str, Any] = {}
     for key, dim in space.items():
         if isinstance(dim, Choice):
-            values[key] = trial.suggest_categorical(key, _labels(dim))
+            trial.suggest_categorical(key, _labels(dim))
         elif isinstance(dim, IntRange):
-            values[key] = trial.suggest_int(key, dim.low, dim.high, step=dim.step, log=dim.log)
+            trial.suggest_int(key, dim.low, dim.high, step=dim.step, log=dim.log)
         else:
-            values[key] = trial.suggest_float(key, dim.low, dim.high, log=dim.log)
-    return decode_params(space, values)
+            trial.suggest_float(key, dim.low, dim.high, log=dim.log)
+    return decode_params(space, trial.params)
 
 
 def decode_params(space: Space, stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,13 +210,6 @@ def open_study(storage: str, config: TuneParams, digest: str, fresh: bool) -> op
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # left by a killed search:
         study.tell(trial.number, state=TrialState.FAIL)  # it never finishes, so resuming skips it
     return study
-
-
-def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards `n_trials`: completed and pruned ones."""
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
 Objective = Callable[["optuna.Trial"], float]
@@ -274,15 +266,16 @@ def make_objective(
 
 
 def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: int, random_trials: int) -> int:
-    """Run trials until the study has `n_trials` finished ones; return how many ran now.
+    """Run trials until the study has `n_trials` finished (completed or pruned) ones; return how many ran now.
 
     Each trial's TPE sampler is seeded with `seed` and the trial's number, so what it proposes depends only
     on the seed and the trials before it, also when a search is resumed.
     """
     import optuna
+    from optuna.trial import TrialState
 
     ran = 0
-    while len(finished_trials(study)) < n_trials:
+    while len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) < n_trials:
         seeded = (seed + len(study.trials)) % 2**32
         study.sampler = optuna.samplers.TPESampler(seed=seeded, n_startup_trials=random_trials)
         study.optimize(objective, n_trials=1, catch=())
@@ -294,10 +287,8 @@ def best_file(study: optuna.Study, config: TuneParams, mlflow_ids: Mapping[str, 
     """The best-params file that `adopt` writes into params.yaml: the best completed trial and how the study
     went, with the MLflow run ids `mlflow_ids` has for the search's and the trial's journal keys. An error
     when every trial was pruned."""
-    from optuna.trial import TrialState
-
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    states = Counter(trial.state.name for trial in study.get_trials(deepcopy=False))
+    completed, pruned = states["COMPLETE"], states["PRUNED"]
     if not completed:
         raise TuneError(f"{SECTION}.pruning: every trial was pruned; raise warmup_epochs or startup_trials")
     best = study.best_trial
@@ -309,17 +300,10 @@ def best_file(study: optuna.Study, config: TuneParams, mlflow_ids: Mapping[str, 
         "direction": direction(config.metric),
         "best_value": float(best.value),
         "best_trial": best.number,
-        "trials": {"completed": len(completed), "pruned": pruned, "total": len(completed) + pruned},
+        "trials": {"completed": completed, "pruned": pruned, "total": completed + pruned},
         "mlflow_run_id": mlflow_ids.get(study.user_attrs.get(USER_ATTR_RUN_KEY)),
         "best_mlflow_run_id": mlflow_ids.get(best.user_attrs.get(USER_ATTR_RUN_KEY)),
     }
-
-
-def synced_runs(run: Run) -> dict[str, str]:
-    """The MLflow run id of each run of `run`'s journal that its sync has put into MLflow, by journal key."""
-    from lib.tracking.sync import State
-
-    return State(run.journal.path, run.created["tracking_uri"]).runs
 
 
 def trial_results(study: optuna.Study, space: Space, links: Mapping[str, str]) -> list[Result]:
@@ -357,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import journal, runs, store
-    from lib.tracking.sync import sync_all
+    from lib.tracking.sync import State, sync_all
 
     params = ParamsFile.read(args.params)
     seed, config = params.seed(), params.section(SECTION, TuneParams)
@@ -366,40 +350,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.trials is not None and args.trials < 1:
         raise TuneError(f"--trials: must be at least 1, got {args.trials}")
     check_space(config.search_space, base)
-    splits = read_splits(args.data_dir)
-    schema = read_schema(args.data_dir)
+    splits, schema = read_splits(args.data_dir), read_schema(args.data_dir)
     check_metric(config.metric, schema.task)
     require_split(splits, "val", f"the hyperparameter search ({SECTION})")
     splits.pop("test", None)  # the search never looks at test
-    device = resolve_device(params.section(TRAIN_SECTION, network()[0]).device)
+    network_params = params.section(TRAIN_SECTION, network()[0])
+    device = resolve_device(network_params.device)
     store.preflight()
 
     data = ",".join(file_digest(split_path(args.data_dir, name)) for name in splits)
     args.storage.parent.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{args.storage}"
     study = open_study(storage, config, settings_digest(config, base, seed, data), args.fresh)
-    logged = {"seed": seed, SECTION: config.model_dump(), TRAIN_SECTION: trial_params(base, {}).model_dump()}
-    resume_key = study.user_attrs.get(USER_ATTR_RUN_KEY)
-    with runs.journal_run(SECTION, experiment, logged, str(device), resume_key) as run:
+    logged = {"seed": seed, SECTION: config.model_dump(), TRAIN_SECTION: network_params.model_dump()}
+    with runs.journal_run(SECTION, experiment, logged, str(device), study.user_attrs.get(USER_ATTR_RUN_KEY)) as run:
+        uri = run.created["tracking_uri"]
         study.set_user_attr(USER_ATTR_RUN_KEY, run.key)
         run.set_tags(
             {"optuna.study": config.study, "optuna.metric": config.metric, "optuna.direction": direction(config.metric)}
         )
         objective = make_objective(run, config, base, splits, device, seed, schema)
-        ran = run_trials(study, objective, args.trials or config.n_trials,
-                         seed, config.random_trials)  # fmt: skip
-        best = best_file(study, config, synced_runs(run))  # the ids the sync has made so far
+        ran = run_trials(study, objective, args.trials or config.n_trials, seed, config.random_trials)
+        best = best_file(study, config, State(run.journal.path, uri).runs)  # the ids the sync has made so far
         counts = {f"trials/{state}": float(count) for state, count in best["trials"].items() if state != "total"}
         run.log_metrics({f"best/{config.metric}": best["best_value"], **counts})
         run.set_tags({"best_trial": best["best_trial"], **{f"best.{k}": v for k, v in best["params"].items()}})
         run.log_dict(best, "best_params.yaml")
     for line in sync_all(store.local_store_root(), wait=journal.sync_wait("REPROLAB_SYNC_WAIT", 30)):
         print(f"warning: tracking is behind: {line}; `make sync` replays it", file=sys.stderr, flush=True)
-    mlflow_ids = synced_runs(run)  # every trial's run before its link
+    mlflow_ids = State(run.journal.path, uri).runs  # every trial's run before its link
     best = best_file(study, config, mlflow_ids)
-    uri, parent_id = run.created["tracking_uri"], mlflow_ids.get(run.key)
-    trial_runs = f"tags.`mlflow.parentRunId` = '{parent_id}'"
-    links = run_links(experiment, uri, trial_runs, TRIAL_TAG, nested=True) if parent_id else {}
+    trial_runs = f"tags.`mlflow.parentRunId` = '{mlflow_ids.get(run.key)}'"
+    links = run_links(experiment, uri, trial_runs, TRIAL_TAG, nested=True) if run.key in mlflow_ids else {}
     print(
         ranked_table(trial_results(study, config.search_space, links), config.metric, best["direction"] == "maximize")
     )

@@ -222,7 +222,7 @@ def test_a_trial_left_running_is_failed_and_not_counted(tmp_path: Path) -> None:
     study = tune.open_study(storage, config, "digest", fresh=False)
 
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
-    assert tune.finished_trials(study) == []
+    assert tune.run_trials(study, _toy_objective(config, []), 1, seed=0, random_trials=2) == 1  # not counted
 
 
 @pytest.mark.unittest
@@ -305,7 +305,7 @@ def test_the_objective_trains_the_network_with_the_trial_values(
 ) -> None:
     from lib.datasets import BINARY
     from lib.tracking import runs
-    from lib.tracking.sync import sync_all
+    from lib.tracking.sync import State, sync_all
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
@@ -320,12 +320,13 @@ def test_the_objective_trains_the_network_with_the_trial_values(
     assert sync_all(tmp_path, wait=60) == []
     train = tune.network()[1]
     expected = train(tune.trial_params(BASE, {"lr": 0.01, "epochs": 2}), splits, torch.device("cpu"), 0)
-    run_id = tune.synced_runs(parent)[study.best_trial.user_attrs[tune.USER_ATTR_RUN_KEY]]
+    synced = State(parent.journal.path, parent.created["tracking_uri"]).runs
+    run_id = synced[study.best_trial.user_attrs[tune.USER_ATTR_RUN_KEY]]
     run = mlflow.MlflowClient(uri).get_run(run_id)
 
     assert study.best_value == expected.val_metrics["val/log_loss"]
     assert run.info.run_name == "trial-0" and run.info.status == "FINISHED"
-    assert run.data.tags["mlflow.parentRunId"] == tune.synced_runs(parent)[parent.key]
+    assert run.data.tags["mlflow.parentRunId"] == synced[parent.key]
     assert run.data.tags["optuna.state"] == "completed" and run.data.tags[tune.TRIAL_TAG] == "0"
     assert run.data.tags["device.torch"] == torch.__version__
     assert run.data.params["lr"] == "0.01" and run.data.params["epochs"] == "2"
