@@ -127,13 +127,6 @@ def task_metrics(task: str, y_true: np.ndarray, output: np.ndarray, prefix: str)
     return score(y_true, output, prefix)
 
 
-def predicted_codes(task: str, output: np.ndarray) -> np.ndarray:
-    """The class code each row of a classifier's output predicts (the threshold for binary, the argmax else)."""
-    if task == "binary":
-        return (np.asarray(output) >= THRESHOLD).astype(np.int64)
-    return np.asarray(output).argmax(axis=1).astype(np.int64)
-
-
 def selection_metric(task: str, metric: str, key: str, also: tuple[str, ...] = ()) -> str:
     """`metric` resolved for `task` (`auto` is `AUTO_SELECTION`'s); an error names `key` when it is neither
     one of the task's metrics nor in `also`."""

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lib.datasets import BINARY, Schema, Split
-from lib.evaluation import confusion_counts, predicted_codes, roc_auc, roc_curve
+from lib.evaluation import THRESHOLD, confusion_counts, roc_auc, roc_curve
 from lib.outputs import Outputs
 
 
@@ -100,11 +100,6 @@ class PlotSet:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
 
-    def merge(self, other: PlotSet) -> None:
-        """Add `other`'s tables and figures to this set."""
-        self.tables |= other.tables
-        self.figures |= other.figures
-
     def write(self, outputs: Outputs, folder: Path) -> list[Path]:
         """Stage every table and figure under `folder`; return the PNG paths (to log them)."""
         for name, table in self.tables.items():
@@ -131,23 +126,22 @@ def regression_figures(y_true: np.ndarray, prediction: np.ndarray, title: str) -
     return {"predicted_vs_actual": versus, "residuals": residuals}
 
 
-def evaluation_plots(
-    y_true: np.ndarray, output: np.ndarray, model_name: str, split: str = "test", schema: Schema = BINARY
-) -> PlotSet:
-    """One model's plots on one split: a confusion table (class codes for binary, names for multiclass) and
-    matrix and ROC curves (multiclass: each class against the rest), or for regression a predictions table."""
-    title = f"{model_name} on {split}"
+def evaluation_plots(y_true: np.ndarray, output: np.ndarray, model_name: str, schema: Schema = BINARY) -> PlotSet:
+    """One model's plots on test: a confusion table (class codes for binary, names for multiclass) and matrix
+    and ROC curves (multiclass: each class against the rest), or for regression a predictions table."""
+    title = f"{model_name} on test"
     if schema.task == "regression":
         table = pd.DataFrame({"actual": y_true, "predicted": output}, dtype="float64").round(6)
         table["residual"] = (table["actual"] - table["predicted"]).round(6)
         return PlotSet(tables={"predictions": table}, figures=regression_figures(y_true, output, title))
-    actual, predicted = np.asarray(y_true).astype("int64"), predicted_codes(schema.task, output)
+    actual = np.asarray(y_true).astype("int64")
     if schema.task == "binary":
+        predicted = (np.asarray(output) >= THRESHOLD).astype("int64")
         confusion = pd.DataFrame({"actual": actual, "predicted": predicted})
         points = roc_points(y_true, output)
         roc = roc_figure({model_name: points}, {model_name: roc_auc(y_true, output)}, title)
     else:
-        names = np.array(schema.classes, dtype=object)
+        predicted, names = np.asarray(output).argmax(axis=1), np.array(schema.classes, dtype=object)
         confusion = pd.DataFrame({"actual": names[actual], "predicted": names[predicted]})
         curves = {name: roc_points(actual == code, output[:, code]) for code, name in enumerate(schema.classes)}
         aucs = {name: roc_auc(actual == code, output[:, code]) for code, name in enumerate(schema.classes)}
@@ -170,18 +164,21 @@ def _placeholders(task: str, notice: Figure) -> PlotSet:
     return PlotSet(tables, dict.fromkeys(("confusion_matrix", "roc"), notice))
 
 
-def missing_split_plots(model_name: str, split: str = "test", schema: Schema = BINARY) -> PlotSet:
-    """`evaluation_plots`' files for a missing split, header-only and with notices."""
-    notice = notice_figure(f"no {split} split\n(prepare_data.split leaves it out)", f"{model_name} on {split}")
-    return _placeholders(schema.task, notice)
-
-
-def other_task_plots(schema: Schema, model_name: str) -> PlotSet:
-    """The files a stage declares for the other kind of task, header-only and with notices, so that every
-    declared output exists whatever the task."""
+def stage_plots(test: Split | None, output: np.ndarray | None, model_name: str, schema: Schema = BINARY) -> PlotSet:
+    """Every plot file a training stage declares, whatever the task and split mode: `evaluation_plots` of the
+    model's `output` on test, and placeholders for the task's files without a test split and for the other
+    kind of task's files."""
+    if test is None:
+        notice = notice_figure("no test split\n(prepare_data.split leaves it out)", f"{model_name} on test")
+        plot_set = _placeholders(schema.task, notice)
+    else:
+        plot_set = evaluation_plots(test.labels, output, model_name, schema)
     kind = "classification" if schema.task == "regression" else "regression"
     notice = notice_figure(f"a {kind} plot: the task is {schema.task}", model_name)
-    return _placeholders("binary" if schema.task == "regression" else "regression", notice)
+    other = _placeholders("binary" if schema.task == "regression" else "regression", notice)
+    plot_set.tables |= other.tables
+    plot_set.figures |= other.figures
+    return plot_set
 
 
 def candidates_roc_figure(

@@ -8,18 +8,17 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from lib.datasets import Schema
+from lib.datasets import Schema, Split
 from lib.outputs import commit_outputs
 from lib.plots import (
     PlotSet,
     confusion_figure,
     evaluation_plots,
-    missing_split_plots,
     notice_figure,
-    other_task_plots,
     roc_figure,
     roc_points,
     save_png,
+    stage_plots,
     training_curves_figure,
 )
 
@@ -181,12 +180,12 @@ def test_training_curves_without_val_draw_train_alone() -> None:
 def test_evaluation_plots_hold_the_tables_and_figures_of_one_model() -> None:
     y_true, scores = _labels_and_scores()
 
-    plot_set = evaluation_plots(y_true, scores, "model x", split="val")
+    plot_set = evaluation_plots(y_true, scores, "model x")
 
     assert set(plot_set.tables) == {"confusion", "roc"}
     assert set(plot_set.figures) == {"confusion_matrix", "roc"}
     assert plot_set.tables["confusion"]["predicted"].tolist() == (scores >= 0.5).astype(int).tolist()
-    assert plot_set.figures["roc"].axes[0].get_title() == "model x on val"
+    assert plot_set.figures["roc"].axes[0].get_title() == "model x on test"
     pd.testing.assert_frame_equal(plot_set.tables["roc"], roc_points(y_true, scores))
 
 
@@ -224,9 +223,9 @@ def test_roc_points_of_a_large_split_are_thinned_to_max_points_with_both_ends() 
     assert points["fpr"].is_monotonic_increasing and points["tpr"].is_monotonic_increasing
 
 
-def test_missing_split_plots_write_the_same_files_with_headers_only(tmp_path: Path) -> None:
-    present = evaluation_plots(*_labels_and_scores(), "m")
-    missing = missing_split_plots("m", "test")
+def test_stage_plots_without_a_test_split_write_the_same_files_with_headers_only(tmp_path: Path) -> None:
+    present = stage_plots(Split(pd.DataFrame(), _labels_and_scores()[0]), _labels_and_scores()[1], "m")
+    missing = stage_plots(None, None, "m")
 
     with commit_outputs() as outputs:
         pngs = missing.write(outputs, tmp_path)
@@ -235,6 +234,10 @@ def test_missing_split_plots_write_the_same_files_with_headers_only(tmp_path: Pa
     assert (tmp_path / "confusion.csv").read_text() == "actual,predicted\n"
     assert (tmp_path / "roc.csv").read_text() == "fpr,tpr,threshold\n"
     assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in pngs)
+    assert missing.figures["roc"].axes[0].get_title() == "m on test"
+    assert [text.get_text() for text in missing.figures["roc"].axes[0].texts] == [
+        "no test split\n(prepare_data.split leaves it out)"
+    ]
 
 
 def test_notice_figure_shows_its_text_and_is_byte_identical(tmp_path: Path) -> None:
@@ -315,22 +318,30 @@ def test_regression_plots_are_predictions_with_residuals_and_two_figures(tmp_pat
 
 
 @pytest.mark.parametrize("schema", [THREE, Schema("regression")])
-def test_missing_split_plots_match_each_tasks_files(tmp_path: Path, schema: Schema) -> None:
+def test_stage_plots_without_a_test_split_match_each_tasks_files(schema: Schema) -> None:
     present = evaluation_plots(*_three_classes(), "m", schema=THREE)
     if not schema.is_classification:
         present = evaluation_plots(np.array([1.0, 2.0]), np.array([1.0, 3.0]), "m", schema=schema)
 
-    missing = missing_split_plots("m", schema=schema)
+    missing = stage_plots(None, None, "m", schema)
 
-    assert set(missing.tables) == set(present.tables) and set(missing.figures) == set(present.figures)
-    for name, table in missing.tables.items():
-        assert list(table.columns) == list(present.tables[name].columns) and table.empty
+    assert set(present.tables) < set(missing.tables) and set(present.figures) < set(missing.figures)
+    for name, table in present.tables.items():
+        assert list(missing.tables[name].columns) == list(table.columns) and missing.tables[name].empty
 
 
-def test_other_task_plots_hold_the_other_kinds_files_header_only() -> None:
-    for_binary, for_regression = other_task_plots(Schema("binary"), "m"), other_task_plots(Schema("regression"), "m")
+def test_stage_plots_add_the_other_kinds_files_header_only() -> None:
+    y_true, scores = _labels_and_scores()
+    for_binary = stage_plots(Split(pd.DataFrame(), y_true), scores, "m")
+    for_regression = stage_plots(
+        Split(pd.DataFrame(), np.array([1.0, 2.0])), np.array([1.0, 3.0]), "m", Schema("regression")
+    )
 
-    assert set(for_binary.tables) == {"predictions"} and set(for_binary.figures) == {"predicted_vs_actual", "residuals"}
-    assert set(for_regression.tables) == {"confusion", "roc"}
-    assert set(for_regression.figures) == {"confusion_matrix", "roc"}
-    assert all(table.empty for table in [*for_binary.tables.values(), *for_regression.tables.values()])
+    assert set(for_binary.tables) == {"confusion", "roc", "predictions"}
+    assert set(for_binary.figures) == {"confusion_matrix", "roc", "predicted_vs_actual", "residuals"}
+    assert set(for_regression.tables) == set(for_binary.tables)
+    assert set(for_regression.figures) == set(for_binary.figures)
+    assert for_binary.tables["predictions"].empty and not for_binary.tables["confusion"].empty
+    assert for_regression.tables["confusion"].empty and for_regression.tables["roc"].empty
+    notice = for_regression.figures["roc"].axes[0]
+    assert [text.get_text() for text in notice.texts] == ["a classification plot: the task is regression"]

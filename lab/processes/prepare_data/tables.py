@@ -94,19 +94,6 @@ def as_categories(column: pd.Series) -> pd.Series:
     return text.where(column.notna(), np.nan).astype(object)
 
 
-def _name(value: object) -> str:
-    return repr(str(value))
-
-
-def _classes(values: pd.Series) -> list[object]:
-    """The distinct labels in LabelEncoder's order: by value, or as text when the types do not compare."""
-    distinct = values.unique().tolist()
-    try:
-        return sorted(distinct)
-    except TypeError:  # mixed types (e.g. 0 and "1") have no natural order; text order is stable
-        return sorted(distinct, key=str)
-
-
 def infer_task(target: pd.Series, name: str, setting: TaskSetting) -> tuple[Task, str]:
     """The task `setting` names, or for `auto` the one the target's values suggest; and why, in a few words."""
     if setting != "auto":
@@ -150,7 +137,7 @@ def _check_sizes(labels: pd.Series, params: PrepareParams, folds: Mapping[str, i
     """Every class (regression: the table) has rows enough for the splits and for each stage's CV folds on train."""
     if classes:
         counts = labels.value_counts()
-        what, rows = f"class {_name(counts.idxmin())}", int(counts.min())
+        what, rows = f"class {str(counts.idxmin())!r}", int(counts.min())
     else:
         what, rows = "the table", len(labels)
     if params.split != "train" and rows < MIN_ROWS_PER_CLASS:
@@ -177,20 +164,23 @@ def validate_table(frame: pd.DataFrame, params: PrepareParams, folds: Mapping[st
         if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
             value = next(v for v in target if not isinstance(v, int | float) or isinstance(v, bool))
             raise DataError(f"{source}: task regression needs a numeric target; '{name}' holds {value!r}")
-        _check_sizes(target, params, folds or {}, classes=False)
         schema, values = Schema("regression", name), target.to_numpy(dtype="float64")
     else:
-        classes = _classes(target)
+        # The distinct labels in LabelEncoder's order: by value, or as text when the types do not compare.
+        distinct = target.unique().tolist()
+        try:
+            classes = sorted(distinct)
+        except TypeError:  # mixed types (e.g. 0 and "1") have no natural order; text order is stable
+            classes = sorted(distinct, key=str)
         if len(classes) == 1:
-            raise DataError(f"{source}: target '{name}' has only one class, {_name(classes[0])}")
+            raise DataError(f"{source}: target '{name}' has only one class, {str(classes[0])!r}")
         if task == "binary" and len(classes) != 2:
             raise DataError(f"{source}: task binary needs 2 classes; target '{name}' has {len(classes)}")
         if task == "multiclass" and len(classes) < 3:
             raise DataError(f"{source}: task multiclass needs 3 or more classes; target '{name}' has 2 (use binary)")
-        _check_sizes(target, params, folds or {}, classes=True)
-        codes = {value: code for code, value in enumerate(classes)}
         schema = Schema(task, name, tuple(str(value) for value in classes))
-        values = target.map(codes).to_numpy(dtype="int64")
+        values = target.map({value: code for code, value in enumerate(classes)}).to_numpy(dtype="int64")
+    _check_sizes(target, params, folds or {}, classes=schema.is_classification)
     columns = {
         column: as_categories(frame[column]) if is_categorical(frame[column]) else frame[column].astype("float64")
         for column in features

@@ -89,13 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             cv_scores, result = train(on_epoch=log_epoch)
 
             stage_metrics = {**loop.stage_metrics(result), **(cross_validation.summary(cv_scores) if cv_scores else {})}
-            if "test" in splits:
-                plot_set = plots.evaluation_plots(
-                    splits["test"].labels, result.test_output, "dense network", schema=schema
-                )
-            else:  # every declared output exists: header-only tables, figures that say "no test split"
-                plot_set = plots.missing_split_plots("dense network", schema=schema)
-            plot_set.merge(plots.other_task_plots(schema, "dense network"))
+            plot_set = plots.stage_plots(splits.get("test"), result.test_output, "dense network", schema)
             plot_set.tables["history"] = result.history
             plot_set.figures["training_curves"] = plots.training_curves_figure(result.history, result.best_epoch)
             with commit_outputs() as outputs:

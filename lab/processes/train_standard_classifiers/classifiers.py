@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self, get_args
+from functools import partial
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm
 from sklearn.base import BaseEstimator, clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -19,18 +22,25 @@ from lib.errors import ReprolabError
 from lib.evaluation import GREATER_IS_BETTER, TASK_METRICS, selection_metric, task_metrics
 from lib.params import Section
 
-ClassifierName = Literal[
-    "logistic_regression", "naive_bayes", "knn", "random_forest", "linear_svm", "gradient_boosting"
-]
-RegressorName = Literal["linear_regression", "ridge", "knn", "random_forest", "linear_svm", "gradient_boosting"]
-# Names in both lists build the classifier or the regressor the task needs; the others suit one kind of task.
-ModelName = Literal[ClassifierName, "linear_regression", "ridge"]
+# What each model name builds: (classifier, regressor), None where it suits only the other kind of task. Every
+# estimator that takes a random_state gets the seed.
+ESTIMATORS: dict[str, tuple[Any, Any]] = {
+    "logistic_regression": (partial(linear_model.LogisticRegression, max_iter=1000), None),
+    "naive_bayes": (naive_bayes.GaussianNB, None),
+    "linear_regression": (None, linear_model.LinearRegression),
+    "ridge": (None, linear_model.Ridge),
+    "knn": (neighbors.KNeighborsClassifier, neighbors.KNeighborsRegressor),
+    "random_forest": (ensemble.RandomForestClassifier, ensemble.RandomForestRegressor),
+    "linear_svm": (svm.LinearSVC, svm.LinearSVR),
+    "gradient_boosting": (ensemble.HistGradientBoostingClassifier, ensemble.HistGradientBoostingRegressor),
+}
+ModelName = Literal[tuple(ESTIMATORS)]
+HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 SelectionMetric = Literal[
     "auto", "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2"
 ]
 # scikit-learn's scorer where its name is not the metric's; a `neg_` scorer's values are negated back.
 SCORERS = {"log_loss": "neg_log_loss", "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error"}
-HyperValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 
 class ClassifiersParams(Section):
@@ -69,52 +79,27 @@ class Selection:
 
     candidates: list[Candidate]
     best: Candidate
+    task: str
+    metric: str  # the selection metric, `auto` resolved
     selected_by: str  # `val/<metric>`, or `cv/<metric>_mean` without a val split
     test_metrics: dict[str, float]  # empty without a test split
     test_output: np.ndarray | None
 
 
-def _estimators(task: str, seed: int) -> dict[str, BaseEstimator]:
-    """A fresh estimator for each model name: the regressors for regression, else the classifiers."""
-    from sklearn import ensemble, linear_model, naive_bayes, neighbors, svm
-
-    if task == "regression":
-        return {
-            "linear_regression": linear_model.LinearRegression(),
-            "ridge": linear_model.Ridge(random_state=seed),
-            "knn": neighbors.KNeighborsRegressor(),
-            "random_forest": ensemble.RandomForestRegressor(n_estimators=100, random_state=seed),
-            "linear_svm": svm.LinearSVR(random_state=seed),
-            "gradient_boosting": ensemble.HistGradientBoostingRegressor(random_state=seed),
-        }
-    return {
-        "logistic_regression": linear_model.LogisticRegression(max_iter=1000, random_state=seed),
-        "naive_bayes": naive_bayes.GaussianNB(),
-        "knn": neighbors.KNeighborsClassifier(),
-        "random_forest": ensemble.RandomForestClassifier(n_estimators=100, random_state=seed),
-        "linear_svm": svm.LinearSVC(random_state=seed),
-        "gradient_boosting": ensemble.HistGradientBoostingClassifier(random_state=seed),
-    }
-
-
-def models_for(task: str) -> tuple[str, ...]:
-    """The model names that build an estimator for `task`."""
-    return get_args(RegressorName) if task == "regression" else get_args(ClassifierName)
-
-
 def build_model(name: ModelName, seed: int, overrides: dict[str, Any], task: str = "binary") -> BaseEstimator:
-    """A fresh, seeded classifier (or, for regression, regressor) for `name` with params overrides applied."""
-    from sklearn.calibration import CalibratedClassifierCV
-
-    is_classification = task != "regression"
-    model = _estimators(task, seed)[name]
+    """A fresh, seeded estimator of `name` for `task` with params overrides applied; for a model without one
+    for `task`, the other kind's (so that its overrides are checked all the same)."""
+    kinds = ESTIMATORS[name]
+    model = (kinds[task == "regression"] or kinds[task != "regression"])()
+    if "random_state" in model.get_params():
+        model.set_params(random_state=seed)
     unknown = sorted(set(overrides) - set(model.get_params()))
     if unknown:
         raise ReprolabError(
             f"train_standard_classifiers.hyperparams.{name}.{unknown[0]}: not a parameter of {type(model).__name__}"
         )
     model.set_params(**overrides)
-    if name == "linear_svm" and is_classification:  # an SVM gives margins; calibration turns them into probabilities
+    if isinstance(model, svm.LinearSVC):  # an SVM gives margins; calibration turns them into probabilities
         return CalibratedClassifierCV(model, ensemble=False)
     return model
 
@@ -177,26 +162,22 @@ def select_best(candidates: list[Candidate], metric: str) -> Candidate:
 def fitting_models(params: ClassifiersParams, train_rows: int, task: str = "binary") -> list[ModelName]:
     """The models in params that suit `task` and whose `max_train_rows` admits `train_rows`; logs each skipped."""
     kind = "regressor" if task == "regression" else "classifier"
-    suited = [name for name in params.models if name in models_for(task)]
-    for name in params.models:
-        if name not in suited:
-            print(f"train_standard_classifiers: skipping {name}: it has no {kind} (task {task})", file=sys.stderr)
-    if not suited:
-        raise ReprolabError(
-            f"train_standard_classifiers.models: none is a {kind} for task {task}; list some of "
-            f"{', '.join(models_for(task))}"
-        )
+    suited = [name for name, kinds in ESTIMATORS.items() if kinds[task == "regression"]]
     kept = []
-    for name in suited:
+    for name in params.models:
         limit = params.max_train_rows.get(name, train_rows)
-        if train_rows > limit:
-            print(
-                f"train_standard_classifiers: skipping {name}: {train_rows} train rows is above "
-                f"max_train_rows.{name} = {limit}",
-                file=sys.stderr,
-            )
+        if name not in suited:
+            why = f"it has no {kind} (task {task})"
+        elif train_rows > limit:
+            why = f"{train_rows} train rows is above max_train_rows.{name} = {limit}"
         else:
             kept.append(name)
+            continue
+        print(f"train_standard_classifiers: skipping {name}: {why}", file=sys.stderr)
+    if not set(suited) & set(params.models):
+        raise ReprolabError(
+            f"train_standard_classifiers.models: none is a {kind} for task {task}; list some of {', '.join(suited)}"
+        )
     if not kept:
         raise ReprolabError(
             f"train_standard_classifiers.max_train_rows: every model is skipped at {train_rows} train rows"
@@ -207,9 +188,8 @@ def fitting_models(params: ClassifiersParams, train_rows: int, task: str = "bina
 def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schema: Schema = BINARY) -> Selection:
     """Score every model in params that suits the task, pick the best, and evaluate it on test (if any)."""
     for name, overrides in params.hyperparams.items():  # a typo under an unlisted model is still a typo
-        other = "binary" if schema.task == "regression" else "regression"
-        build_model(name, seed, overrides, schema.task if name in models_for(schema.task) else other)
-    metric = resolved_metric(params, schema)
+        build_model(name, seed, overrides, schema.task)
+    metric = selection_metric(schema.task, params.selection_metric, "train_standard_classifiers.selection_metric")
     candidates = []
     for name in fitting_models(params, len(splits["train"].labels), schema.task):
         model = build_model(name, seed, params.hyperparams.get(name, {}), schema.task)
@@ -219,21 +199,18 @@ def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schem
     best = select_best(candidates, metric)
     selected_by = f"val/{metric}" if "val" in splits else f"cv/{metric}_mean"
     if "test" not in splits:
-        return Selection(candidates, best, selected_by, {}, None)
+        return Selection(candidates, best, schema.task, metric, selected_by, {}, None)
     test_x, test_y = splits["test"]
-    test_output = model_output(best.model, test_x, schema)
-    return Selection(candidates, best, selected_by, task_metrics(schema.task, test_y, test_output, "test"), test_output)
+    output = model_output(best.model, test_x, schema)
+    test_metrics = task_metrics(schema.task, test_y, output, "test")
+    return Selection(candidates, best, schema.task, metric, selected_by, test_metrics, output)
 
 
-def resolved_metric(params: ClassifiersParams, schema: Schema) -> str:
-    """The selection metric for the schema's task (`auto` resolved); an error when it does not suit the task."""
-    return selection_metric(schema.task, params.selection_metric, "train_standard_classifiers.selection_metric")
-
-
-def comparison_table(selection: Selection, metric: str, task: str = "binary") -> pd.DataFrame:
+def comparison_table(selection: Selection) -> pd.DataFrame:
     """One row per model: CV and val scores, and whether it was selected."""
+    metric = selection.metric
     # Without a val split the val columns are there, empty: one schema for `dvc plots diff` across modes.
-    no_val = dict.fromkeys((f"val/{name}" for name in TASK_METRICS[task]), float("nan"))
+    no_val = dict.fromkeys((f"val/{name}" for name in TASK_METRICS[selection.task]), float("nan"))
     rows = [
         {
             "classifier": c.name,
@@ -247,9 +224,9 @@ def comparison_table(selection: Selection, metric: str, task: str = "binary") ->
     return pd.DataFrame(rows)
 
 
-def stage_metrics(selection: Selection, metric: str) -> dict[str, Any]:
+def stage_metrics(selection: Selection) -> dict[str, Any]:
     """The metrics file: the selected model, the score that chose it, its CV, val and test scores."""
-    best = selection.best
+    best, metric = selection.best, selection.metric
     return {
         "selected": best.name,
         "selected_by": selection.selected_by,

@@ -35,22 +35,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     experiment = params.section("tracking", store.TrackingParams).experiment
     splits = read_splits(args.data_dir)
     schema = read_schema(args.data_dir)
-    metric = classifiers.resolved_metric(config, schema)
     store.preflight()
 
     selection = classifiers.train_and_select(config, splits, seed, schema)
 
-    best = selection.best
-    if "test" in splits:
-        plot_set = plots.evaluation_plots(splits["test"].labels, selection.test_output, best.name, schema=schema)
-    else:
-        plot_set = plots.missing_split_plots(best.name, schema=schema)
-    plot_set.merge(plots.other_task_plots(schema, best.name))
-    plot_set.tables["comparison"] = classifiers.comparison_table(selection, metric, schema.task)
+    best, metric = selection.best, selection.metric
+    plot_set = plots.stage_plots(splits.get("test"), selection.test_output, best.name, schema)
+    plot_set.tables["comparison"] = classifiers.comparison_table(selection)
     plot_set.figures["roc_val_all"] = plots.candidates_roc_figure(
         {c.name: c.val_output for c in selection.candidates}, splits.get("val"), schema, selection.selected_by
     )
-    stage_metrics = classifiers.stage_metrics(selection, metric)
+    stage_metrics = classifiers.stage_metrics(selection)
 
     with commit_outputs() as outputs:
         with outputs.path(args.model).open("wb") as file:
