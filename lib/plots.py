@@ -154,7 +154,7 @@ def evaluation_plots(y_true: np.ndarray, output: np.ndarray, model_name: str, sc
     )
 
 
-def _placeholders(task: str, notice: Figure) -> PlotSet:
+def _header_only(task: str, notice: Figure) -> PlotSet:
     """`evaluation_plots`' files for `task`: header-only tables (`dvc plots show` renders them), `notice` figures."""
     if task == "regression":
         tables = {"predictions": pd.DataFrame(columns=["actual", "predicted", "residual"])}
@@ -166,16 +166,16 @@ def _placeholders(task: str, notice: Figure) -> PlotSet:
 
 def stage_plots(test: Split | None, output: np.ndarray | None, model_name: str, schema: Schema = BINARY) -> PlotSet:
     """Every plot file a training stage declares, whatever the task and split mode: `evaluation_plots` of the
-    model's `output` on test, and placeholders for the task's files without a test split and for the other
-    kind of task's files."""
+    model's `output` on test (header-only files with a notice when there is no test split), and header-only
+    files for the other kind of task."""
     if test is None:
         notice = notice_figure("no test split\n(prepare_data.split leaves it out)", f"{model_name} on test")
-        plot_set = _placeholders(schema.task, notice)
+        plot_set = _header_only(schema.task, notice)
     else:
         plot_set = evaluation_plots(test.labels, output, model_name, schema)
     kind = "classification" if schema.task == "regression" else "regression"
     notice = notice_figure(f"a {kind} plot: the task is {schema.task}", model_name)
-    other = _placeholders("binary" if schema.task == "regression" else "regression", notice)
+    other = _header_only("binary" if schema.task == "regression" else "regression", notice)
     plot_set.tables |= other.tables
     plot_set.figures |= other.figures
     return plot_set
