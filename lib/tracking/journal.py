@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lib.errors import ReprolabError
+from lib.environment import env_number
 
 ENV_MODE = "REPROLAB_TRACKING"  # journal (the default): a background sync; direct: replayed in the stage process
 KEY_TAG = "reprolab.journal_key"  # on every run a journal creates: how a replay finds it again
@@ -201,10 +201,7 @@ def sync_state(path: Path, uri: str) -> dict[str, Any]:
 
 def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) -> float:
     """Seconds to wait for syncs, from `variable`: by default how long a stage waits at its end for its own."""
-    try:
-        return max(0.0, float(os.environ.get(variable) or default))
-    except ValueError:
-        raise ReprolabError(f"{variable}: '{os.environ[variable]}' is not a number of seconds") from None
+    return max(0.0, env_number(os.environ, variable, str(default), float, "a number of seconds"))
 
 
 def wait_synced(

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lib.environment import env_number
 from lib.tracking.journal import KEY_TAG, journals, read_records, sync_file, sync_state
 from lib.tracking.store import experiment_id, local_store_root, local_store_uri, tracking_uri
 
@@ -252,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Background work: the stage it follows, and the next one, come first for the CPU.
         with contextlib.suppress(OSError):
             os.nice(10)
-        patience = float(os.environ.get(ENV_PATIENCE, "3600"))
+        patience = env_number(os.environ, ENV_PATIENCE, "3600", float, "a number of seconds")
         records, _ = read_records(args.follow)
         # A sync of the run's earlier part (before a resume) may still hold the lock.
         with locked(args.follow, target_uri(records, root), patience) as held:

@@ -70,7 +70,8 @@ def test_a_stage_waits_for_its_sync_a_bounded_time_and_then_says_why_it_is_behin
     monkeypatch.setenv("REPROLAB_SYNC_WAIT", "45")
     assert journal.sync_wait("REPROLAB_SYNC_WAIT", 30) == 45.0
     monkeypatch.setenv("REPROLAB_STAGE_SYNC_WAIT", "soon")
-    with pytest.raises(ReprolabError, match="REPROLAB_STAGE_SYNC_WAIT: 'soon' is not a number of seconds"):
+    must = "environment variable REPROLAB_STAGE_SYNC_WAIT: must be a number of seconds, got 'soon'"
+    with pytest.raises(ReprolabError, match=must):
         journal.sync_wait()
 
 

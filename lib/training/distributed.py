@@ -12,8 +12,8 @@ from typing import NamedTuple, TypeVar
 import torch
 import torch.distributed as dist
 
+from lib.environment import env_number
 from lib.errors import ReprolabError
-from lib.training.gpu_slots import env_number
 
 
 class World(NamedTuple):

@@ -6,16 +6,15 @@ released when its process ends) before CUDA starts, and then sees only its GPU (
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING
 
-from lib.errors import ReprolabError
+from lib.environment import env_number
 
 if TYPE_CHECKING:
     import torch
@@ -25,24 +24,6 @@ SLOTS_VARIABLE = "REPROLAB_GPU_SLOTS"  # trainings per GPU, set by the user (1 b
 FRACTION_VARIABLE = "REPROLAB_GPU_MEMORY_FRACTION"  # each training's share of its GPU's memory
 LOCKS_VARIABLE = "REPROLAB_GPU_SLOT_LOCKS"  # the folder of slot locks
 _held: list[IO[str]] = []  # this process's slot lock, open until the process ends
-T = TypeVar("T")
-
-
-def env_number(
-    environ: Mapping[str, str],
-    name: str,
-    default: str,
-    parse: Callable[[str], T],
-    must: str,
-    valid: Callable[[T], bool] = lambda _: True,
-) -> T:
-    """Environment variable `name` (`default` when unset or empty) read by `parse`; a value `parse` rejects or
-    `valid` does not accept is one error line saying what it `must` be."""
-    text = environ.get(name) or default
-    with contextlib.suppress(ValueError):
-        if valid(value := parse(text)):
-            return value
-    raise ReprolabError(f"environment variable {name}: must be {must}, got {text!r}")
 
 
 def nvidia_smi(*args: str) -> str | None:
