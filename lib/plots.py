@@ -36,8 +36,7 @@ def confusion_figure(
     """An N x N confusion matrix of class codes, counts in the cells, rows and columns named by `classes`."""
     counts = confusion_counts(y_true, y_pred, len(classes))
     size = max(4.8, 0.6 * len(classes) + 2)
-    figure = _figure(size, size * 5 / 6)
-    axes = figure.add_subplot()
+    axes = _figure(size, size * 5 / 6).add_subplot()
     axes.imshow(counts, cmap="Blues")
     fontsize = 14 if len(classes) <= 4 else 9
     for (row, column), count in np.ndenumerate(counts):
@@ -48,19 +47,18 @@ def confusion_figure(
     axes.set(xlabel="predicted", ylabel="actual")
     if len(classes) > 4:
         axes.tick_params(axis="x", labelrotation=45)
-    return figure
+    return axes.figure
 
 
 def roc_figure(curves: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], title: str) -> Figure:
     """ROC curves of several models on one set of axes, with their AUC in the legend."""
-    figure = _figure()
-    axes = figure.add_subplot()
+    axes = _figure().add_subplot()
     for name, points in curves.items():
         axes.plot(points["fpr"], points["tpr"], label=f"{name} (AUC {aucs[name]:.3f})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     axes.legend(loc="lower right", fontsize=8)
-    return figure
+    return axes.figure
 
 
 def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
@@ -80,12 +78,11 @@ def training_curves_figure(history: pd.DataFrame, best_epoch: int) -> Figure:
 
 def notice_figure(text: str, title: str) -> Figure:
     """A figure that only says `text`: the stand-in for a plot whose data does not exist."""
-    figure = _figure()
-    axes = figure.add_subplot()
+    axes = _figure().add_subplot()
     axes.set_axis_off()
     axes.set_title(title)
     axes.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11)
-    return figure
+    return axes.figure
 
 
 def save_png(figure: Figure, path: Path) -> None:
@@ -112,18 +109,16 @@ class PlotSet:
 def regression_figures(y_true: np.ndarray, prediction: np.ndarray, title: str) -> dict[str, Figure]:
     """Predicted against actual values (the diagonal is perfect), and the residuals against the predictions."""
     scatter = {"s": 8, "alpha": 0.5}
-    versus = _figure()
-    axes = versus.add_subplot()
-    axes.scatter(y_true, prediction, **scatter)
+    versus = _figure().add_subplot()
+    versus.scatter(y_true, prediction, **scatter)
     low, high = float(min(y_true.min(), prediction.min())), float(max(y_true.max(), prediction.max()))
-    axes.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
-    axes.set(xlabel="actual", ylabel="predicted", title=title)
-    residuals = _figure()
-    axes = residuals.add_subplot()
-    axes.scatter(prediction, y_true - prediction, **scatter)
-    axes.axhline(0, linestyle="--", color="grey", linewidth=0.8)
-    axes.set(xlabel="predicted", ylabel="actual - predicted", title=title)
-    return {"predicted_vs_actual": versus, "residuals": residuals}
+    versus.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+    versus.set(xlabel="actual", ylabel="predicted", title=title)
+    residuals = _figure().add_subplot()
+    residuals.scatter(prediction, y_true - prediction, **scatter)
+    residuals.axhline(0, linestyle="--", color="grey", linewidth=0.8)
+    residuals.set(xlabel="predicted", ylabel="actual - predicted", title=title)
+    return {"predicted_vs_actual": versus.figure, "residuals": residuals.figure}
 
 
 def evaluation_plots(y_true: np.ndarray, output: np.ndarray, model_name: str, schema: Schema = BINARY) -> PlotSet:
@@ -190,14 +185,13 @@ def candidates_roc_figure(
     if val is None:
         return notice_figure(f"no val split: selected by {selected_by} on train", title)
     if schema.task == "regression":
-        figure = _figure()
-        axes = figure.add_subplot()
+        axes = _figure().add_subplot()
         for name, prediction in outputs.items():
             rmse = float(np.sqrt(np.mean((prediction - val.labels) ** 2)))
             axes.scatter(val.labels, prediction, s=8, alpha=0.5, label=f"{name} (RMSE {rmse:.3g})")
         axes.set(xlabel="actual", ylabel="predicted", title=title)
         axes.legend(fontsize=8)
-        return figure
+        return axes.figure
     multiclass = schema.task == "multiclass"
     truth = (val.labels[:, None] == np.arange(schema.n_classes)).ravel() if multiclass else val.labels
     curves = {name: roc_points(truth, output.ravel()) for name, output in outputs.items()}
