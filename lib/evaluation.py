@@ -49,8 +49,7 @@ def binary_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str) -> 
     """`<prefix>/<metric>` of class-1 probabilities against 0/1 labels."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
-    predicted = (probability >= THRESHOLD).astype(np.int64)
-    (tn, fp), (fn, tp) = confusion_counts(y_true, predicted)
+    (tn, fp), (fn, tp) = confusion_counts(y_true, probability >= THRESHOLD)
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
     clipped = np.clip(probability, _EPS, 1 - _EPS)
@@ -86,8 +85,7 @@ def multiclass_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str)
     y_true = np.asarray(y_true, dtype=np.int64)
     probability = np.asarray(probability, dtype=np.float64)
     n_classes = probability.shape[1]
-    predicted = probability.argmax(axis=1)
-    counts = confusion_counts(y_true, predicted, n_classes)
+    counts = confusion_counts(y_true, probability.argmax(axis=1), n_classes)
     hits, actual, called = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
     seen = (actual + called) > 0
     recall = np.divide(hits, actual, out=np.zeros(n_classes), where=actual > 0)
