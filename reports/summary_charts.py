@@ -40,6 +40,7 @@ def xychart(
     """A Markdown `mermaid` block: one `mark` (line or bar) per entry of `series` over the categories `x`.
     xychart has no legend, so the title names each series' colour."""
     legend = ", ".join(f"{name} {colour}" for name, colour in zip(series, COLOUR_NAMES, strict=False))
+    title = f"{title} ({legend})" if len(series) > 1 else ": ".join(filter(None, [title, *series]))
     theme = {"themeVariables": {"xyChart": {"plotColorPalette": ", ".join(COLOURS[: len(series)])}}}
     span = f" {_number(y_range[0])} --> {_number(y_range[1])}" if y_range else ""
     categories = ", ".join(f'"{value}"' for value in x)
@@ -48,9 +49,7 @@ def xychart(
             "```mermaid",
             f"%%{{init: {json.dumps(theme)}}}%%",
             "xychart-beta",
-            f'  title "{title} ({legend})"'
-            if len(series) > 1
-            else f'  title "{": ".join(filter(None, [title, *series]))}"',
+            f'  title "{title}"',
             f'  x-axis "{x_label}" [{categories}]',
             f'  y-axis "{y_label}"{span}',
             *(f"  {mark} [{', '.join(_number(value) for value in values)}]" for values in series.values()),
@@ -78,10 +77,8 @@ def training_curves(history: pd.DataFrame) -> list[str]:
 def tpr_at(roc: pd.DataFrame, fpr: np.ndarray = FPR_GRID) -> np.ndarray:
     """The ROC curve's true positive rate at each false positive rate of `fpr`: the highest it reaches at that
     rate or below (the curve is a staircase)."""
-    order = np.argsort(roc["fpr"].to_numpy(), kind="stable")
-    rates, best = roc["fpr"].to_numpy()[order], np.maximum.accumulate(roc["tpr"].to_numpy()[order])
-    reached = np.searchsorted(rates, fpr, side="right") - 1
-    return np.where(reached >= 0, best[np.clip(reached, 0, None)], 0.0)
+    best = roc.groupby("fpr")["tpr"].max().cummax()
+    return best.reindex(fpr, method="ffill").fillna(0.0).to_numpy()
 
 
 def summary_charts(plots_dir: Path) -> str:
