@@ -171,9 +171,7 @@ def stage_plots(test: Split | None, output: np.ndarray | None, model_name: str, 
     kind = "classification" if schema.task == "regression" else "regression"
     notice = notice_figure(f"a {kind} plot: the task is {schema.task}", model_name)
     other = _header_only("binary" if schema.task == "regression" else "regression", notice)
-    plot_set.tables |= other.tables
-    plot_set.figures |= other.figures
-    return plot_set
+    return PlotSet(plot_set.tables | other.tables, plot_set.figures | other.figures)
 
 
 def candidates_roc_figure(
