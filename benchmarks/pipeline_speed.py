@@ -165,15 +165,17 @@ which slows Python-heavy code: the time its code spends in calls into MLflow and
 """
 
 
-def cli(doc: str, measure: Callable[..., Any], report: Callable[[Any, int], str], **options: Any) -> None:
-    """A benchmark's command line, its `main`: `--repeats` and `--{name}` per `options` (`add_argument` keywords) go
-    to `measure`; its report is printed and written to `--out`."""
+def cli(
+    doc: str, measure: Callable[..., Any], report: Callable[[Any, int], str], argv: Sequence[str] | None, **options: Any
+) -> None:
+    """A benchmark's command line: `--repeats` and `--{name}` per `options` (`add_argument` keywords) go to
+    `measure`; its report is printed and written to `--out`."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write (default: print only)")
     for name, keywords in options.items():
         parser.add_argument(f"--{name}", **keywords)
-    args = vars(parser.parse_args())
+    args = vars(parser.parse_args(argv))
     out = args.pop("out")
     text = report(measure(**args), args["repeats"])
     print(text)
@@ -181,5 +183,10 @@ def cli(doc: str, measure: Callable[..., Any], report: Callable[[Any, int], str]
         out.write_text(text, encoding="utf-8")
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and write the report."""
+    cli(__doc__, measure, report, argv)
+
+
 if __name__ == "__main__":
-    cli(__doc__, measure, report)
+    main()

@@ -75,5 +75,10 @@ Params on top of the committed ones: `{SCALE_PARAMS}`.
 """
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure every size and write the report."""
+    cli(__doc__, measure, report, argv, rows={"type": int, "nargs": "+", "default": [10_000, 100_000, 1_000_000]})
+
+
 if __name__ == "__main__":
-    cli(__doc__, measure, report, rows={"type": int, "nargs": "+", "default": [10_000, 100_000, 1_000_000]})
+    main()

@@ -4,6 +4,7 @@
 
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from statistics import median
@@ -68,5 +69,10 @@ had every run.
 """
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and write the report."""
+    cli(__doc__, measure, report, argv)
+
+
 if __name__ == "__main__":
-    cli(__doc__, measure, report)
+    main()
