@@ -12,10 +12,10 @@ from lib.training.checkpoints import Log
 from lib.training.gpu_slots import nvidia_smi
 
 
-def driver_version() -> str:
-    """The NVIDIA driver's version as `nvidia-smi` reports it (e.g. 580.65.06), else `unknown`."""
+def driver_version() -> str | None:
+    """The NVIDIA driver's version as `nvidia-smi` reports it (e.g. 580.65.06), else None."""
     found = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
-    return found.splitlines()[0].strip() if found else "unknown"
+    return found.splitlines()[0].strip() if found else None
 
 
 def device_facts(device: torch.device) -> dict[str, str]:
@@ -31,7 +31,7 @@ def device_facts(device: torch.device) -> dict[str, str]:
         "capability": f"{major}.{minor}",
         "cuda": str(torch.version.cuda),
         "cudnn": str(torch.backends.cudnn.version()),
-        "driver": driver_version(),
+        "driver": driver_version() or "unknown",
     }
 
 
