@@ -24,10 +24,9 @@ def device_facts(device: torch.device) -> dict[str, str]:
     facts = {"device": device.type, "torch": torch.__version__}
     if device.type != "cuda":
         return facts
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    major, minor = torch.cuda.get_device_capability(index)
+    major, minor = torch.cuda.get_device_capability(device)  # a device without an index is the current one
     return facts | {
-        "gpu": torch.cuda.get_device_name(index),
+        "gpu": torch.cuda.get_device_name(device),
         "capability": f"{major}.{minor}",
         "cuda": str(torch.version.cuda),
         "cudnn": str(torch.backends.cudnn.version()),
