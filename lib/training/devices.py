@@ -12,10 +12,10 @@ from lib.training.checkpoints import Log
 from lib.training.gpu_slots import nvidia_smi
 
 
-def driver_version() -> str:
-    """The NVIDIA driver's version as `nvidia-smi` reports it (e.g. 580.65.06), else `unknown`."""
+def driver_version() -> str | None:
+    """The NVIDIA driver's version as `nvidia-smi` reports it (e.g. 580.65.06), else None."""
     found = nvidia_smi("--query-gpu=driver_version", "--format=csv,noheader")
-    return found.splitlines()[0].strip() if found else "unknown"
+    return found.splitlines()[0].strip() if found else None
 
 
 def device_facts(device: torch.device) -> dict[str, str]:
@@ -24,14 +24,13 @@ def device_facts(device: torch.device) -> dict[str, str]:
     facts = {"device": device.type, "torch": torch.__version__}
     if device.type != "cuda":
         return facts
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    major, minor = torch.cuda.get_device_capability(index)
+    major, minor = torch.cuda.get_device_capability(device)  # a device without an index is the current one
     return facts | {
-        "gpu": torch.cuda.get_device_name(index),
+        "gpu": torch.cuda.get_device_name(device),
         "capability": f"{major}.{minor}",
         "cuda": str(torch.version.cuda),
         "cudnn": str(torch.backends.cudnn.version()),
-        "driver": driver_version(),
+        "driver": driver_version() or "unknown",
     }
 
 

@@ -96,13 +96,12 @@ def gather() -> Found:
 
     from lib.training.devices import driver_version
 
-    driver = driver_version()
     found = Found(
         torch=torch.__version__,
         cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.version.cuda else None,
         arch_list=torch.cuda.get_arch_list(),
-        driver=None if driver == "unknown" else driver,
+        driver=driver_version(),
     )
     if not found.cuda or found.driver is None:
         return found

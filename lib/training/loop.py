@@ -123,10 +123,8 @@ def fit(
     objective = Objective.for_labels(schema, splits["train"].labels)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    tensors = {
-        name: (features_to_tensor(features, device), objective.targets(labels, device))
-        for name, (features, labels) in splits.items()
-    }
+    x = {name: features_to_tensor(split.features, device) for name, split in splits.items()}
+    y = objective.targets(splits["train"].labels, device)  # val and test are scored from their labels on the host
     network = build(splits["train"].features.shape[1], objective.n_outputs).to(device)
     if world.rank:
         torch.manual_seed(seed + world.rank)  # each process draws its own dropout masks
@@ -149,11 +147,9 @@ def fit(
                 part.load_state_dict(saved[name])
         restore_rng(saved["rng"][world.rank], generator, device)
         epoch, history, best = saved["epoch"], json.loads(saved["history"]), saved["best"]
-        best["state"] = {key: value.to(device) for key, value in best["state"].items()}
-    model = network  # what trains: under several processes, wrapped in DDP
-    if world.size > 1:
-        cuda = [device.index] if device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(network, device_ids=cuda)
+    cuda = [device.index] if device.type == "cuda" else None
+    # what trains: under several processes, the network wrapped in DDP
+    model = nn.parallel.DistributedDataParallel(network, device_ids=cuda) if world.size > 1 else network
     title = progress_name or params.section
     watched = in_terminal() if progress is None else progress
     epochs = range(epoch + 1, params.epochs + 1)
@@ -166,7 +162,7 @@ def fit(
     for epoch in bar:
         on_batch = None if lines is None else partial(lines.batch, epoch)
         loss, accuracy = train_epoch(
-            model, optimiser, *tensors["train"], params.batch_size, generator, dtype=dtype, scaler=scaler, world=world,
+            model, optimiser, x["train"], y, params.batch_size, generator, dtype=dtype, scaler=scaler, world=world,
             on_batch=on_batch, objective=objective,
         )  # fmt: skip
         if scheduler is not None:
@@ -175,9 +171,7 @@ def fit(
         if schema.is_classification:
             metrics["train/accuracy"] = round(accuracy, 6)
         if has_val and world.is_main:
-            scores = task_metrics(
-                schema.task, splits["val"].labels, predict(network, tensors["val"][0], objective), "val"
-            )
+            scores = task_metrics(schema.task, splits["val"].labels, predict(network, x["val"], objective), "val")
             metrics["val/loss"] = objective.loss_of_scored(scores, "val")
             shown = ("val/accuracy", "val/roc_auc") if schema.is_classification else ("val/rmse", "val/r2")
             metrics |= {key: scores[key] for key in shown}
@@ -204,10 +198,8 @@ def fit(
         return TrainResult(network.cpu().eval(), pd.DataFrame(), 0, {}, {}, None, objective)
     if has_val:
         network.load_state_dict(best["state"])
-    test_output, test_metrics = None, {}
-    if "test" in splits:
-        test_output = predict(network, tensors["test"][0], objective)
-        test_metrics = task_metrics(schema.task, splits["test"].labels, test_output, "test")
+    test_output = predict(network, x["test"], objective) if "test" in splits else None
+    test_metrics = {} if test_output is None else task_metrics(schema.task, splits["test"].labels, test_output, "test")
     kept = best["epoch"] if has_val else epoch
     return TrainResult(
         network.cpu().eval(), pd.DataFrame(history), kept, best["val"], test_metrics, test_output, objective
