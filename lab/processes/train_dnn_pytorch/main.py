@@ -69,9 +69,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     checkpoint_store = checkpoints.CheckpointStore(args.checkpoint_dir, key, log=log, read=world.is_main)
     if world.is_main:
         store.preflight()
+    build = partial(build_network, params=config)
     train = partial(
-        cross_validation.cross_validate_and_fit, config, partial(build_network, params=config), splits, device, seed,
-        checkpoint_store, world=world, log=log, schema=schema,
+        cross_validation.cross_validate_and_fit, config, build, splits, device, seed, checkpoint_store,
+        world=world, log=log, schema=schema,
     )  # fmt: skip
 
     with distributed.process_group(world, device):
