@@ -191,12 +191,29 @@ def sync_file(path: Path, uri: str, suffix: str) -> Path:
     return path.with_name(f"{path.stem}.{hashlib.sha1(uri.encode()).hexdigest()[:10]}{suffix}")
 
 
-def sync_state(path: Path, uri: str) -> dict[str, Any]:
-    """What the sync of journal `path` into `uri` saved (`applied`, `runs`, `error`), or {} before it has."""
-    try:
-        return json.loads(sync_file(path, uri, ".state.json").read_text())
-    except (OSError, ValueError):
-        return {}
+class State:
+    """What of journal `path` has landed in store `uri`: the last record `applied`, the MLflow run id of each
+    run key (`runs`) and the sync's last `error`; saved atomically (write, fsync, rename)."""
+
+    def __init__(self, path: Path, uri: str) -> None:
+        self.path, self.uri = sync_file(path, uri, ".state.json"), uri
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # before the sync has saved it
+            saved = {}
+        self.applied: int = saved.get("applied", -1)
+        self.runs: dict[str, str] = saved.get("runs", {})
+        self.error: str | None = saved.get("error")
+
+    def save(self, **changes: Any) -> None:
+        """Set the attributes in `changes` and save the state."""
+        vars(self).update(changes)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w") as file:
+            json.dump({"uri": self.uri, "applied": self.applied, "runs": self.runs, "error": self.error}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
 
 
 def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) -> float:
@@ -211,11 +228,11 @@ def wait_synced(
     `last`: None once it has, else why it is behind (the sync's last error, or the wait running out)."""
     deadline = time.monotonic() + timeout
     while True:
-        data = sync_state(path, uri)
-        if data.get("applied", -1) >= last:
+        state = State(path, uri)
+        if state.applied >= last:
             return None
         if time.monotonic() >= deadline or not running():
-            return data.get("error") or f"its sync has not finished within {timeout:g} s"
+            return state.error or f"its sync has not finished within {timeout:g} s"
         time.sleep(0.1)
 
 

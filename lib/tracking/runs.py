@@ -64,7 +64,7 @@ def journal_run(
     if follower is not None and wait:
         why = journal.wait_synced(path, uri, len(book.records) - 1, wait, lambda: follower.poll() is None)
     elif follower is not None:
-        why = journal.sync_state(path, uri).get("error")
+        why = journal.State(path, uri).error
     if why and not store.warned_unreachable:
         print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
 

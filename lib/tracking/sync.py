@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import fcntl
 import importlib
-import json
 import os
 import pickle
 import socket
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.environment import env_number
-from lib.tracking.journal import KEY_TAG, journals, read_records, sync_file, sync_state
+from lib.tracking.journal import KEY_TAG, State, journals, read_records, sync_file
 from lib.tracking.store import experiment_id, local_store_root, local_store_uri, tracking_uri
 
 ENV_PATIENCE = "REPROLAB_SYNC_PATIENCE"  # how long a following sync retries an unreachable store (s)
@@ -31,31 +30,6 @@ def target_uri(records: Sequence[dict[str, Any]], root: Path) -> str:
     """The store a journal goes to: `MLFLOW_TRACKING_URI` now, else the one its stage used, else the local store."""
     named = next((r.get("tracking_uri") for r in records if r["op"] == "create_run"), None)
     return tracking_uri() or named or local_store_uri(root)
-
-
-class State:
-    """What of one journal has landed in one store; saved atomically (write, fsync, rename)."""
-
-    def __init__(self, journal: Path, uri: str) -> None:
-        self.path = sync_file(journal, uri, ".state.json")
-        self.data = {"uri": uri, "applied": -1, "runs": {}, "error": None, **sync_state(journal, uri)}
-
-    @property
-    def applied(self) -> int:
-        return self.data["applied"]
-
-    @property
-    def runs(self) -> dict[str, str]:  # MLflow run ids by journal run key
-        return self.data["runs"]
-
-    def save(self, **changes: Any) -> None:
-        self.data.update(changes)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("w") as file:
-            json.dump(self.data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
 
 
 class Replayer:
@@ -228,7 +202,7 @@ def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
             continue
         with locked(path, uri, max(0.0, deadline - time.monotonic())) as held:
             if not held:
-                left.append(f"{path.name}: {sync_state(path, uri).get('error') or 'a sync still replays it'}")
+                left.append(f"{path.name}: {State(path, uri).error or 'a sync still replays it'}")
                 continue
             why = replay(path, root, patience=patience, quiet=True)
         if why:

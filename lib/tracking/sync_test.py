@@ -86,9 +86,9 @@ def test_a_replay_that_crashed_between_sending_and_saving_lands_each_record_once
     path = journal.journal_dir(tmp_path) / "j.jsonl"
     run = _record_run(path, epochs=8)
     saves = 0
-    save = sync.State.save
+    save = journal.State.save
 
-    def crashing_save(self: sync.State, **changes: object) -> None:
+    def crashing_save(self: journal.State, **changes: object) -> None:
         nonlocal saves
         if "applied" in changes:
             saves += 1
@@ -96,10 +96,10 @@ def test_a_replay_that_crashed_between_sending_and_saving_lands_each_record_once
                 raise SystemExit("killed")
         save(self, **changes)
 
-    monkeypatch.setattr(sync.State, "save", crashing_save)
+    monkeypatch.setattr(journal.State, "save", crashing_save)
     with pytest.raises(SystemExit):
         sync.replay(path, tmp_path)
-    monkeypatch.setattr(sync.State, "save", save)
+    monkeypatch.setattr(journal.State, "save", save)
     assert sync.replay(path, tmp_path) is None
     assert sync.sync_all(tmp_path) == []  # nothing left: it does not run again
 
