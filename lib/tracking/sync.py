@@ -38,41 +38,41 @@ class Replayer:
     def __init__(self, journal: Path, uri: str, root: Path) -> None:
         import mlflow
 
-        self.files, self.uri, self.root = journal.with_suffix(""), uri, root
+        self.files, self.uri = journal.with_suffix(""), uri
         self.client = mlflow.MlflowClient(uri)
         self.state = State(journal, uri)
+        self.artifacts = root if uri == local_store_uri(root) else None  # a local store keeps its artifacts beside it
         self.experiments: dict[str, str] = {}
 
     def apply(self, record: dict[str, Any], verify: bool = False) -> None:
-        """Apply one record; `verify`: it may have landed already."""
-        getattr(self, "_" + record["op"])(record, verify)
+        """Apply one record to the MLflow run its run key has by now (if any); `verify`: it may have landed already."""
+        getattr(self, "_" + record["op"])(record, self.state.runs.get(record["run"]), verify)
         self.state.save(applied=record["seq"], error=None)
 
-    def _create_run(self, record: dict[str, Any], verify: bool) -> None:
+    def _create_run(self, record: dict[str, Any], run_id: str | None, verify: bool) -> None:
         from mlflow.entities import RunTag
 
-        key, runs, name = record["run"], self.state.runs, record["experiment"]
-        if name not in self.experiments:  # a local store keeps its artifacts beside it
-            local = self.uri == local_store_uri(self.root)
-            self.experiments[name] = experiment_id(self.client, name, self.root if local else None)
+        name = record["experiment"]
+        if name not in self.experiments:
+            self.experiments[name] = experiment_id(self.client, name, self.artifacts)
         tags = dict(record["tags"])
         if record.get("parent"):
-            tags["mlflow.parentRunId"] = runs[record["parent"]]
-        if key not in runs:  # the run may exist: created before a crash, or by a sync into this store elsewhere
-            found = self.client.search_runs([self.experiments[name]], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
-            if found:
-                runs[key] = found[0].info.run_id
-        if key in runs:  # a continued run: its tags set again, RUNNING again, as `start_run(run_id=...)` does
-            self.client.log_batch(runs[key], tags=[RunTag(k, str(v)) for k, v in tags.items()])
-            self.client.update_run(runs[key], "RUNNING")
-            return
-        run = self.client.create_run(self.experiments[name], record["start_time"], tags, record["run_name"])
-        runs[key] = run.info.run_id
+            tags["mlflow.parentRunId"] = self.state.runs[record["parent"]]
+        if run_id is None:  # the run may exist: created before a crash, or by a sync into this store elsewhere
+            where = f"tags.`{KEY_TAG}` = '{record['run']}'"
+            found = self.client.search_runs([self.experiments[name]], where, max_results=1)
+            run_id = found[0].info.run_id if found else None
+        if run_id is None:
+            run = self.client.create_run(self.experiments[name], record["start_time"], tags, record["run_name"])
+            run_id = run.info.run_id
+        else:  # a continued run: its tags set again, RUNNING again, as `start_run(run_id=...)` does
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.update_run(run_id, "RUNNING")
+        self.state.runs[record["run"]] = run_id
 
-    def _log_batch(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_batch(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        run_id = self.state.runs[record["run"]]
         metrics = [Metric(**m) for m in record.get("metrics", ())]
         if verify and metrics:
             landed = {
@@ -83,20 +83,17 @@ class Replayer:
             metrics = [m for m in metrics if (m.key, m.step, m.timestamp, m.value) not in landed]
         params = [Param(**p) for p in record.get("params", ())]
         tags = [RunTag(**t) for t in record.get("tags", ())]
-        if metrics or params or tags:
-            self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)  # nothing left: MLflow sends nothing
 
-    def _log_artifact(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_artifact(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         # Writing the same file again at the same path is harmless: no check needed.
-        run_id = self.state.runs[record["run"]]
         self.client.log_artifact(run_id, str(self.files / record["file"]), record.get("artifact_path"))
 
-    def _log_model(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_model(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         import mlflow
 
         from lib.tracking.models import log_model
 
-        run_id = self.state.runs[record["run"]]
         if verify:
             experiment = self.client.get_run(run_id).info.experiment_id
             found = self.client.search_logged_models(
@@ -112,8 +109,8 @@ class Replayer:
             log_model(flavour, saved["model"], saved["example"], saved["output"], record["packages"], record["name"])
         self.client.update_run(run_id, "RUNNING")  # ending the fluent run finished it; its end record says when
 
-    def _update_run(self, record: dict[str, Any], verify: bool) -> None:
-        self.client.set_terminated(self.state.runs[record["run"]], record["status"], record["end_time"])
+    def _update_run(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
+        self.client.set_terminated(run_id, record["status"], record["end_time"])
 
 
 def finished(records: Sequence[dict[str, Any]]) -> bool:
