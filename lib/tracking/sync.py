@@ -142,47 +142,53 @@ def locked(journal: Path, uri: str, wait: float) -> Iterator[bool]:
         yield held
 
 
-def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, quiet: bool = False) -> str | None:
-    """Replay `journal` into its store from where it stands; None when every record landed, else why not.
+def replay(
+    journal: Path, root: Path, follow: bool = False, patience: float = 0.0, wait: float = 0.0, quiet: bool = False
+) -> str | None:
+    """Replay `journal` into its store from where it stands, one sync at a time (a running one gets `wait` s);
+    None when every record landed, else why not.
 
     `follow`: also what the stage writes next, until its run ends (or its writer is gone). Retries an
     unreachable store with backoff for `patience` s."""
     records, offset = read_records(journal)
-    if not records:
-        return None
     uri = target_uri(records, root)
-    replayer: Replayer | None = None
-    failures, deadline, warned = 0, time.monotonic() + patience, False
-    while True:
-        try:
-            if replayer is None:
-                replayer = Replayer(journal, uri, root)
-                # A crash between sending a record and saving the state leaves only the next one in doubt.
-                in_doubt = replayer.state.applied + 1
-            for record in [r for r in records if r["seq"] > replayer.state.applied]:
-                replayer.apply(record, verify=record["seq"] == in_doubt)
-            failures = 0
-        except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
-            why = f"MLflow at {uri}: {' '.join((str(exc).strip() or type(exc).__name__).split())[:300]}"
-            if replayer is not None:
-                in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
-                with contextlib.suppress(OSError):
-                    replayer.state.save(error=why)
-            if time.monotonic() >= deadline:
-                return why
-            if not warned and not quiet:
-                print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr, flush=True)
-                warned = True
-            failures += 1
-            time.sleep(min(30.0, 0.5 * 2**failures, max(0.0, deadline - time.monotonic())))
-            continue
-        more, offset = read_records(journal, offset)
-        if more:
-            records += more
-        elif finished(records) or not follow or not writer_alive(records):
-            return None
-        else:
-            time.sleep(0.2)
+    if not records or (finished(records) and State(journal, uri).applied == records[-1]["seq"]):
+        return None
+    with locked(journal, uri, wait) as held:
+        if not held:
+            return State(journal, uri).error or "a sync still replays it"
+        replayer: Replayer | None = None
+        failures, deadline, warned = 0, time.monotonic() + patience, quiet
+        while True:
+            try:
+                if replayer is None:
+                    replayer = Replayer(journal, uri, root)
+                    # A crash between sending a record and saving the state leaves only the next one in doubt.
+                    in_doubt = replayer.state.applied + 1
+                for record in [r for r in records if r["seq"] > replayer.state.applied]:
+                    replayer.apply(record, verify=record["seq"] == in_doubt)
+                failures = 0
+            except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
+                why = f"MLflow at {uri}: {' '.join((str(exc).strip() or type(exc).__name__).split())[:300]}"
+                if replayer is not None:
+                    in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
+                    with contextlib.suppress(OSError):
+                        replayer.state.save(error=why)
+                if time.monotonic() >= deadline:
+                    return why
+                if not warned:
+                    print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr)
+                    warned = True
+                failures += 1
+                time.sleep(min(30.0, 0.5 * 2**failures, max(0.0, deadline - time.monotonic())))
+                continue
+            more, offset = read_records(journal, offset)
+            if more:
+                records += more
+            elif finished(records) or not follow or not writer_alive(records):
+                return None
+            else:
+                time.sleep(0.2)
 
 
 def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
@@ -191,17 +197,7 @@ def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
     left = []
     deadline = time.monotonic() + wait
     for path in journals(root):
-        records, _ = read_records(path)
-        if not records:
-            continue
-        uri = target_uri(records, root)
-        if finished(records) and State(path, uri).applied == records[-1]["seq"]:
-            continue
-        with locked(path, uri, max(0.0, deadline - time.monotonic())) as held:
-            if not held:
-                left.append(f"{path.name}: {State(path, uri).error or 'a sync still replays it'}")
-                continue
-            why = replay(path, root, patience=patience, quiet=True)
+        why = replay(path, root, patience=patience, wait=max(0.0, deadline - time.monotonic()), quiet=True)
         if why:
             left.append(f"{path.name}: {why}")
     return left
@@ -225,12 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.nice(10)
         patience = env_number(os.environ, ENV_PATIENCE, "3600", float, "a number of seconds")
-        records, _ = read_records(args.follow)
         # A sync of the run's earlier part (before a resume) may still hold the lock.
-        with locked(args.follow, target_uri(records, root), patience) as held:
-            if not held:
-                return 1
-            why = replay(args.follow, root, follow=True, patience=patience)
+        why = replay(args.follow, root, follow=True, patience=patience, wait=patience)
         if why:
             print(f"warning: tracking gave up on {args.follow.name}: {why}; `make sync` replays it", file=sys.stderr)
         return 1 if why else 0
