@@ -154,6 +154,13 @@ class Run:
     def end(self, status: str = "FINISHED") -> None:
         self.journal.append(self.key, "update_run", status=status, end_time=now_ms())
 
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """End the run as its `with` block ends: FINISHED, KILLED by an interrupt, else FAILED."""
+        self.end("FINISHED" if kind is None else "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+
 
 def start_run(
     journal: Journal, experiment: str, name: str, tags: Mapping[str, str], tracking_uri: str | None, key: str = "",

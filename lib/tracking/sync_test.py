@@ -1,5 +1,6 @@
 """sync.py and journal.py: durable records, and a replay that lands each record once, crash or not."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,25 @@ def test_a_journal_keeps_whole_records_only_and_continues_after_a_torn_line(tmp_
     assert [r["seq"] for r in records] == list(range(len(records)))
     assert resumed.steps("train/loss") == {1, 2, 3}
     assert sync.finished(records[: len(records) - 2]) and not sync.finished(records)
+
+
+@pytest.mark.unittest
+@pytest.mark.parametrize(
+    ("error", "status"), [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")]
+)
+def test_a_run_in_a_with_block_ends_finished_failed_or_killed(
+    tmp_path: Path, error: type[BaseException] | None, status: str
+) -> None:
+    book = Journal(tmp_path / "j.jsonl")
+    raised = pytest.raises(error) if error else contextlib.nullcontext()
+    with raised, journal.start_run(book, "exp", "stage_x", {}, None) as run:
+        run.log_metrics({"train/loss": 0.5}, step=1)
+        if error:
+            raise error
+    book.close()
+
+    (*_, last), _ = journal.read_records(book.path)
+    assert (last["run"], last["op"], last["status"]) == (run.key, "update_run", status)
 
 
 @pytest.mark.unittest
