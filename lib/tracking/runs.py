@@ -75,16 +75,14 @@ def epoch_logger(run: Run, history: Sequence[Mapping[str, float]]) -> Callable[[
 
     The rows of `history` (`epoch` and metrics) a kill cut off are recorded now (judged by `train/loss`)."""
     logged = run.steps("train/loss")
-    for row in history:
-        epoch = int(row["epoch"])
-        if epoch not in logged:
-            run.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
-            logged.add(epoch)
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
         if epoch not in logged:
             run.log_metrics(metrics, step=epoch)
+            logged.add(epoch)
 
+    for row in history:
+        log_epoch(int(row["epoch"]), {name: value for name, value in row.items() if name != "epoch"})
     return log_epoch
 
 
