@@ -10,7 +10,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from lib.tracking import journal, store
+from lib.tracking import journal, store, sync
 from lib.tracking.journal import Journal, Run
 from lib.tracking.provenance import run_tags
 
@@ -38,11 +38,9 @@ def journal_run(
     root = store.local_store_root()
     found = journal.find_journal(root, resume_key) if resume_key else None
     book = Journal(found or journal.new_journal_path(root, stage))
+    uri = sync.target_uri(book.records, root)  # a resumed run's journal still goes to the store it names
     if journal.direct_mode():  # an unreachable store fails the stage, as direct logging always did
-        from lib.tracking.sync import Replayer, target_uri
-
-        book.sink = Replayer(book.path, target_uri(book.records, root), root).apply
-    uri = store.tracking_uri() or store.local_store_uri(root)
+        book.sink = sync.Replayer(book.path, uri, root).apply
     run = journal.start_run(book, experiment, stage, run_tags(stage, device), uri, key=resume_key if found else "")
     if not found:
         run.log_params(flatten(params))
