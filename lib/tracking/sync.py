@@ -41,12 +41,14 @@ class Replayer:
         self.files, self.uri = journal.with_suffix(""), uri
         self.client = mlflow.MlflowClient(uri)
         self.state = State(journal, uri)
+        # A crash between sending a record and saving the state leaves only the next one in doubt.
+        self.in_doubt = self.state.applied + 1
         self.artifacts = root if uri == local_store_uri(root) else None  # a local store keeps its artifacts beside it
         self.experiments: dict[str, str] = {}
 
-    def apply(self, record: dict[str, Any], verify: bool = False) -> None:
-        """Apply one record to the MLflow run its run key has by now (if any); `verify`: it may have landed already."""
-        getattr(self, "_" + record["op"])(record, self.state.runs.get(record["run"]), verify)
+    def apply(self, record: dict[str, Any]) -> None:
+        """Apply one record to the MLflow run its run key has by now (if any), checking first if it is in doubt."""
+        getattr(self, "_" + record["op"])(record, self.state.runs.get(record["run"]), record["seq"] == self.in_doubt)
         self.state.save(applied=record["seq"], error=None)
 
     def _create_run(self, record: dict[str, Any], run_id: str | None, verify: bool) -> None:
@@ -161,17 +163,14 @@ def replay(
         failures, deadline, warned = 0, time.monotonic() + patience, quiet
         while True:
             try:
-                if replayer is None:
-                    replayer = Replayer(journal, uri, root)
-                    # A crash between sending a record and saving the state leaves only the next one in doubt.
-                    in_doubt = replayer.state.applied + 1
+                replayer = replayer or Replayer(journal, uri, root)
                 for record in [r for r in records if r["seq"] > replayer.state.applied]:
-                    replayer.apply(record, verify=record["seq"] == in_doubt)
+                    replayer.apply(record)
                 failures = 0
             except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
                 why = f"MLflow at {uri}: {' '.join((str(exc).strip() or type(exc).__name__).split())[:300]}"
                 if replayer is not None:
-                    in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
+                    replayer.in_doubt = replayer.state.applied + 1  # the server may have taken it, the answer lost
                     with contextlib.suppress(OSError):
                         replayer.state.save(error=why)
                 if time.monotonic() >= deadline:
