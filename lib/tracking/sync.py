@@ -144,14 +144,12 @@ def locked(journal: Path, uri: str, wait: float) -> Iterator[bool]:
         yield held
 
 
-def replay(
-    journal: Path, root: Path, follow: bool = False, patience: float = 0.0, wait: float = 0.0, quiet: bool = False
-) -> str | None:
+def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, wait: float = 0.0) -> str | None:
     """Replay `journal` into its store from where it stands, one sync at a time (a running one gets `wait` s);
     None when every record landed, else why not.
 
-    `follow`: also what the stage writes next, until its run ends (or its writer is gone). Retries an
-    unreachable store with backoff for `patience` s."""
+    `follow`: also what the stage writes next, until its run ends (or its writer is gone), saying in its log
+    when the store does not answer. Retries an unreachable store with backoff for `patience` s."""
     records, offset = read_records(journal)
     uri = target_uri(records, root)
     if not records or (finished(records) and State(journal, uri).applied == records[-1]["seq"]):
@@ -160,7 +158,7 @@ def replay(
         if not held:
             return State(journal, uri).error or "a sync still replays it"
         replayer: Replayer | None = None
-        failures, deadline, warned = 0, time.monotonic() + patience, quiet
+        failures, deadline, warned = 0, time.monotonic() + patience, False
         while True:
             try:
                 replayer = replayer or Replayer(journal, uri, root)
@@ -175,7 +173,7 @@ def replay(
                         replayer.state.save(error=why)
                 if time.monotonic() >= deadline:
                     return why
-                if not warned:
+                if follow and not warned:  # in the following sync's log; sync_all reports what is left
                     print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr)
                     warned = True
                 failures += 1
@@ -196,7 +194,7 @@ def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
     left = []
     deadline = time.monotonic() + wait
     for path in journals(root):
-        why = replay(path, root, patience=patience, wait=max(0.0, deadline - time.monotonic()), quiet=True)
+        why = replay(path, root, patience=patience, wait=max(0.0, deadline - time.monotonic()))
         if why:
             left.append(f"{path.name}: {why}")
     return left
