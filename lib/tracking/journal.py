@@ -107,21 +107,16 @@ class Run:
         self.journal, self.key, self.created = journal, key, created  # created: its create_run record
 
     def log_params(self, params: Mapping[str, str]) -> None:
-        self.log_batch(params=[{"key": k, "value": str(v)} for k, v in params.items()])
+        self.journal.append(self.key, "log_batch", params=[{"key": k, "value": str(v)} for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Metrics at `step` (MLflow's default step is 0), stamped now."""
         stamp = now_ms()
-        self.log_batch(
-            metrics=[{"key": k, "value": float(v), "timestamp": stamp, "step": int(step)} for k, v in metrics.items()]
-        )
+        batch = [{"key": k, "value": float(v), "timestamp": stamp, "step": int(step)} for k, v in metrics.items()]
+        self.journal.append(self.key, "log_batch", metrics=batch)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.log_batch(tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
-
-    def log_batch(self, **lists: list[dict[str, Any]]) -> None:
-        """MLflow's `log_batch`: `metrics`, `params` and `tags` lists (an empty one is left out)."""
-        self.journal.append(self.key, "log_batch", **{name: items for name, items in lists.items() if items})
+        self.journal.append(self.key, "log_batch", tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Log a file the stage wrote; a copy is kept in the journal."""
