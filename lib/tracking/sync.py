@@ -96,15 +96,10 @@ class Replayer:
 
         from lib.tracking.models import log_model
 
-        if verify:
-            experiment = self.client.get_run(run_id).info.experiment_id
-            found = self.client.search_logged_models(
-                [experiment], f"source_run_id = '{run_id}' AND name = '{record['name']}'"
-            )
-            if found:
-                return
-        with (self.files / record["file"]).open("rb") as file:
-            saved = pickle.load(file)
+        where = f"source_run_id = '{run_id}' AND name = '{record['name']}'"
+        if verify and self.client.search_logged_models([self.client.get_run(run_id).info.experiment_id], where):
+            return
+        saved = pickle.loads((self.files / record["file"]).read_bytes())
         flavour = importlib.import_module(f"mlflow.{record['flavour']}")
         mlflow.set_tracking_uri(self.uri)
         with mlflow.start_run(run_id=run_id):
