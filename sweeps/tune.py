@@ -341,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lib.params import ParamsFile
     from lib.torch_data import resolve_device
     from lib.tracking import journal, runs, store
-    from lib.tracking.sync import State, sync_all
+    from lib.tracking.journal import State
+    from lib.tracking.sync import sync_all
 
     params = ParamsFile.read(args.params)
     seed, config = params.seed(), params.section(SECTION, TuneParams)

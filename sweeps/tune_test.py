@@ -305,7 +305,8 @@ def test_the_objective_trains_the_network_with_the_trial_values(
 ) -> None:
     from lib.datasets import BINARY
     from lib.tracking import runs
-    from lib.tracking.sync import State, sync_all
+    from lib.tracking.journal import State
+    from lib.tracking.sync import sync_all
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)

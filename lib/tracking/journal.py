@@ -107,21 +107,16 @@ class Run:
         self.journal, self.key, self.created = journal, key, created  # created: its create_run record
 
     def log_params(self, params: Mapping[str, str]) -> None:
-        self.log_batch(params=[{"key": k, "value": str(v)} for k, v in params.items()])
+        self.journal.append(self.key, "log_batch", params=[{"key": k, "value": str(v)} for k, v in params.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Metrics at `step` (MLflow's default step is 0), stamped now."""
         stamp = now_ms()
-        self.log_batch(
-            metrics=[{"key": k, "value": float(v), "timestamp": stamp, "step": int(step)} for k, v in metrics.items()]
-        )
+        batch = [{"key": k, "value": float(v), "timestamp": stamp, "step": int(step)} for k, v in metrics.items()]
+        self.journal.append(self.key, "log_batch", metrics=batch)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.log_batch(tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
-
-    def log_batch(self, **lists: list[dict[str, Any]]) -> None:
-        """MLflow's `log_batch`: `metrics`, `params` and `tags` lists (an empty one is left out)."""
-        self.journal.append(self.key, "log_batch", **{name: items for name, items in lists.items() if items})
+        self.journal.append(self.key, "log_batch", tags=[{"key": k, "value": str(v)} for k, v in tags.items()])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Log a file the stage wrote; a copy is kept in the journal."""
@@ -153,6 +148,13 @@ class Run:
 
     def end(self, status: str = "FINISHED") -> None:
         self.journal.append(self.key, "update_run", status=status, end_time=now_ms())
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """End the run as its `with` block ends: FINISHED, KILLED by an interrupt, else FAILED."""
+        self.end("FINISHED" if kind is None else "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
 
 
 def start_run(
@@ -191,12 +193,29 @@ def sync_file(path: Path, uri: str, suffix: str) -> Path:
     return path.with_name(f"{path.stem}.{hashlib.sha1(uri.encode()).hexdigest()[:10]}{suffix}")
 
 
-def sync_state(path: Path, uri: str) -> dict[str, Any]:
-    """What the sync of journal `path` into `uri` saved (`applied`, `runs`, `error`), or {} before it has."""
-    try:
-        return json.loads(sync_file(path, uri, ".state.json").read_text())
-    except (OSError, ValueError):
-        return {}
+class State:
+    """What of journal `path` has landed in store `uri`: the last record `applied`, the MLflow run id of each
+    run key (`runs`) and the sync's last `error`; saved atomically (write, fsync, rename)."""
+
+    def __init__(self, path: Path, uri: str) -> None:
+        self.path, self.uri = sync_file(path, uri, ".state.json"), uri
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # before the sync has saved it
+            saved = {}
+        self.applied: int = saved.get("applied", -1)
+        self.runs: dict[str, str] = saved.get("runs", {})
+        self.error: str | None = saved.get("error")
+
+    def save(self, **changes: Any) -> None:
+        """Set the attributes in `changes` and save the state."""
+        vars(self).update(changes)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w") as file:
+            json.dump({"uri": self.uri, "applied": self.applied, "runs": self.runs, "error": self.error}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
 
 
 def sync_wait(variable: str = "REPROLAB_STAGE_SYNC_WAIT", default: float = 0.0) -> float:
@@ -211,11 +230,11 @@ def wait_synced(
     `last`: None once it has, else why it is behind (the sync's last error, or the wait running out)."""
     deadline = time.monotonic() + timeout
     while True:
-        data = sync_state(path, uri)
-        if data.get("applied", -1) >= last:
+        state = State(path, uri)
+        if state.applied >= last:
             return None
         if time.monotonic() >= deadline or not running():
-            return data.get("error") or f"its sync has not finished within {timeout:g} s"
+            return state.error or f"its sync has not finished within {timeout:g} s"
         time.sleep(0.1)
 
 

@@ -21,7 +21,7 @@ def pip_requirements(packages: Sequence[str]) -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in packages]
 
 
-def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, packages: Sequence[str], name: str) -> str:
+def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, packages: Sequence[str], name: str) -> None:
     """Log `model` with `flavour` (mlflow.sklearn or mlflow.pytorch) into the active run, pickled (decision
     0002), quietly, with a signature from the DataFrame `example` and the model's `output` for it."""
     from mlflow.models import infer_signature
@@ -33,7 +33,7 @@ def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, pack
         with warnings.catch_warnings():
             # MLflow's own check of the input example wraps a read-only pandas array in a tensor.
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            info = flavour.log_model(
+            flavour.log_model(
                 model,
                 name=name,
                 signature=infer_signature(example, output),
@@ -43,7 +43,6 @@ def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, pack
             )
     finally:
         logger.setLevel(level)
-    return info.model_uri
 
 
 def log_sklearn_model(run: Run, model: Any, example: pd.DataFrame, name: str = "model") -> None:

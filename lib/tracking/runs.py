@@ -6,11 +6,11 @@ never waits for MLflow, never imports it).
 
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from lib.tracking import journal, store
+from lib.tracking import journal, store, sync
 from lib.tracking.journal import Journal, Run
 from lib.tracking.provenance import run_tags
 
@@ -36,53 +36,36 @@ def journal_run(
     background sync; or continue run `resume_key` in its journal if that is still there (its tags set
     again, its params, the same, not). `REPROLAB_TRACKING=direct` replays each record at once instead."""
     root = store.local_store_root()
-    path = journal.find_journal(root, resume_key) if resume_key else None
-    resumed = path is not None
-    path = path or journal.new_journal_path(root, stage)
-    book = Journal(path)
+    found = journal.find_journal(root, resume_key) if resume_key else None
+    book = Journal(found or journal.new_journal_path(root, stage))
+    uri = sync.target_uri(book.records, root)  # a resumed run's journal still goes to the store it names
     if journal.direct_mode():  # an unreachable store fails the stage, as direct logging always did
-        from lib.tracking.sync import Replayer, target_uri
-
-        book.sink = Replayer(path, target_uri(book.records, root), root).apply
-    uri = store.tracking_uri() or store.local_store_uri(root)
-    run = journal.start_run(book, experiment, stage, run_tags(stage, device), uri, key=resume_key if resumed else "")
-    if not resumed:
+        book.sink = sync.Replayer(book.path, uri, root).apply
+    run = journal.start_run(book, experiment, stage, run_tags(stage, device), uri, key=resume_key if found else "")
+    if not found:
         run.log_params(flatten(params))
-    follower = None if book.sink else journal.start_sync(path, root)
-    try:
+    follower = None if book.sink else journal.start_sync(book.path, root)
+    with closing(book), run:
         yield run
-    except BaseException as exc:
-        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    else:
-        run.end()
-    finally:
-        book.close()
     # Bounded: the run is safe in its journal, so an outage costs at most this wait, never the stage. With no
     # wait (the default), only what the sync has already hit is reported.
     wait, why = journal.sync_wait(), None
     if follower is not None and wait:
-        why = journal.wait_synced(path, uri, len(book.records) - 1, wait, lambda: follower.poll() is None)
+        why = journal.wait_synced(book.path, uri, len(book.records) - 1, wait, lambda: follower.poll() is None)
     elif follower is not None:
-        why = journal.sync_state(path, uri).get("error")
+        why = journal.State(book.path, uri).error
     if why and not store.warned_unreachable:
         print(f"warning: tracking is behind ({why}); the sync retries, `make sync` replays the rest", file=sys.stderr)
 
 
-@contextmanager
-def nested_run(parent: Run, name: str, params: Mapping[str, Any]) -> Iterator[Run]:
-    """A child run of `parent` named `name`, with `params` flattened and the parent's provenance tags."""
+def nested_run(parent: Run, name: str, params: Mapping[str, Any]) -> Run:
+    """A child run of `parent` named `name`, with `params` flattened and the parent's provenance tags; a `with`
+    block on it ends it."""
     created = parent.created  # its tags too: start_run replaces the key tag with the child's own
     tags, uri = created["tags"], created["tracking_uri"]
     run = journal.start_run(parent.journal, created["experiment"], name, tags, uri, parent=parent)
     run.log_params(flatten(params))
-    try:
-        yield run
-    except BaseException:
-        run.end("FAILED")
-        raise
-    else:
-        run.end()
+    return run
 
 
 def epoch_logger(run: Run, history: Sequence[Mapping[str, float]]) -> Callable[[int, dict[str, float]], None]:
@@ -90,16 +73,14 @@ def epoch_logger(run: Run, history: Sequence[Mapping[str, float]]) -> Callable[[
 
     The rows of `history` (`epoch` and metrics) a kill cut off are recorded now (judged by `train/loss`)."""
     logged = run.steps("train/loss")
-    for row in history:
-        epoch = int(row["epoch"])
-        if epoch not in logged:
-            run.log_metrics({name: value for name, value in row.items() if name != "epoch"}, step=epoch)
-            logged.add(epoch)
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
         if epoch not in logged:
             run.log_metrics(metrics, step=epoch)
+            logged.add(epoch)
 
+    for row in history:
+        log_epoch(int(row["epoch"]), {name: value for name, value in row.items() if name != "epoch"})
     return log_epoch
 
 

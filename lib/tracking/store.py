@@ -124,9 +124,7 @@ def preflight() -> None:
     uri = tracking_uri()
     if direct_mode() or os.environ.get(ENV_STRICT, "").strip() == "1":
         check_tracking_server(uri)
-        return
-    reason = server_problem(uri)
-    if reason is not None:
+    elif (reason := server_problem(uri)) is not None:
         print(
             f"warning: MLflow tracking server {uri} does not answer ({reason}): the run goes to its journal and "
             f"the sync sends it when the server answers ({ENV_STRICT}=1 stops here instead)",

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import fcntl
 import importlib
-import json
 import os
 import pickle
 import socket
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.environment import env_number
-from lib.tracking.journal import KEY_TAG, journals, read_records, sync_file, sync_state
+from lib.tracking.journal import KEY_TAG, State, journals, read_records, sync_file
 from lib.tracking.store import experiment_id, local_store_root, local_store_uri, tracking_uri
 
 ENV_PATIENCE = "REPROLAB_SYNC_PATIENCE"  # how long a following sync retries an unreachable store (s)
@@ -33,72 +32,49 @@ def target_uri(records: Sequence[dict[str, Any]], root: Path) -> str:
     return tracking_uri() or named or local_store_uri(root)
 
 
-class State:
-    """What of one journal has landed in one store; saved atomically (write, fsync, rename)."""
-
-    def __init__(self, journal: Path, uri: str) -> None:
-        self.path = sync_file(journal, uri, ".state.json")
-        self.data = {"uri": uri, "applied": -1, "runs": {}, "error": None, **sync_state(journal, uri)}
-
-    @property
-    def applied(self) -> int:
-        return self.data["applied"]
-
-    @property
-    def runs(self) -> dict[str, str]:  # MLflow run ids by journal run key
-        return self.data["runs"]
-
-    def save(self, **changes: Any) -> None:
-        self.data.update(changes)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("w") as file:
-            json.dump(self.data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
-
-
 class Replayer:
     """Applies a journal's records to one MLflow store, saving its state after each."""
 
     def __init__(self, journal: Path, uri: str, root: Path) -> None:
         import mlflow
 
-        self.files, self.uri, self.root = journal.with_suffix(""), uri, root
+        self.files, self.uri = journal.with_suffix(""), uri
         self.client = mlflow.MlflowClient(uri)
         self.state = State(journal, uri)
+        # A crash between sending a record and saving the state leaves only the next one in doubt.
+        self.in_doubt = self.state.applied + 1
+        self.artifacts = root if uri == local_store_uri(root) else None  # a local store keeps its artifacts beside it
         self.experiments: dict[str, str] = {}
 
-    def apply(self, record: dict[str, Any], verify: bool = False) -> None:
-        """Apply one record; `verify`: it may have landed already."""
-        getattr(self, "_" + record["op"])(record, verify)
+    def apply(self, record: dict[str, Any]) -> None:
+        """Apply one record to the MLflow run its run key has by now (if any), checking first if it is in doubt."""
+        getattr(self, "_" + record["op"])(record, self.state.runs.get(record["run"]), record["seq"] == self.in_doubt)
         self.state.save(applied=record["seq"], error=None)
 
-    def _create_run(self, record: dict[str, Any], verify: bool) -> None:
+    def _create_run(self, record: dict[str, Any], run_id: str | None, verify: bool) -> None:
         from mlflow.entities import RunTag
 
-        key, runs, name = record["run"], self.state.runs, record["experiment"]
-        if name not in self.experiments:  # a local store keeps its artifacts beside it
-            local = self.uri == local_store_uri(self.root)
-            self.experiments[name] = experiment_id(self.client, name, self.root if local else None)
+        name = record["experiment"]
+        if name not in self.experiments:
+            self.experiments[name] = experiment_id(self.client, name, self.artifacts)
         tags = dict(record["tags"])
         if record.get("parent"):
-            tags["mlflow.parentRunId"] = runs[record["parent"]]
-        if key not in runs:  # the run may exist: created before a crash, or by a sync into this store elsewhere
-            found = self.client.search_runs([self.experiments[name]], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
-            if found:
-                runs[key] = found[0].info.run_id
-        if key in runs:  # a continued run: its tags set again, RUNNING again, as `start_run(run_id=...)` does
-            self.client.log_batch(runs[key], tags=[RunTag(k, str(v)) for k, v in tags.items()])
-            self.client.update_run(runs[key], "RUNNING")
-            return
-        run = self.client.create_run(self.experiments[name], record["start_time"], tags, record["run_name"])
-        runs[key] = run.info.run_id
+            tags["mlflow.parentRunId"] = self.state.runs[record["parent"]]
+        if run_id is None:  # the run may exist: created before a crash, or by a sync into this store elsewhere
+            where = f"tags.`{KEY_TAG}` = '{record['run']}'"
+            found = self.client.search_runs([self.experiments[name]], where, max_results=1)
+            run_id = found[0].info.run_id if found else None
+        if run_id is None:
+            run = self.client.create_run(self.experiments[name], record["start_time"], tags, record["run_name"])
+            run_id = run.info.run_id
+        else:  # a continued run: its tags set again, RUNNING again, as `start_run(run_id=...)` does
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.update_run(run_id, "RUNNING")
+        self.state.runs[record["run"]] = run_id
 
-    def _log_batch(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_batch(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        run_id = self.state.runs[record["run"]]
         metrics = [Metric(**m) for m in record.get("metrics", ())]
         if verify and metrics:
             landed = {
@@ -109,37 +85,29 @@ class Replayer:
             metrics = [m for m in metrics if (m.key, m.step, m.timestamp, m.value) not in landed]
         params = [Param(**p) for p in record.get("params", ())]
         tags = [RunTag(**t) for t in record.get("tags", ())]
-        if metrics or params or tags:
-            self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)  # nothing left: MLflow sends nothing
 
-    def _log_artifact(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_artifact(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         # Writing the same file again at the same path is harmless: no check needed.
-        run_id = self.state.runs[record["run"]]
         self.client.log_artifact(run_id, str(self.files / record["file"]), record.get("artifact_path"))
 
-    def _log_model(self, record: dict[str, Any], verify: bool) -> None:
+    def _log_model(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
         import mlflow
 
         from lib.tracking.models import log_model
 
-        run_id = self.state.runs[record["run"]]
-        if verify:
-            experiment = self.client.get_run(run_id).info.experiment_id
-            found = self.client.search_logged_models(
-                [experiment], f"source_run_id = '{run_id}' AND name = '{record['name']}'"
-            )
-            if found:
-                return
-        with (self.files / record["file"]).open("rb") as file:
-            saved = pickle.load(file)
+        where = f"source_run_id = '{run_id}' AND name = '{record['name']}'"
+        if verify and self.client.search_logged_models([self.client.get_run(run_id).info.experiment_id], where):
+            return
+        saved = pickle.loads((self.files / record["file"]).read_bytes())
         flavour = importlib.import_module(f"mlflow.{record['flavour']}")
         mlflow.set_tracking_uri(self.uri)
         with mlflow.start_run(run_id=run_id):
             log_model(flavour, saved["model"], saved["example"], saved["output"], record["packages"], record["name"])
         self.client.update_run(run_id, "RUNNING")  # ending the fluent run finished it; its end record says when
 
-    def _update_run(self, record: dict[str, Any], verify: bool) -> None:
-        self.client.set_terminated(self.state.runs[record["run"]], record["status"], record["end_time"])
+    def _update_run(self, record: dict[str, Any], run_id: str, verify: bool) -> None:
+        self.client.set_terminated(run_id, record["status"], record["end_time"])
 
 
 def finished(records: Sequence[dict[str, Any]]) -> bool:
@@ -171,47 +139,48 @@ def locked(journal: Path, uri: str, wait: float) -> Iterator[bool]:
         yield held
 
 
-def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, quiet: bool = False) -> str | None:
-    """Replay `journal` into its store from where it stands; None when every record landed, else why not.
+def replay(journal: Path, root: Path, follow: bool = False, patience: float = 0.0, wait: float = 0.0) -> str | None:
+    """Replay `journal` into its store from where it stands, one sync at a time (a running one gets `wait` s);
+    None when every record landed, else why not.
 
-    `follow`: also what the stage writes next, until its run ends (or its writer is gone). Retries an
-    unreachable store with backoff for `patience` s."""
+    `follow`: also what the stage writes next, until its run ends (or its writer is gone), saying in its log
+    when the store does not answer. Retries an unreachable store with backoff for `patience` s."""
     records, offset = read_records(journal)
-    if not records:
-        return None
     uri = target_uri(records, root)
-    replayer: Replayer | None = None
-    failures, deadline, warned = 0, time.monotonic() + patience, False
-    while True:
-        try:
-            if replayer is None:
-                replayer = Replayer(journal, uri, root)
-                # A crash between sending a record and saving the state leaves only the next one in doubt.
-                in_doubt = replayer.state.applied + 1
-            for record in [r for r in records if r["seq"] > replayer.state.applied]:
-                replayer.apply(record, verify=record["seq"] == in_doubt)
-            failures = 0
-        except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
-            why = f"MLflow at {uri}: {' '.join((str(exc).strip() or type(exc).__name__).split())[:300]}"
-            if replayer is not None:
-                in_doubt = replayer.state.applied + 1  # the server may have taken it before the answer was lost
-                with contextlib.suppress(OSError):
-                    replayer.state.save(error=why)
-            if time.monotonic() >= deadline:
-                return why
-            if not warned and not quiet:
-                print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr, flush=True)
-                warned = True
-            failures += 1
-            time.sleep(min(30.0, 0.5 * 2**failures, max(0.0, deadline - time.monotonic())))
-            continue
-        more, offset = read_records(journal, offset)
-        if more:
-            records += more
-        elif finished(records) or not follow or not writer_alive(records):
-            return None
-        else:
-            time.sleep(0.2)
+    if not records or (finished(records) and State(journal, uri).applied == records[-1]["seq"]):
+        return None
+    with locked(journal, uri, wait) as held:
+        if not held:
+            return State(journal, uri).error or "a sync still replays it"
+        replayer: Replayer | None = None
+        failures, deadline, warned = 0, time.monotonic() + patience, False
+        while True:
+            try:
+                replayer = replayer or Replayer(journal, uri, root)
+                for record in [r for r in records if r["seq"] > replayer.state.applied]:
+                    replayer.apply(record)
+                failures = 0
+            except Exception as exc:  # MLflow raises its own, requests' and SQLAlchemy's errors: all mean "retry"
+                why = f"MLflow at {uri}: {' '.join((str(exc).strip() or type(exc).__name__).split())[:300]}"
+                if replayer is not None:
+                    replayer.in_doubt = replayer.state.applied + 1  # the server may have taken it, the answer lost
+                    with contextlib.suppress(OSError):
+                        replayer.state.save(error=why)
+                if time.monotonic() >= deadline:
+                    return why
+                if follow and not warned:  # in the following sync's log; sync_all reports what is left
+                    print(f"warning: tracking is behind for {journal.name}: {why}; retrying", file=sys.stderr)
+                    warned = True
+                failures += 1
+                time.sleep(min(30.0, 0.5 * 2**failures, max(0.0, deadline - time.monotonic())))
+                continue
+            more, offset = read_records(journal, offset)
+            if more:
+                records += more
+            elif finished(records) or not follow or not writer_alive(records):
+                return None
+            else:
+                time.sleep(0.2)
 
 
 def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
@@ -220,17 +189,7 @@ def sync_all(root: Path, wait: float = 0.0, patience: float = 0.0) -> list[str]:
     left = []
     deadline = time.monotonic() + wait
     for path in journals(root):
-        records, _ = read_records(path)
-        if not records:
-            continue
-        uri = target_uri(records, root)
-        if finished(records) and State(path, uri).applied == records[-1]["seq"]:
-            continue
-        with locked(path, uri, max(0.0, deadline - time.monotonic())) as held:
-            if not held:
-                left.append(f"{path.name}: {sync_state(path, uri).get('error') or 'a sync still replays it'}")
-                continue
-            why = replay(path, root, patience=patience, quiet=True)
+        why = replay(path, root, patience=patience, wait=max(0.0, deadline - time.monotonic()))
         if why:
             left.append(f"{path.name}: {why}")
     return left
@@ -254,12 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.nice(10)
         patience = env_number(os.environ, ENV_PATIENCE, "3600", float, "a number of seconds")
-        records, _ = read_records(args.follow)
         # A sync of the run's earlier part (before a resume) may still hold the lock.
-        with locked(args.follow, target_uri(records, root), patience) as held:
-            if not held:
-                return 1
-            why = replay(args.follow, root, follow=True, patience=patience)
+        why = replay(args.follow, root, follow=True, patience=patience, wait=patience)
         if why:
             print(f"warning: tracking gave up on {args.follow.name}: {why}; `make sync` replays it", file=sys.stderr)
         return 1 if why else 0

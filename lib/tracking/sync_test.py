@@ -1,5 +1,6 @@
 """sync.py and journal.py: durable records, and a replay that lands each record once, crash or not."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,25 @@ def test_a_journal_keeps_whole_records_only_and_continues_after_a_torn_line(tmp_
 
 
 @pytest.mark.unittest
+@pytest.mark.parametrize(
+    ("error", "status"), [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")]
+)
+def test_a_run_in_a_with_block_ends_finished_failed_or_killed(
+    tmp_path: Path, error: type[BaseException] | None, status: str
+) -> None:
+    book = Journal(tmp_path / "j.jsonl")
+    raised = pytest.raises(error) if error else contextlib.nullcontext()
+    with raised, journal.start_run(book, "exp", "stage_x", {}, None) as run:
+        run.log_metrics({"train/loss": 0.5}, step=1)
+        if error:
+            raise error
+    book.close()
+
+    (*_, last), _ = journal.read_records(book.path)
+    assert (last["run"], last["op"], last["status"]) == (run.key, "update_run", status)
+
+
+@pytest.mark.unittest
 def test_a_stage_waits_for_its_sync_a_bounded_time_and_then_says_why_it_is_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,9 +106,9 @@ def test_a_replay_that_crashed_between_sending_and_saving_lands_each_record_once
     path = journal.journal_dir(tmp_path) / "j.jsonl"
     run = _record_run(path, epochs=8)
     saves = 0
-    save = sync.State.save
+    save = journal.State.save
 
-    def crashing_save(self: sync.State, **changes: object) -> None:
+    def crashing_save(self: journal.State, **changes: object) -> None:
         nonlocal saves
         if "applied" in changes:
             saves += 1
@@ -96,10 +116,10 @@ def test_a_replay_that_crashed_between_sending_and_saving_lands_each_record_once
                 raise SystemExit("killed")
         save(self, **changes)
 
-    monkeypatch.setattr(sync.State, "save", crashing_save)
+    monkeypatch.setattr(journal.State, "save", crashing_save)
     with pytest.raises(SystemExit):
         sync.replay(path, tmp_path)
-    monkeypatch.setattr(sync.State, "save", save)
+    monkeypatch.setattr(journal.State, "save", save)
     assert sync.replay(path, tmp_path) is None
     assert sync.sync_all(tmp_path) == []  # nothing left: it does not run again
 
