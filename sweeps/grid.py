@@ -70,12 +70,10 @@ def _kind(value: Any) -> str:
 
 
 def _fits(current: Any, value: Any) -> bool:
-    """Whether `value` may replace `current` (a number for a number, text for text, ...)."""
+    """Whether `value` may replace `current`: a value of its type, any number for a float, anything for or as null."""
     if current is None or value is None:
         return True
-    if isinstance(current, float) and not isinstance(value, bool):
-        return isinstance(value, int | float)
-    return _kind(current) == _kind(value) and (not isinstance(current, int) or isinstance(value, int))
+    return _kind(value) == "number" if isinstance(current, float) else type(value) is type(current)
 
 
 def points(sweep: Sweep, params: Mapping[str, Any], prefix: str | None = None) -> list[Point]:

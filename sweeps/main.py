@@ -28,15 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="queue every point and run them on this machine")
     run.add_argument("sweep", type=Path, help="the sweep file")
     run.add_argument("--jobs", type=int, default=1, help="experiments run at the same time (default: %(default)s)")
-    for name, text in (
-        ("matrix", "print the grid of the tag's sweep file as a JSON list"),
-        ("point", "run one point of the tag's sweep in this workspace"),
-        ("summary", "rank the tag's points (after fetching their experiments)"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("--tag", required=True, help="the sweep-* tag: names the sweep file")
-    commands.choices["point"].add_argument("--index", type=int, required=True, help="the point's 1-based index")
-    summary = commands.choices["summary"]
+    tag = argparse.ArgumentParser(add_help=False)  # what the sweep workflow's commands share
+    tag.add_argument("--tag", required=True, help="the sweep-* tag: names the sweep file")
+    commands.add_parser("matrix", parents=[tag], help="print the grid of the tag's sweep file as a JSON list")
+    point = commands.add_parser("point", parents=[tag], help="run one point of the tag's sweep in this workspace")
+    point.add_argument("--index", type=int, required=True, help="the point's 1-based index")
+    summary = commands.add_parser(
+        "summary", parents=[tag], help="rank the tag's points (after fetching their experiments)"
+    )
     summary.add_argument("--remote", default=None, help="git remote to fetch the experiments from first")
     summary.add_argument("--out", type=Path, default=None, help="also write the summary to this file")
     return parser
