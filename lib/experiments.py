@@ -48,8 +48,7 @@ def runs_frame(
     found = mlflow.search_runs(experiment_names=[experiment], filter_string=runs_filter(tags, pipeline_run_id))
     if found.empty:
         return found.reindex(columns=list(RUN_COLUMNS))
-    for column, tag in _RUN_TAGS.items():
-        found[column] = found.get(f"tags.{tag}")
+    found = found.assign(**{column: found.get(f"tags.{tag}") for column, tag in _RUN_TAGS.items()})
     found["commit"] = found["commit"].str[:7]
     if not nested:
         found = found[found["parent_run_id"].isna()]

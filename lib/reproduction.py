@@ -39,11 +39,9 @@ class Verdict:
             return f"not reproduced: {'; '.join(self.failures)}"
         if not self.changed:
             return "identical: every output has the committed bytes"
-        text = f"reproduced within {TOLERANCE:g} (largest difference {self.largest:.3g}); "
-        text += f"bytes differ in {', '.join(self.changed)}"
-        if self.unchecked:
-            text += f" (judged by the metrics: {', '.join(self.unchecked)})"
-        return text
+        judged = f" (judged by the metrics: {', '.join(self.unchecked)})" if self.unchecked else ""
+        differ = f"bytes differ in {', '.join(self.changed)}{judged}"
+        return f"reproduced within {TOLERANCE:g} (largest difference {self.largest:.3g}); {differ}"
 
 
 def _numbers(value: Any, prefix: str = "") -> dict[str, Any]:

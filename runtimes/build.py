@@ -169,12 +169,16 @@ def build(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
     return final
 
 
-def runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
-    """The folder of `project`'s current checkout's runtime under `out_dir`; an error when it is not built."""
-    folder = Path(out_dir) / artifact_name(config, git_state(project))
-    if not (folder / MODEL_DIR / "MLmodel").is_file():
+def built_runtime(folder: Path) -> Path:
+    """`folder` when it holds a built runtime (its model and runtime.json); an error that says to build one."""
+    if not (folder / MODEL_DIR / "MLmodel").is_file() or not (folder / METADATA_FILE).is_file():
         raise RuntimeBuildError(f"no runtime at {folder}: build it first (make runtime)")
     return folder
+
+
+def runtime_dir(project: Path, out_dir: Path, config: RuntimeConfig) -> Path:
+    """The folder of `project`'s current checkout's runtime under `out_dir`; an error when it is not built."""
+    return built_runtime(Path(out_dir) / artifact_name(config, git_state(project)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -114,4 +114,16 @@ def test_runtime_dir_finds_this_checkouts_runtime_or_says_to_build_it(tmp_path: 
         build.runtime_dir(tmp_path, tmp_path / "dist", CONFIG)
     (folder / build.MODEL_DIR).mkdir(parents=True)
     (folder / build.MODEL_DIR / "MLmodel").write_text("flavors: {}\n")
+    (folder / build.METADATA_FILE).write_text("{}\n")
     assert build.runtime_dir(tmp_path, tmp_path / "dist", CONFIG) == folder
+
+
+@pytest.mark.parametrize("missing", ["nothing built", build.METADATA_FILE, "model_dir/model/MLmodel"])
+def test_a_folder_without_a_built_runtime_says_how_to_build_one(tmp_path: Path, missing: str) -> None:
+    if missing != "nothing built":  # the register command's --runtime: both the model and runtime.json are needed
+        for path in (tmp_path / build.MODEL_DIR / "MLmodel", tmp_path / build.METADATA_FILE):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}\n")
+        (tmp_path / missing).unlink()
+    with pytest.raises(build.RuntimeBuildError, match=r"no runtime at .*: build it first \(make runtime\)"):
+        build.built_runtime(tmp_path)

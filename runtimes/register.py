@@ -15,21 +15,14 @@ from goals.criteria import GOALS_FILE, judge, read_goals
 from lib import cli
 from lib.errors import ReprolabError
 from lib.paths import DEFAULT_EXPERIMENT
-from runtimes.build import METADATA_FILE, MODEL_DIR, read_config, runtime_dir
+from runtimes.build import METADATA_FILE, MODEL_DIR, built_runtime, read_config, runtime_dir
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 
 class RegistrationRefused(ReprolabError):
-    """The runtime may not become a candidate: goals unmet, uncommitted changes, or no runtime."""
-
-
-def read_runtime(folder: Path) -> dict[str, Any]:
-    """The runtime's `runtime.json`; the error says how to build one."""
-    if not (folder / METADATA_FILE).is_file() or not (folder / MODEL_DIR / "MLmodel").is_file():
-        raise RegistrationRefused(f"no runtime at {folder}: build it first (make runtime)")
-    return json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    """The runtime may not become a candidate: goals unmet, or built from uncommitted changes."""
 
 
 def check_registrable(info: Mapping[str, Any], goals_file: Path, allow_dirty: bool) -> None:
@@ -85,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--alias", default="candidate", help="alias to point at the new version (default: %(default)s)")
     parser.add_argument("--allow-dirty", action="store_true", help="register a runtime built from uncommitted work")
     args = parser.parse_args(argv)
-    folder = args.runtime or runtime_dir(Path("."), args.out, read_config())
-    info = read_runtime(folder)
+    folder = built_runtime(args.runtime) if args.runtime else runtime_dir(Path("."), args.out, read_config())
+    info = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     check_registrable(info, args.goals_file, args.allow_dirty)
     done = register(folder, info, args.alias)
     print(

@@ -76,8 +76,3 @@ def test_a_runtime_from_uncommitted_changes_needs_allow_dirty(goals_file: Path) 
     with pytest.raises(register.RegistrationRefused, match="built from uncommitted changes"):
         register.check_registrable(info, goals_file, allow_dirty=False)
     register.check_registrable(info, goals_file, allow_dirty=True)
-
-
-def test_read_runtime_without_a_built_runtime_says_how_to_build_one(tmp_path: Path) -> None:
-    with pytest.raises(register.RegistrationRefused, match=r"no runtime at .*: build it first \(make runtime\)"):
-        register.read_runtime(tmp_path)

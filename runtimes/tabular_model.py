@@ -18,10 +18,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 THRESHOLD = 0.5  # binary: the pipeline metrics' rule, probability of the second class >= 0.5
 MODEL, PREPROCESSING, SCHEMA = "model", "preprocessing", "schema"
-
-
-def _bad_request(message: str) -> MlflowException:
-    return MlflowException.invalid_parameter_value(message)  # a 400 from the server, with no stack trace
+_bad_request = MlflowException.invalid_parameter_value  # a 400 from the server, with no stack trace
 
 
 def raw_features(raw: pd.DataFrame, preprocessing: Any) -> pd.DataFrame:
