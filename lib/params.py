@@ -24,15 +24,13 @@ class Section(BaseModel):
 
 
 S = TypeVar("S", bound=BaseModel)
+FIXED_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key is missing"}
 
 
 def _describe(error: Mapping[str, Any], section: str) -> str:
     key = ".".join([section, *(str(part) for part in error["loc"])])
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return f"{key}: unknown key"
-    if kind == "missing":
-        return f"{key}: required key is missing"
+    if error["type"] in FIXED_MESSAGES:
+        return f"{key}: {FIXED_MESSAGES[error['type']]}"
     message = error["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
     if not error["loc"]:  # a rule across keys: the input is the whole section, too long to repeat

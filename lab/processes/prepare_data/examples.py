@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 MISSING_FRACTION = 0.03  # of the feature cells, emptied at places drawn from a fixed seed
-SEED = 0
 
 
 class Example(NamedTuple):
@@ -67,12 +66,12 @@ def regression() -> Example:
 EXAMPLES = {"binary": binary, "multiclass": multiclass, "regression": regression}
 
 
-def with_gaps(example: Example, fraction: float = MISSING_FRACTION, seed: int = SEED) -> pd.DataFrame:
-    """The example's table with a `fraction` of its feature cells emptied (never the target)."""
-    rng = np.random.default_rng(seed)
+def with_gaps(example: Example) -> pd.DataFrame:
+    """The example's table with `MISSING_FRACTION` of its feature cells emptied (never the target)."""
+    rng = np.random.default_rng(0)
     table = example.table.copy()
     features = [name for name in table.columns if name != example.target]
-    table[features] = table[features].mask(rng.random((len(table), len(features))) < fraction)
+    table[features] = table[features].mask(rng.random((len(table), len(features))) < MISSING_FRACTION)
     return table
 
 

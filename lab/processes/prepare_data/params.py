@@ -47,8 +47,7 @@ class PrepareParams(Section):
 
     def held_out_sizes(self) -> dict[str, float]:
         """The fraction of all rows for each held-out split that `split` writes (val, test or neither)."""
-        sizes = {"val": self.val_size, "test": self.test_size}
-        return {name: sizes[name] for name in MODE_SPLITS[self.split] if name in sizes}
+        return {name: getattr(self, f"{name}_size") for name in MODE_SPLITS[self.split] if name != "train"}
 
     def train_fraction(self) -> float:
         """The fraction of all rows the train split keeps."""

@@ -29,12 +29,11 @@ class Prepared:
 def data_report(splits: Splits, schema: Schema, features: int) -> dict[str, float | int | str]:
     """The task, class and feature counts, and per split its rows and positive fraction (binary) or target mean."""
     report: dict[str, float | int | str] = {"task": schema.task, "n_classes": schema.n_classes, "features": features}
+    mean_name = {"binary": "positive_fraction", "regression": "target_mean"}.get(schema.task)  # the labels' mean
     for name, (_, labels) in splits.items():
         report[f"{name}/rows"] = len(labels)
-        if schema.task == "binary":
-            report[f"{name}/positive_fraction"] = round(float(labels.mean()), 6)
-        elif schema.task == "regression":
-            report[f"{name}/target_mean"] = round(float(labels.mean()), 6)
+        if mean_name:
+            report[f"{name}/{mean_name}"] = round(float(labels.mean()), 6)
     return report
 
 

@@ -198,11 +198,9 @@ def train_and_select(params: ClassifiersParams, splits: Splits, seed: int, schem
         )
     best = select_best(candidates, metric)
     selected_by = f"val/{metric}" if "val" in splits else f"cv/{metric}_mean"
-    if "test" not in splits:
-        return Selection(candidates, best, schema.task, metric, selected_by, {}, None)
-    test_x, test_y = splits["test"]
-    output = model_output(best.model, test_x, schema)
-    test_metrics = task_metrics(schema.task, test_y, output, "test")
+    test = splits.get("test")
+    output = None if test is None else model_output(best.model, test.features, schema)
+    test_metrics = {} if test is None else task_metrics(schema.task, test.labels, output, "test")
     return Selection(candidates, best, schema.task, metric, selected_by, test_metrics, output)
 
 
