@@ -26,18 +26,19 @@ def run_links(
     experiment: str, tracking_uri: str | None, filter_string: str, key: str, nested: bool = False
 ) -> dict[str, str]:
     """The runs of `experiment` that match `filter_string` (nested runs only when `nested`), per value of
-    their tag `key` (which names the point), as `link`s."""
+    their tag `key` (which names the point), as `link`s; of a stage's runs only the latest: a point run again
+    under its name, or restored from DVC's run cache, holds that run's results."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         return {}
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string, max_results=10_000)
-    links: dict[str, list[str]] = {}
+    links: dict[str, dict[str, str]] = {}
     for run in runs.sort_values("start_time").to_dict("records"):
         if nested or not isinstance(run.get("tags.mlflow.parentRunId"), str):
-            links.setdefault(run[f"tags.{key}"], []).append(link(tracking_uri, run))
-    return {name: " ".join(items) for name, items in links.items()}
+            links.setdefault(run[f"tags.{key}"], {})[run.get("tags.dvc.stage")] = link(tracking_uri, run)
+    return {name: " ".join(stages.values()) for name, stages in links.items()}
 
 
 def link(tracking_uri: str | None, run: Mapping[str, Any]) -> str:

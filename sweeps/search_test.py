@@ -1,5 +1,6 @@
 """search.py: the one ranked table of a search's points, and their MLflow runs read back by tag."""
 
+import time
 from pathlib import Path
 
 import mlflow
@@ -50,7 +51,10 @@ def test_run_links_group_the_runs_by_a_tag_linking_a_server_and_naming_local_run
         mlflow.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
         mlflow.set_experiment("e")
         ids = {}
-        for point, stage in (("p-1", "train"), ("p-1", "report"), ("p-2", "train"), ("q-1", "train")):
+        # p-2's train stage ran twice (a sweep run again under its name): only its latest run is linked
+        points = (("p-1", "train"), ("p-1", "report"), ("p-2", "train"), ("q-1", "train"), ("p-2", "train"))
+        for point, stage in points:
+            time.sleep(0.005)  # start times a millisecond or more apart: the order is the runs' order
             with mlflow.start_run(tags={"point": point, "dvc.stage": stage}) as run:
                 ids[point, stage] = run.info.run_id
                 with mlflow.start_run(nested=True, tags={"point": point, "dvc.stage": "child"}):
