@@ -65,8 +65,7 @@ def ranked_table(results: Sequence[Result], metric: str, maximize: bool) -> str:
     table = pd.DataFrame(rows, columns=["point", *names, metric, "state", "MLflow"])
     table[metric] = pd.to_numeric(table[metric], errors="coerce")
     table = table.sort_values(metric, ascending=not maximize, na_position="last", kind="stable")
-    ranked = int(table[metric].notna().sum())
-    table.insert(0, "rank", [str(rank) for rank in range(1, ranked + 1)] + ["-"] * (len(table) - ranked))
+    table.insert(0, "rank", [str(rank) if value == value else "-" for rank, value in enumerate(table[metric], 1)])
     table[metric] = [f"{value:.4f}" if value == value else "-" for value in table[metric]]
     return table.to_markdown(index=False, disable_numparse=True)
 
