@@ -247,7 +247,6 @@ def make_objective(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}: {epoch_metric} {metrics[epoch_metric]}")
 
-            stopped = None
             try:
                 result = train(
                     trial_params(base, values), splits, device, seed, on_epoch=on_epoch, progress=False, schema=schema
@@ -258,9 +257,8 @@ def make_objective(
             else:
                 child.log_metrics({**result.val_metrics, "best_epoch": float(result.best_epoch)})
                 child.set_tags({"optuna.state": "completed"})
-        if stopped is not None:  # raised outside the run, so that it ends finished, not failed
-            raise stopped
-        return result.val_metrics[config.metric]
+                return result.val_metrics[config.metric]
+        raise stopped  # only a pruned trial gets here: raised outside the run, so that it ends finished, not failed
 
     return objective
 
@@ -274,13 +272,12 @@ def run_trials(study: optuna.Study, objective: Objective, n_trials: int, seed: i
     import optuna
     from optuna.trial import TrialState
 
-    ran = 0
+    before = len(study.trials)
     while len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))) < n_trials:
         seeded = (seed + len(study.trials)) % 2**32
         study.sampler = optuna.samplers.TPESampler(seed=seeded, n_startup_trials=random_trials)
         study.optimize(objective, n_trials=1, catch=())
-        ran += 1
-    return ran
+    return len(study.trials) - before
 
 
 def best_file(study: optuna.Study, config: TuneParams, mlflow_ids: Mapping[str, str]) -> dict[str, Any]:
