@@ -57,9 +57,8 @@ def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int
 
 
 def journals(root: Path) -> list[Path]:
-    """The journal files of the project at `root`, oldest first."""
-    folder = journal_dir(root)
-    return sorted(folder.glob("*.jsonl"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    """The journal files of the project at `root`, oldest first (none while it has no journal folder)."""
+    return sorted(journal_dir(root).glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
 
 
 class Journal:
