@@ -57,9 +57,8 @@ def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int
 
 
 def journals(root: Path) -> list[Path]:
-    """The journal files of the project at `root`, oldest first."""
-    folder = journal_dir(root)
-    return sorted(folder.glob("*.jsonl"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    """The journal files of the project at `root`, oldest first (none while it has no journal folder)."""
+    return sorted(journal_dir(root).glob("*.jsonl"), key=lambda path: path.stat().st_mtime)
 
 
 class Journal:
@@ -128,13 +127,11 @@ class Run:
         file = self.journal.keep_file(name, json.dumps(data, indent=2).encode())
         self.journal.append(self.key, "log_artifact", file=file)
 
-    def log_model(
-        self, flavour: str, model: Any, example: Any, output: Any, packages: Sequence[str], name: str
-    ) -> None:
-        """Record a model for `mlflow.<flavour>.log_model`: the object, its input example and output, pickled."""
+    def log_model(self, flavour: str, model: Any, example: Any, output: Any, packages: Sequence[str]) -> None:
+        """Record `model` for `mlflow.<flavour>.log_model`, named "model": it, its input example and output, pickled."""
         content = pickle.dumps({"model": model, "example": example, "output": output}, protocol=5)
         file = self.journal.keep_file("model.pkl", content)
-        self.journal.append(self.key, "log_model", flavour=flavour, file=file, name=name, packages=list(packages))
+        self.journal.append(self.key, "log_model", flavour=flavour, file=file, name="model", packages=list(packages))
 
     def steps(self, key: str) -> set[int]:
         """The steps at which this run's journal already holds metric `key`."""

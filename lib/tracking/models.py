@@ -45,18 +45,18 @@ def log_model(flavour: Any, model: Any, example: pd.DataFrame, output: Any, pack
         logger.setLevel(level)
 
 
-def log_sklearn_model(run: Run, model: Any, example: pd.DataFrame, name: str = "model") -> None:
+def log_sklearn_model(run: Run, model: Any, example: pd.DataFrame) -> None:
     """Record a fitted scikit-learn model for `run`, with a DataFrame signature and pinned requirements,
     pickled: MLflow's default, skops, walks all of scikit-learn on import (5 s a run)."""
     packages = ["scikit-learn", "numpy", "pandas", "scipy"]
-    run.log_model("sklearn", model, example, model.predict(example), packages, name)
+    run.log_model("sklearn", model, example, model.predict(example), packages)
 
 
-def log_torch_model(run: Run, network: Any, example: pd.DataFrame, name: str = "model") -> None:
+def log_torch_model(run: Run, network: Any, example: pd.DataFrame) -> None:
     """Record for `run` a torch module that maps a float32 feature frame to outputs, with a DataFrame signature."""
     import torch
 
     example = example.astype("float32")
     with torch.no_grad():
         output = network(torch.tensor(example.to_numpy())).numpy()
-    run.log_model("pytorch", network, example, output, ["torch", "numpy", "pandas"], name)
+    run.log_model("pytorch", network, example, output, ["torch", "numpy", "pandas"])
