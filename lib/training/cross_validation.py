@@ -23,11 +23,9 @@ def fold_splits(train: Split, folds: int, seed: int, key: str = "cv_folds", sche
 
     features, labels = train
     if schema.is_classification:
-        counts = np.bincount(labels, minlength=max(2, schema.n_classes))
+        counts = np.bincount(labels, minlength=schema.n_classes)  # read_split keeps labels to codes of `classes`
         if (smallest := int(counts.min())) < folds:
-            code = int(counts.argmin())
-            name = schema.classes[code] if code < schema.n_classes else str(code)
-            which = "the smaller class" if len(counts) == 2 else f"class '{name}'"
+            which = "the smaller class" if schema.task == "binary" else f"class '{schema.classes[counts.argmin()]}'"
             raise ReprolabError(
                 f"{key}: {folds} folds need at least {folds} rows of each class in train, {which} has {smallest}"
             )

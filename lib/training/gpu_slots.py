@@ -7,7 +7,6 @@ released when its process ends) before CUDA starts, and then sees only its GPU (
 from __future__ import annotations
 
 import fcntl
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -28,12 +27,9 @@ _held: list[IO[str]] = []  # this process's slot lock, open until the process en
 
 def nvidia_smi(*args: str) -> str | None:
     """`nvidia-smi <args>`'s output, or None without the tool or when it fails (no driver, no GPU)."""
-    tool = shutil.which("nvidia-smi")
-    if tool is None:
-        return None
     try:
-        done = subprocess.run([tool, *args], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        done = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):  # OSError: no such tool on PATH
         return None
     return done.stdout.strip() if done.returncode == 0 else None
 
