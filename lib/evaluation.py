@@ -87,13 +87,12 @@ def multiclass_metrics(y_true: np.ndarray, probability: np.ndarray, prefix: str)
     n_classes = probability.shape[1]
     counts = confusion_counts(y_true, probability.argmax(axis=1), n_classes)
     hits, actual, called = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
-    seen = (actual + called) > 0
-    recall = np.divide(hits, actual, out=np.zeros(n_classes), where=actual > 0)
+    present, seen = actual > 0, (actual + called) > 0
+    recall = np.divide(hits, actual, out=np.zeros(n_classes), where=present)
     precision = np.divide(hits, called, out=np.zeros(n_classes), where=called > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n_classes), where=precision + recall > 0)
     normalised = probability / probability.sum(axis=1, keepdims=True)
     picked = np.clip(normalised[np.arange(len(y_true)), y_true], _EPS, 1)
-    present = actual > 0
     aucs = [roc_auc(y_true == k, probability[:, k]) for k in range(n_classes)] if present.all() else [np.nan]
     values = {
         "accuracy": hits.sum() / len(y_true),

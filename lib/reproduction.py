@@ -70,7 +70,7 @@ def compare_text(path: str, before: str, after: str, verdict: Verdict) -> None:
     for key in sorted(before_values.keys() | after_values.keys()):
         old, new = before_values.get(key), after_values.get(key)
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
-        if numeric and (math.isclose(old, new, rel_tol=0, abs_tol=TOLERANCE * (1 + 1e-9)) or old == new):
+        if numeric and math.isclose(old, new, rel_tol=0, abs_tol=TOLERANCE * (1 + 1e-9)):
             verdict.largest = max(verdict.largest, abs(old - new))
         elif old != new and not (numeric and math.isnan(old) and math.isnan(new)):
             verdict.failures.append(f"{path} {key}: committed {old!r}, now {new!r}")
