@@ -24,9 +24,9 @@ def entry(root: Path, path: Path) -> str:
 
 def manifest(root: Path) -> list[str]:
     """The manifest's lines for the environment in `root` (linked folders are listed, not followed)."""
-    paths = sorted(Path(folder, name) for folder, folders, files in os.walk(root) for name in folders + files)
+    paths = sorted(path for path in root.rglob("*") if path.is_symlink() or path.is_file())
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib lets go of the GIL on large files
-        return list(pool.map(lambda path: entry(root, path), (p for p in paths if p.is_symlink() or p.is_file())))
+        return list(pool.map(lambda path: entry(root, path), paths))
 
 
 if __name__ == "__main__":

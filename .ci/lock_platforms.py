@@ -84,10 +84,9 @@ def gaps(lock: dict, targets: Iterable[tuple[str, str]], fetch: Callable[[str, s
             return f"{index} could not be read ({exc})"
 
     with ThreadPoolExecutor(16) as pool:
-        listings = dict(zip(packages, pool.map(files, packages), strict=True))
+        listings = list(pool.map(files, packages))
     lines = []
-    for name, entry in packages.items():
-        listing = listings[name]
+    for (name, entry), listing in zip(packages.items(), listings, strict=True):
         if isinstance(listing, str):
             lines.append(f"{name}{entry['version']}: {listing}")
             continue

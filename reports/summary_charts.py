@@ -15,8 +15,7 @@ import pandas as pd
 
 MAX_POINTS = 60  # per line: a long history is thinned to evenly spaced epochs, the first and last kept
 FPR_GRID = np.linspace(0, 1, 21)  # xychart spaces a line's values evenly: the ROC curve is read at these
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
-COLOUR_NAMES = ("blue", "orange", "green", "red")
+COLOURS = {"blue": "#1f77b4", "orange": "#ff7f0e", "green": "#2ca02c", "red": "#d62728"}  # by name, for the title
 
 
 def thinned(count: int) -> np.ndarray:
@@ -39,9 +38,9 @@ def xychart(
 ) -> str:
     """A Markdown `mermaid` block: one `mark` (line or bar) per entry of `series` over the categories `x`.
     xychart has no legend, so the title names each series' colour."""
-    legend = ", ".join(f"{name} {colour}" for name, colour in zip(series, COLOUR_NAMES, strict=False))
+    legend = ", ".join(f"{name} {colour}" for name, colour in zip(series, COLOURS, strict=False))
     title = f"{title} ({legend})" if len(series) > 1 else ": ".join(filter(None, [title, *series]))
-    theme = {"themeVariables": {"xyChart": {"plotColorPalette": ", ".join(COLOURS[: len(series)])}}}
+    theme = {"themeVariables": {"xyChart": {"plotColorPalette": ", ".join([*COLOURS.values()][: len(series)])}}}
     span = f" {_number(y_range[0])} --> {_number(y_range[1])}" if y_range else ""
     categories = ", ".join(f'"{value}"' for value in x)
     return "\n".join(
