@@ -170,7 +170,7 @@ def test_a_sweep_on_gpus_hands_its_workers_the_gpus_and_the_slot_locks(
     calls: list[tuple[list[str], dict[str, str] | None]] = []
     monkeypatch.setattr(grid, "_dvc", lambda args, repo, env=None: calls.append((list(args), env)) or 0)
     monkeypatch.setattr(experiments, "dvc_experiments", lambda repo, commits: pd.DataFrame({"name": []}))
-    # sync is imported above, before tracking_uri is stubbed: it binds tracking_uri on its first import, for good
+    # The stubbed store below is a closed port: a sync to it would retry for minutes.
     monkeypatch.setattr(sync, "sync_all", lambda root, wait: [])
     monkeypatch.setattr(store, "tracking_uri", lambda: "http://127.0.0.1:1")
     monkeypatch.setattr(store, "prepare", lambda experiment: None)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lib.environment import env_number
+from lib.tracking import store
 from lib.tracking.journal import KEY_TAG, State, journals, read_records, sync_file
-from lib.tracking.store import experiment_id, local_store_root, local_store_uri, tracking_uri
 
 ENV_PATIENCE = "REPROLAB_SYNC_PATIENCE"  # how long a following sync retries an unreachable store (s)
 
@@ -29,7 +29,7 @@ ENV_PATIENCE = "REPROLAB_SYNC_PATIENCE"  # how long a following sync retries an 
 def target_uri(records: Sequence[dict[str, Any]], root: Path) -> str:
     """The store a journal goes to: `MLFLOW_TRACKING_URI` now, else the one its stage used, else the local store."""
     named = next((r.get("tracking_uri") for r in records if r["op"] == "create_run"), None)
-    return tracking_uri() or named or local_store_uri(root)
+    return store.tracking_uri() or named or store.local_store_uri(root)
 
 
 class Replayer:
@@ -43,7 +43,8 @@ class Replayer:
         self.state = State(journal, uri)
         # A crash between sending a record and saving the state leaves only the next one in doubt.
         self.in_doubt = self.state.applied + 1
-        self.artifacts = root if uri == local_store_uri(root) else None  # a local store keeps its artifacts beside it
+        # A local store keeps its artifacts beside it.
+        self.artifacts = root if uri == store.local_store_uri(root) else None
         self.experiments: dict[str, str] = {}
 
     def apply(self, record: dict[str, Any]) -> None:
@@ -56,7 +57,7 @@ class Replayer:
 
         name = record["experiment"]
         if name not in self.experiments:
-            self.experiments[name] = experiment_id(self.client, name, self.artifacts)
+            self.experiments[name] = store.experiment_id(self.client, name, self.artifacts)
         tags = dict(record["tags"])
         if record.get("parent"):
             tags["mlflow.parentRunId"] = self.state.runs[record["parent"]]
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # minutes) would hold each call to a stopped server for minutes, past any `--wait`.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    root = (args.root or local_store_root()).resolve()
+    root = (args.root or store.local_store_root()).resolve()
     if args.follow:
         # Background work: the stage it follows, and the next one, come first for the CPU.
         with contextlib.suppress(OSError):
