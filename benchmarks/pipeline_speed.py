@@ -1,6 +1,6 @@
 """How fast the example pipeline runs, next to its floor (the same DVC stages that only import what each
-stage needs and open an MLflow run), in throw-away project copies; Linux only (GNU time, /proc/cpuinfo).
-Also the benchmarks' shared harness: `timed`, `machine`, `cli`.
+stage needs and record a run as the stages do), in throw-away project copies; Linux only (GNU time,
+/proc/cpuinfo). Also the benchmarks' shared harness: `timed`, `machine`, `cli`.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lib.paths import DEFAULT_EXPERIMENT, PARAMS_FILE
+from lib.paths import PARAMS_FILE
 from tests.support import make_project_copy, run
 
 STAGES = {
@@ -33,8 +33,10 @@ FLOOR_IMPORTS = {
     "train_dnn_pytorch": "import pandas, pyarrow.parquet, matplotlib.figure, torch; "
     "torch.optim.Adam(torch.nn.Linear(1, 1).parameters())",
 }
-MLFLOW_RUN = f"import mlflow; mlflow.set_experiment('{DEFAULT_EXPERIMENT}'); mlflow.start_run(); mlflow.end_run()"
-MLFLOW_CODE = re.compile("/site-packages/mlflow/|/lib/tracking/")
+# A stage's tracking: one empty run recorded in its journal, which a detached sync replays into MLflow.
+TRACKED_RUN = "\nfrom lib.tracking import runs\nwith runs.journal_run('{stage}', 'floor', {{}}):\n    pass\n"
+SYNC = ["python", "-m", "lib.tracking.sync", "--wait", "600"]  # waits for the syncs a command left running
+TRACKING_CODE = re.compile("/site-packages/mlflow/|/lib/tracking/")
 ANCESTOR_SECONDS = 18.0  # the same three stages in the template reprolab descends from (issue figure)
 
 
@@ -55,28 +57,30 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu_name}), Python {platform.python_version()}, {', '.join(versions)}"
 
 
-def mlflow_share(project: Path, module: str) -> tuple[float, float]:
-    """(cumulative seconds of the project's calls into MLflow or lib/tracking/, total) of `module` under cProfile."""
+def tracking_share(project: Path, module: str) -> tuple[float, float]:
+    """(cumulative seconds of the project's calls into lib/tracking/ or MLflow, total) of `module` under cProfile."""
     timed(["python", "-m", "cProfile", "-o", "stage.prof", "-m", module], project)
+    timed(SYNC, project)
     stats = pstats.Stats(str(project / "stage.prof"))
     spent = sum(
         timing[3]
         for function, (*_, callers) in stats.stats.items()  # type: ignore[attr-defined]
-        if MLFLOW_CODE.search(function[0])
+        if TRACKING_CODE.search(function[0])
         for caller, timing in callers.items()
-        if caller[0].startswith(str(project)) and not MLFLOW_CODE.search(caller[0])
+        if caller[0].startswith(str(project)) and not TRACKING_CODE.search(caller[0])
     )
     return spent, stats.total_tt  # type: ignore[attr-defined]
 
 
 def floor_project(root: Path) -> Path:
-    """A DVC project of three chained stages that only import and open an MLflow run."""
+    """A DVC project of three chained stages that only import and record a run (`lib` on PYTHONPATH)."""
     stages, deps = {}, []
-    for name, imports in FLOOR_IMPORTS.items():
-        code = f"{imports}; {MLFLOW_RUN}; open('{name}.out', 'w').write('done')"
-        stages[name] = {"cmd": f'python -c "{code}"', "deps": deps, "outs": [f"{name}.out"]}
-        deps = [f"{name}.out"]
     root.mkdir(parents=True)
+    for name, imports in FLOOR_IMPORTS.items():
+        code = f"{imports}{TRACKED_RUN.format(stage=name)}open('{name}.out', 'w').write('done')\n"
+        (root / f"{name}.py").write_text(code)
+        stages[name] = {"cmd": f"python {name}.py", "deps": [f"{name}.py", *deps], "outs": [f"{name}.out"]}
+        deps = [f"{name}.out"]
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         timed(command, root)
@@ -84,12 +88,18 @@ def floor_project(root: Path) -> Path:
 
 
 def measure(repeats: int) -> dict[str, float]:
-    """Every figure of the report: median seconds over `repeats` runs."""
+    """Every figure of the report: median seconds over `repeats` runs, each run's syncs finished before the next."""
+
+    def seconds(command: Sequence[str], cwd: Path, **env: str) -> float:
+        spent = timed(command, cwd, **env)[0]
+        timed(SYNC, cwd, **env)
+        return spent
+
     with tempfile.TemporaryDirectory() as scratch:
         project = make_project_copy(Path(scratch) / "project", yaml.safe_load(PARAMS_FILE.read_text()))
-        floor = floor_project(Path(scratch) / "floor")
-        figures = {"first dvc repro (creates the MLflow store)": timed(["dvc", "repro"], project)[0]}
-        timed(["dvc", "repro"], floor)
+        floor, on_path = floor_project(Path(scratch) / "floor"), {"PYTHONPATH": str(project)}
+        figures = {"first dvc repro": seconds(["dvc", "repro"], project)}
+        seconds(["dvc", "repro"], floor, **on_path)
         commands = {
             "dvc repro -f": ["dvc", "repro", "-f"],
             "dvc repro, nothing changed": ["dvc", "repro"],
@@ -97,66 +107,73 @@ def measure(repeats: int) -> dict[str, float]:
             **{f"dvc repro {name}, nothing changed": ["dvc", "repro", "--single-item", name] for name in STAGES},
             **{f"{name} --help": ["python", "-m", module, "--help"] for name, module in STAGES.items()},
             "python start-up": ["python", "-c", "pass"],
-            "import mlflow + open store + empty run": ["python", "-c", MLFLOW_RUN],
-            **{f"floor {name}": ["python", "-c", f"{code}; {MLFLOW_RUN}"] for name, code in FLOOR_IMPORTS.items()},
+            "a tracked empty run": ["python", "-c", TRACKED_RUN.format(stage="empty")],
+            **{
+                f"floor {name}": ["python", "-c", imports + TRACKED_RUN.format(stage=name)]
+                for name, imports in FLOOR_IMPORTS.items()
+            },
         }
         for name, command in commands.items():
-            figures[name] = median(timed(command, project)[0] for _ in range(repeats))
-        figures["floor dvc repro -f"] = median(timed(["dvc", "repro", "-f"], floor)[0] for _ in range(repeats))
+            figures[name] = median(seconds(command, project) for _ in range(repeats))
+        floor_runs = [seconds(["dvc", "repro", "-f"], floor, **on_path) for _ in range(repeats)]
+        figures["floor dvc repro -f"] = median(floor_runs)
         for name, module in STAGES.items():
-            shares = [mlflow_share(project, module) for _ in range(repeats)]
+            shares = [tracking_share(project, module) for _ in range(repeats)]
             figures[f"profiled {name}"] = median(total for _, total in shares)
-            figures[f"profiled, in MLflow {name}"] = median(spent for spent, _ in shares)
+            figures[f"profiled, in tracking {name}"] = median(spent for spent, _ in shares)
     return figures
 
 
 def report(figures: dict[str, float], repeats: int) -> str:
     """The markdown page for lab/docs."""
     full, floor = figures["dvc repro -f"], figures["floor dvc repro -f"]
-    mlflow, noop = figures["import mlflow + open store + empty run"], figures["dvc repro, nothing changed"]
-    columns = {"stage": "alone", "floor": "floor", "profiled": "profiled", "profiled, in MLflow": "in MLflow"}
+    tracked, noop = figures["a tracked empty run"], figures["dvc repro, nothing changed"]
+    columns = {"stage": "alone", "floor": "floor", "profiled": "profiled", "profiled, in tracking": "in tracking"}
     stages = pd.DataFrame({column: [figures[f"{kind} {name}"] for name in STAGES] for kind, column in columns.items()})
     stages.index = pd.Index(list(STAGES), name="stage")
     stages.insert(2, "work on top", stages["alone"] - stages["floor"])
-    stages["MLflow's share"] = (stages["in MLflow"] / stages["profiled"]).map("{:.0%}".format)
+    stages["tracking's share"] = (stages["in tracking"] / stages["profiled"]).map("{:.0%}".format)
     every = pd.Series(figures, name="seconds").rename_axis("measurement")
     return f"""# Pipeline speed
 
 Measured {date.today().isoformat()} on {machine()}. Each figure is the median of {repeats} runs, in
 seconds, in a throw-away copy of the project with the committed `params.yaml` (the full example:
-6 classifiers with 5-fold CV, 50 epochs). Reproduce with `make bench`, or
+6 classifiers with 5-fold CV, 50 epochs), tracked as by default: each run recorded in its journal and
+replayed into the local MLflow store by a background sync, which is waited for after each measured command
+and not counted. Reproduce with `make bench`, or
 `.venv/bin/python -m benchmarks.pipeline_speed --repeats {repeats} --out lab/docs/benchmarks.md`.
 
 | | seconds |
 |---|---|
 | `dvc repro -f`, the whole example | {full:.2f} |
-| the floor: same three DVC stages that only import their libraries and open an MLflow run | {floor:.2f} |
+| the floor: the same three DVC stages that only import their libraries and record an empty run | {floor:.2f} |
 | example / floor | {full / floor:.2f} |
 | example / the ancestor's {ANCESTOR_SECONDS:.0f} s (issue figure, other hardware) | {full / ANCESTOR_SECONDS:.2f} |
 
 ## Per stage
 
-Each stage alone, its floor (imports + MLflow run) and the work on top. Then the stage under cProfile,
-which slows Python-heavy code: the time its code spends in calls into MLflow and `lib/tracking/`
-(import, store, run, params, per-epoch metrics, PNGs, model) against the whole profiled process.
+Each stage alone, its floor (imports + an empty tracked run) and the work on top. Then the stage under
+cProfile, which slows Python-heavy code: the time its code spends in calls into `lib/tracking/` and MLflow
+(recording the run, its params, per-epoch metrics, PNGs and model) against the whole profiled process.
 
 {stages.to_markdown(floatfmt=".2f")}
 
 ## Where the time goes
 
-- MLflow alone (import, open the local store, an empty run, interpreter exit) costs {mlflow:.2f} s in each
-  stage process, {3 * mlflow / full:.0%} of the forced run; importing mlflow and its SQLAlchemy store is most of it.
+- Tracking alone (Python, importing `lib.tracking`, an empty run in a journal, starting its sync) costs
+  {tracked:.2f} s in each stage process, {3 * tracked / full:.0%} of the forced run. The stages never import mlflow:
+  the sync does, in its own process.
 - The rest of the floor is importing pandas, scikit-learn, torch and matplotlib. The first torch
   optimiser imports `torch._dynamo`, which costs as much again as importing torch. It cannot be
   removed while the network uses `torch.optim`: torch 2.13's `Optimizer.__init__` calls `add_param_group`,
   which `torch._disable_dynamo` wraps so that its first call imports `torch._dynamo`, and every `step()`
   goes through `_use_grad_for_differentiable`, which imports it too, whatever `foreach`/`fused` say. Only an
   optimiser written outside `torch.optim` would avoid it, at the price of other numerics than Adam's.
-- With `REPROLAB_TRACKING=journal` the stages no longer import MLflow; the paired comparison against
-  direct logging is in [benchmarks-tracking.md](benchmarks-tracking.md) (`make bench`).
+- The paired comparison against logging straight to MLflow from the stage (`REPROLAB_TRACKING=direct`)
+  is in [benchmarks-tracking.md](benchmarks-tracking.md) (`make bench`).
 - `dvc repro` with nothing to do takes {noop:.2f} s: DVC's own floor for reading the pipeline and checking hashes.
 - Against the issue's 9 s target, the floor alone takes {floor:.2f} s while each stage runs in its own
-  Python process and logs to MLflow. What is left to trim is the work on top of it: {full - floor:.2f} s for
+  Python process and records its run. What is left to trim is the work on top of it: {full - floor:.2f} s for
   cross-validating six classifiers, training 50 epochs, drawing six PNGs and logging two models.
 
 ## Every figure

@@ -12,14 +12,11 @@ from statistics import median
 import pandas as pd
 import yaml
 
-from benchmarks.pipeline_speed import FLOOR_IMPORTS, STAGES, cli, machine, timed
+from benchmarks.pipeline_speed import FLOOR_IMPORTS, STAGES, SYNC, TRACKED_RUN, cli, machine, timed
 from lib.paths import PARAMS_FILE
 from tests.support import make_project_copy
 
 MODES = ("direct", "journal")
-SYNC = ["python", "-m", "lib.tracking.sync", "--wait", "600"]
-# A stage's floor: its imports and one empty run, recorded as the stages record theirs.
-FLOOR_RUN = "\nfrom lib.tracking import runs\nwith runs.journal_run('{stage}', 'floor', {{}}):\n    pass"
 
 
 def measure(repeats: int) -> dict[tuple[str, str], float]:
@@ -31,7 +28,7 @@ def measure(repeats: int) -> dict[tuple[str, str], float]:
         commands = {"dvc repro -f": ["dvc", "repro", "-f"]}
         commands |= {f"stage {name}": ["python", "-m", module] for name, module in STAGES.items()}
         commands |= {
-            f"floor {name}": ["python", "-c", imports + FLOOR_RUN.format(stage=name)]
+            f"floor {name}": ["python", "-c", imports + TRACKED_RUN.format(stage=name)]
             for name, imports in FLOOR_IMPORTS.items()
         }
         for repeat in range(repeats):
