@@ -125,6 +125,24 @@ def test_train_epoch_updates_the_weights() -> None:
     assert not all(torch.equal(a, b) for a, b in zip(before, network.parameters(), strict=True))
 
 
+def test_train_epoch_casts_every_batch_only_when_given_a_dtype() -> None:
+    torch.manual_seed(0)
+    network = mlp([4], dropout=0.0)(3, 1)
+    x, y = torch.randn(10, 3), torch.ones(10, 1)
+    seen: list[torch.dtype] = []
+    network[0].register_forward_hook(lambda _, __, output: seen.append(output.dtype))
+    optimiser = torch.optim.SGD(network.parameters(), lr=0.1)
+
+    loss, _ = train_epoch(network, optimiser, x, y, 4, torch.Generator().manual_seed(0), dtype=torch.bfloat16)
+    cast, seen[:] = list(seen), []
+    train_epoch(network, optimiser, x, y, 4, torch.Generator().manual_seed(0))
+
+    assert cast == [torch.bfloat16] * 3  # batches of 4, 4 and 2, each under the one autocast
+    assert seen == [torch.float32] * 3
+    assert np.isfinite(loss)
+    assert all(parameter.dtype == torch.float32 for parameter in network.parameters())
+
+
 # --- train ------------------------------------------------------------------------------------
 
 
