@@ -49,6 +49,13 @@ def timed(args: Sequence[str], cwd: Path, **env: str) -> tuple[float, float]:
     return float(seconds), int(kib) / 1024
 
 
+def drained(args: Sequence[str], cwd: Path, **env: str) -> float:
+    """Wall seconds of one command, as `timed`; then, not counted, the syncs it left running are waited for."""
+    seconds = timed(args, cwd, **env)[0]
+    timed(SYNC, cwd, **env)
+    return seconds
+
+
 def machine() -> str:
     """Cores, CPU model, Python and the main libraries' versions."""
     cpu = re.search(r"model name\s*: (.*)", Path("/proc/cpuinfo").read_text())
@@ -59,8 +66,7 @@ def machine() -> str:
 
 def tracking_share(project: Path, module: str) -> tuple[float, float]:
     """(cumulative seconds of the project's calls into lib/tracking/ or MLflow, total) of `module` under cProfile."""
-    timed(["python", "-m", "cProfile", "-o", "stage.prof", "-m", module], project)
-    timed(SYNC, project)
+    drained(["python", "-m", "cProfile", "-o", "stage.prof", "-m", module], project)
     stats = pstats.Stats(str(project / "stage.prof"))
     spent = sum(
         timing[3]
@@ -89,17 +95,11 @@ def floor_project(root: Path) -> Path:
 
 def measure(repeats: int) -> dict[str, float]:
     """Every figure of the report: median seconds over `repeats` runs, each run's syncs finished before the next."""
-
-    def seconds(command: Sequence[str], cwd: Path, **env: str) -> float:
-        spent = timed(command, cwd, **env)[0]
-        timed(SYNC, cwd, **env)
-        return spent
-
     with tempfile.TemporaryDirectory() as scratch:
         project = make_project_copy(Path(scratch) / "project", yaml.safe_load(PARAMS_FILE.read_text()))
         floor, on_path = floor_project(Path(scratch) / "floor"), {"PYTHONPATH": str(project)}
-        figures = {"first dvc repro": seconds(["dvc", "repro"], project)}
-        seconds(["dvc", "repro"], floor, **on_path)
+        figures = {"first dvc repro": drained(["dvc", "repro"], project)}
+        drained(["dvc", "repro"], floor, **on_path)
         commands = {
             "dvc repro -f": ["dvc", "repro", "-f"],
             "dvc repro, nothing changed": ["dvc", "repro"],
@@ -114,8 +114,8 @@ def measure(repeats: int) -> dict[str, float]:
             },
         }
         for name, command in commands.items():
-            figures[name] = median(seconds(command, project) for _ in range(repeats))
-        floor_runs = [seconds(["dvc", "repro", "-f"], floor, **on_path) for _ in range(repeats)]
+            figures[name] = median(drained(command, project) for _ in range(repeats))
+        floor_runs = [drained(["dvc", "repro", "-f"], floor, **on_path) for _ in range(repeats)]
         figures["floor dvc repro -f"] = median(floor_runs)
         for name, module in STAGES.items():
             shares = [tracking_share(project, module) for _ in range(repeats)]
