@@ -26,6 +26,7 @@ _LAUNCH_SUFFIX = re.compile(r"-\d{8}-\d{6}-[0-9a-f]{7,40}$")  # what `make sweep
 TAG_PREFIX = "sweep-"
 MAX_POINTS = 256  # GitHub's limit on the jobs of one matrix
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+REUSED = "no new run (results reused)"  # the MLflow cell of a point that ran no stage
 
 
 class SweepError(ReprolabError):
@@ -187,7 +188,9 @@ def results(repo: Path, sweep: Sweep, grid: Sequence[Point], links: Mapping[str,
         row = rows.get(point.name)
         state = MISSING if row is None else FAILED if row["state"] == "Failed" else DONE
         value = row.get(column) if state == DONE else None
-        outcome.append(Result(point.name, point.params, value, state, links.get(point.name, "")))
+        # A point DVC restored from its caches (its params equal the commit's or an earlier point's) ran no stage.
+        runs = links.get(point.name) or (REUSED if links and state == DONE else "")
+        outcome.append(Result(point.name, point.params, value, state, runs))
     return outcome
 
 

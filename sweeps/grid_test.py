@@ -194,3 +194,34 @@ def tempfile_root() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_a_point_dvc_restored_says_it_made_no_new_run_once_the_store_was_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from lib import experiments
+    from sweeps import grid
+    from sweeps.search import DONE, FAILED, MISSING
+
+    frame = pd.DataFrame(
+        {
+            "name": [None, "g-1", "g-2", "g-3"],
+            "kind": ["baseline", "branch_commit", "branch_commit", "branch_base"],
+            "state": [None, None, None, "Failed"],
+            "metrics.dnn/val/roc_auc": [0.9, 0.95, 0.9, None],
+        }
+    )
+    monkeypatch.setattr(experiments, "dvc_experiments", lambda repo, commits: frame)
+    sweep = sweep_of(name="g")
+    grid_points = points(sweep, PARAMS)
+
+    outcome = grid.results(Path("."), sweep, grid_points, {"g-1": "run-of-g-1"})
+    unread = grid.results(Path("."), sweep, grid_points, {})  # no store reached: nothing to say of the runs
+
+    assert [(result.state, result.value, result.runs) for result in outcome] == [
+        (DONE, 0.95, "run-of-g-1"),
+        (DONE, 0.9, grid.REUSED),  # its params are the commit's: DVC restored every stage, no stage logged a run
+        (FAILED, None, ""),
+        (MISSING, None, ""),
+    ]
+    assert [result.runs for result in unread] == ["", "", "", ""]
