@@ -220,7 +220,7 @@ def test_a_point_dvc_restored_says_it_made_no_new_run_once_the_store_was_read(mo
 
     assert [(result.state, result.value, result.runs) for result in outcome] == [
         (DONE, 0.95, "run-of-g-1"),
-        (DONE, 0.9, grid.REUSED),  # its params are the commit's: DVC restored every stage, no stage logged a run
+        (DONE, 0.9, grid.REUSED),  # done, with no run of its name: DVC restored every stage from its caches
         (FAILED, None, ""),
         (MISSING, None, ""),
     ]
